@@ -1,0 +1,59 @@
+import { z } from "zod";
+import { AgentActivity, AgentStatus, AuditEntry, FleetSettings, JobState } from "./model.ts";
+
+/** Topics a client of `/v1/events` may subscribe to; each event name starts with its topic. */
+export const TOPICS = ["agents", "jobs", "fleet", "audit"] as const;
+export const Topic = z.enum(TOPICS);
+export type Topic = z.infer<typeof Topic>;
+
+export const EVENT_SCHEMAS = {
+  "agent.registered": z.object({ agentId: z.string(), name: z.string(), sandbox: z.string() }),
+  "agent.heartbeat": z.object({
+    agentId: z.string(),
+    activity: AgentActivity,
+    at: z.string(),
+    running: z.number().int(),
+  }),
+  "agent.status": z.object({
+    agentId: z.string(),
+    status: AgentStatus,
+    activity: AgentActivity,
+    reason: z.string().optional(),
+  }),
+  "job.created": z.object({ jobId: z.string(), name: z.string(), queue: z.string() }),
+  "job.state": z.object({
+    jobId: z.string(),
+    state: JobState,
+    queue: z.string(),
+    agentId: z.string().nullable(),
+    epoch: z.number().int(),
+    reason: z.string().optional(),
+  }),
+  "fleet.changed": FleetSettings.partial().extend({ reason: z.string().optional() }),
+  "audit.appended": AuditEntry,
+} as const;
+
+export type EventName = keyof typeof EVENT_SCHEMAS;
+export const EVENT_NAMES = Object.keys(EVENT_SCHEMAS) as EventName[];
+export type EventPayload<N extends EventName> = z.infer<(typeof EVENT_SCHEMAS)[N]>;
+
+export function topicOf(name: EventName): Topic {
+  const prefix = name.slice(0, name.indexOf("."));
+  const topic = prefix === "agent" ? "agents" : prefix === "job" ? "jobs" : prefix;
+  return Topic.parse(topic);
+}
+
+/** An event as it travels on the bus and over SSE. */
+export interface SkiffEvent<N extends EventName = EventName> {
+  name: N;
+  payload: EventPayload<N>;
+}
+
+/** Validates an event read from the bus (untrusted: another process wrote it). */
+export function parseEvent(raw: unknown): SkiffEvent {
+  const envelope = z
+    .object({ name: z.enum(EVENT_NAMES as [EventName, ...EventName[]]), payload: z.unknown() })
+    .parse(raw);
+  const payload = EVENT_SCHEMAS[envelope.name].parse(envelope.payload);
+  return { name: envelope.name, payload } as SkiffEvent;
+}

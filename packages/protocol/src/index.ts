@@ -1,0 +1,6 @@
+export * from "./bodies.ts";
+export * from "./errors.ts";
+export * from "./events.ts";
+export * from "./jobspec.ts";
+export * from "./model.ts";
+export * from "./validate.ts";

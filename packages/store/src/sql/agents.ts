@@ -1,0 +1,168 @@
+import type { Agent, AgentActivity, AgentResources, Labels, SandboxKind } from "@skiff/protocol";
+import type { Queryable } from "../db.ts";
+import { toAgent } from "../rows.ts";
+
+const AGENT_COLUMNS = `a.*, coalesce((select array_agg(j.id order by j.assigned_at) from jobs j
+  where j.agent_id = a.id and j.state in ('assigned', 'running', 'canceling')), '{}') as running_jobs`;
+
+export async function insertAgent(
+  q: Queryable,
+  input: {
+    id: string;
+    name: string;
+    version: string;
+    slots: number;
+    labels: Labels;
+    queues: string[];
+    sandbox: SandboxKind;
+    resources: AgentResources;
+    tokenId: string | null;
+  },
+): Promise<Agent> {
+  await q.query(
+    `insert into agents (id, name, version, slots, labels, queues, sandbox, resources, token_id)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [
+      input.id,
+      input.name,
+      input.version,
+      input.slots,
+      JSON.stringify(input.labels),
+      input.queues,
+      input.sandbox,
+      JSON.stringify(input.resources),
+      input.tokenId,
+    ],
+  );
+  const agent = await getAgent(q, input.id);
+  if (!agent) throw new Error("agent vanished after insert");
+  return agent;
+}
+
+export async function getAgent(q: Queryable, id: string): Promise<Agent | null> {
+  const res = await q.query(`select ${AGENT_COLUMNS} from agents a where a.id = $1`, [id]);
+  const row = res.rows[0];
+  return row ? toAgent(row) : null;
+}
+
+export async function listAgents(q: Queryable, opts: { includeOffline?: boolean } = {}): Promise<Agent[]> {
+  const res = await q.query(
+    `select ${AGENT_COLUMNS} from agents a ${opts.includeOffline === false ? "where a.status = 'online'" : ""}
+     order by a.status desc, a.name, a.id`,
+  );
+  const now = Date.now();
+  return res.rows.map((r) => toAgent(r, now));
+}
+
+export interface HeartbeatRow {
+  id: string;
+  status: "online" | "offline";
+  drainRequested: boolean;
+  drainReason: string | null;
+  /** The activity before this heartbeat, to tell whether it changed. */
+  previousActivity: AgentActivity;
+}
+
+/** Records a heartbeat; an agent the reaper had marked offline comes back online. */
+export async function recordHeartbeat(
+  q: Queryable,
+  input: { agentId: string; activity: AgentActivity; resources: AgentResources },
+): Promise<HeartbeatRow | null> {
+  const res = await q.query<{
+    id: string;
+    status: "online" | "offline";
+    drain_requested: boolean;
+    drain_reason: string | null;
+    previous_activity: AgentActivity;
+  }>(
+    `update agents a set last_heartbeat_at = now(), status = 'online', activity = $2, resources = $3
+       from (select id, activity as previous_activity from agents where id = $1 for update) prev
+      where a.id = prev.id
+      returning a.id, a.status, a.drain_requested, a.drain_reason, prev.previous_activity`,
+    [input.agentId, input.activity, JSON.stringify(input.resources)],
+  );
+  const row = res.rows[0];
+  if (!row) return null;
+  return {
+    id: row.id,
+    status: row.status,
+    drainRequested: row.drain_requested,
+    drainReason: row.drain_reason,
+    previousActivity: row.previous_activity,
+  };
+}
+
+/** Jobs of this agent that it should stop: canceled by an operator, or no longer its lease. */
+export async function commandsForLeases(
+  q: Queryable,
+  agentId: string,
+  running: { jobId: string; epoch: number }[],
+): Promise<{ jobId: string; epoch: number; reason: string }[]> {
+  const out: { jobId: string; epoch: number; reason: string }[] = [];
+  const canceling = await q.query<{ id: string; epoch: number; cancel_reason: string | null }>(
+    "select id, epoch, cancel_reason from jobs where agent_id = $1 and state = 'canceling'",
+    [agentId],
+  );
+  for (const r of canceling.rows)
+    out.push({ jobId: r.id, epoch: Number(r.epoch), reason: r.cancel_reason ?? "canceled" });
+  if (running.length > 0) {
+    const res = await q.query<{ id: string; epoch: number; agent_id: string | null; state: string }>(
+      "select id, epoch, agent_id, state from jobs where id = any($1::text[])",
+      [running.map((r) => r.jobId)],
+    );
+    const byId = new Map(res.rows.map((r) => [r.id, r]));
+    for (const lease of running) {
+      const row = byId.get(lease.jobId);
+      const held =
+        row &&
+        row.agent_id === agentId &&
+        Number(row.epoch) === lease.epoch &&
+        ["assigned", "running", "canceling"].includes(row.state);
+      if (!held) out.push({ jobId: lease.jobId, epoch: lease.epoch, reason: "lease_lost" });
+    }
+  }
+  return out;
+}
+
+export async function requestDrain(q: Queryable, agentId: string, reason: string): Promise<Agent | null> {
+  const res = await q.query(
+    "update agents set drain_requested = true, drain_reason = $2 where id = $1 returning id",
+    [agentId, reason],
+  );
+  if (res.rowCount === 0) return null;
+  return getAgent(q, agentId);
+}
+
+export async function markAgentOffline(
+  q: Queryable,
+  agentId: string,
+  activity: AgentActivity = "idle",
+): Promise<boolean> {
+  const res = await q.query(
+    "update agents set status = 'offline', activity = $2 where id = $1 and status = 'online'",
+    [agentId, activity],
+  );
+  return res.rowCount > 0;
+}
+
+/** Marks every online agent silent for longer than `offlineAfterMs` offline and returns their ids. */
+export async function markSilentAgentsOffline(q: Queryable, offlineAfterMs: number): Promise<string[]> {
+  const res = await q.query<{ id: string }>(
+    `update agents set status = 'offline'
+      where status = 'online' and last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
+      returning id`,
+    [offlineAfterMs],
+  );
+  return res.rows.map((r) => r.id);
+}
+
+/** Removes offline agents that have been gone for longer than the retention. */
+export async function pruneOfflineAgents(q: Queryable, retentionSeconds: number): Promise<number> {
+  const res = await q.query(
+    `delete from agents a where a.status = 'offline'
+        and a.last_heartbeat_at < now() - make_interval(secs => $1)
+        and not exists (select 1 from jobs j where j.agent_id = a.id and j.state in ('assigned','running','canceling'))`,
+    [retentionSeconds],
+  );
+  return res.rowCount;
+}

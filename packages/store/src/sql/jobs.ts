@@ -1,0 +1,134 @@
+import type { Job, JobSpec, JobState, JobWithSteps } from "@skiff/protocol";
+import type { Queryable } from "../db.ts";
+import { toJob, toStep } from "../rows.ts";
+
+export async function insertJob(
+  q: Queryable,
+  input: { id: string; spec: JobSpec; createdBy: string; retryOf?: string | null },
+): Promise<Job> {
+  const { id, spec } = input;
+  const res = await q.query(
+    `insert into jobs (id, name, queue, state, spec, max_attempts, timeout_seconds, created_by, retry_of)
+     values ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) returning *`,
+    [
+      id,
+      spec.name,
+      spec.queue,
+      JSON.stringify(spec),
+      spec.maxAttempts,
+      spec.timeoutSeconds,
+      input.createdBy,
+      input.retryOf ?? null,
+    ],
+  );
+  await q.query(
+    `insert into job_steps (job_id, idx, name)
+     select $1, s.idx - 1, s.name from unnest($2::text[]) with ordinality as s(name, idx)`,
+    [id, spec.steps.map((s) => s.name)],
+  );
+  const row = res.rows[0];
+  if (!row) throw new Error("insert into jobs returned no row");
+  return toJob(row);
+}
+
+export async function getJob(
+  q: Queryable,
+  id: string,
+  opts: { forUpdate?: boolean } = {},
+): Promise<Job | null> {
+  const res = await q.query(`select * from jobs where id = $1${opts.forUpdate ? " for update" : ""}`, [id]);
+  const row = res.rows[0];
+  return row ? toJob(row) : null;
+}
+
+export async function getJobWithSteps(q: Queryable, id: string): Promise<JobWithSteps | null> {
+  const job = await getJob(q, id);
+  if (!job) return null;
+  const steps = await q.query("select * from job_steps where job_id = $1 order by idx", [id]);
+  return { ...job, steps: steps.rows.map(toStep) };
+}
+
+export interface JobFilter {
+  state?: JobState;
+  queue?: string;
+  /** Case-insensitive substring of the name or id. */
+  text?: string;
+  /** Keyset cursor: jobs strictly older than this (createdAt, id). */
+  before?: { createdAt: string; id: string };
+  limit: number;
+}
+
+export async function listJobs(q: Queryable, f: JobFilter): Promise<Job[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (f.state) where.push(`state = ${p(f.state)}`);
+  if (f.queue) where.push(`queue = ${p(f.queue)}`);
+  if (f.text) {
+    const like = p(`%${f.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`(name ilike ${like} or id ilike ${like})`);
+  }
+  if (f.before) where.push(`(created_at, id) < (${p(f.before.createdAt)}::timestamptz, ${p(f.before.id)})`);
+  const sql = `select * from jobs ${where.length ? `where ${where.join(" and ")}` : ""}
+    order by created_at desc, id desc limit ${p(f.limit)}`;
+  const res = await q.query(sql, params);
+  return res.rows.map(toJob);
+}
+
+export async function countJobsByState(q: Queryable): Promise<Record<JobState, number>> {
+  const res = await q.query<{ state: JobState; n: number }>(
+    "select state, count(*)::int as n from jobs group by state",
+  );
+  const out = {
+    queued: 0,
+    assigned: 0,
+    running: 0,
+    canceling: 0,
+    succeeded: 0,
+    failed: 0,
+    canceled: 0,
+    timed_out: 0,
+  } satisfies Record<JobState, number>;
+  for (const r of res.rows) out[r.state] = Number(r.n);
+  return out;
+}
+
+export interface ClaimedJob {
+  job: Job;
+  epoch: number;
+  attempt: number;
+}
+
+/**
+ * Hands up to `max` of the oldest queued jobs of the given queues to one agent. `skip locked` lets
+ * concurrent claimers pass over rows another transaction is taking, so no job is handed out twice
+ * and nobody waits. Each claim bumps the lease epoch and the attempt.
+ */
+export async function claimJobs(
+  q: Queryable,
+  input: { agentId: string; queues: string[]; max: number },
+): Promise<ClaimedJob[]> {
+  if (input.max <= 0 || input.queues.length === 0) return [];
+  const res = await q.query(
+    `with picked as (
+       select id from jobs
+        where state = 'queued' and queue = any($1::text[])
+        order by created_at, id
+        limit $2
+        for update skip locked
+     )
+     update jobs j
+        set state = 'assigned', agent_id = $3, epoch = j.epoch + 1, attempt = j.attempt + 1, assigned_at = now()
+       from picked
+      where j.id = picked.id
+     returning j.*`,
+    [input.queues, input.max, input.agentId],
+  );
+  return res.rows
+    .map(toJob)
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
+    .map((job) => ({ job, epoch: job.epoch, attempt: job.attempt }));
+}

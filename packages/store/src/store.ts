@@ -1,0 +1,357 @@
+import type {
+  Agent,
+  AgentActivity,
+  AgentResources,
+  AuditEntry,
+  Job,
+  JobEvent,
+  JobSpec,
+  Labels,
+  Outcome,
+  Role,
+  SandboxKind,
+  TokenInfo,
+} from "@skiff/protocol";
+import type { Db, Queryable } from "./db.ts";
+import { newId } from "./ids.ts";
+import * as agents from "./sql/agents.ts";
+import { type AuditDraft, appendAudit, listAudit, verifyAudit } from "./sql/audit.ts";
+import * as control from "./sql/control.ts";
+import * as fleet from "./sql/fleet.ts";
+import * as jobs from "./sql/jobs.ts";
+import * as lease from "./sql/lease.ts";
+import * as tokens from "./sql/tokens.ts";
+
+/** Who did something, as the audit log records it. */
+export interface Actor {
+  actor: string;
+  role: string;
+  requestId?: string | null;
+  sourceIp?: string | null;
+}
+
+/** Everything a change produced: the rows it wrote, including its audit entries, for the bus. */
+export interface Audited<T> {
+  value: T;
+  audit: AuditEntry[];
+}
+
+/**
+ * The one interface to Skiff's state. Every mutating operation that an actor causes writes its audit
+ * entry in the same transaction as the change.
+ */
+export class Store {
+  constructor(readonly db: Db) {}
+
+  get kind(): Db["kind"] {
+    return this.db.kind;
+  }
+
+  private async audited<T>(
+    fn: (
+      q: Queryable,
+      audit: (d: Omit<AuditDraft, keyof Actor | "outcome"> & { outcome?: AuditDraft["outcome"] }) => void,
+    ) => Promise<T>,
+    who: Actor,
+  ): Promise<Audited<T>> {
+    return this.db.tx(async (q) => {
+      const drafts: AuditDraft[] = [];
+      const value = await fn(q, (d) =>
+        drafts.push({
+          ...d,
+          outcome: d.outcome ?? "ok",
+          actor: who.actor,
+          role: who.role,
+          requestId: who.requestId ?? null,
+          sourceIp: who.sourceIp ?? null,
+        }),
+      );
+      const audit: AuditEntry[] = [];
+      for (const d of drafts) audit.push(await appendAudit(q, d));
+      return { value, audit };
+    });
+  }
+
+  // Jobs ---------------------------------------------------------------------------------------
+
+  submitJob(spec: JobSpec, who: Actor): Promise<Audited<Job>> {
+    return this.audited(async (q, audit) => {
+      const job = await jobs.insertJob(q, { id: newId("job"), spec, createdBy: who.actor });
+      audit({ action: "job.submit", target: job.id, details: { name: job.name, queue: job.queue } });
+      return job;
+    }, who);
+  }
+
+  getJob(id: string) {
+    return jobs.getJobWithSteps(this.db, id);
+  }
+
+  listJobs(filter: jobs.JobFilter) {
+    return jobs.listJobs(this.db, filter);
+  }
+
+  countJobsByState() {
+    return jobs.countJobsByState(this.db);
+  }
+
+  listLogs(jobId: string, afterSeq: number, limit: number) {
+    return control.listLogs(this.db, { jobId, afterSeq, limit });
+  }
+
+  cancelJob(jobId: string, reason: string, who: Actor): Promise<Audited<control.CancelResult>> {
+    return this.audited(async (q, audit) => {
+      const res = await control.cancelJob(q, { jobId, reason });
+      if (res.ok && res.changed)
+        audit({ action: "job.cancel", target: jobId, details: { reason, state: res.job.state } });
+      return res;
+    }, who);
+  }
+
+  /** Starts a new job from a finished one's spec; the new job records which one it retries. */
+  retryJob(
+    jobId: string,
+    who: Actor,
+  ): Promise<
+    Audited<
+      { ok: true; job: Job } | { ok: false; reason: "not_found" | "invalid_transition"; job: Job | null }
+    >
+  > {
+    return this.audited(async (q, audit) => {
+      const old = await jobs.getJob(q, jobId);
+      if (!old) return { ok: false as const, reason: "not_found" as const, job: null };
+      if (!["succeeded", "failed", "canceled", "timed_out"].includes(old.state)) {
+        return { ok: false as const, reason: "invalid_transition" as const, job: old };
+      }
+      const job = await jobs.insertJob(q, {
+        id: newId("job"),
+        spec: old.spec,
+        createdBy: who.actor,
+        retryOf: old.id,
+      });
+      audit({ action: "job.retry", target: old.id, details: { newJobId: job.id } });
+      return { ok: true as const, job };
+    }, who);
+  }
+
+  // Agent protocol -----------------------------------------------------------------------------
+
+  claimJobs(agentId: string, queues: string[], max: number) {
+    return this.db.tx((q) => jobs.claimJobs(q, { agentId, queues, max }));
+  }
+
+  appendEvents(input: {
+    jobId: string;
+    agentId: string;
+    epoch: number;
+    events: JobEvent[];
+    logCapBytes: number;
+  }) {
+    return this.db.tx((q) => lease.appendEvents(q, input));
+  }
+
+  finishJob(input: {
+    jobId: string;
+    agentId: string;
+    epoch: number;
+    outcome: Outcome;
+    exitCode: number | null;
+    error?: string;
+  }) {
+    return this.db.tx((q) => lease.finishJob(q, input));
+  }
+
+  registerAgent(
+    input: {
+      name: string;
+      version: string;
+      slots: number;
+      labels: Labels;
+      queues: string[];
+      sandbox: SandboxKind;
+      resources: AgentResources;
+      tokenId: string | null;
+    },
+    who: Actor,
+  ): Promise<Audited<Agent>> {
+    return this.audited(async (q, audit) => {
+      const agent = await agents.insertAgent(q, { ...input, id: newId("agt") });
+      audit({
+        action: "agent.register",
+        target: agent.id,
+        details: { name: agent.name, sandbox: agent.sandbox, slots: agent.slots, unsafe: agent.unsafe },
+      });
+      return agent;
+    }, who);
+  }
+
+  heartbeat(input: {
+    agentId: string;
+    activity: AgentActivity;
+    resources: AgentResources;
+    running: { jobId: string; epoch: number }[];
+  }) {
+    return this.db.tx(async (q) => {
+      const row = await agents.recordHeartbeat(q, input);
+      if (!row) return null;
+      const cancels = await agents.commandsForLeases(q, input.agentId, input.running);
+      return { ...row, cancels };
+    });
+  }
+
+  getAgent(id: string) {
+    return agents.getAgent(this.db, id);
+  }
+
+  listAgents(opts: { includeOffline?: boolean } = {}) {
+    return agents.listAgents(this.db, opts);
+  }
+
+  drainAgent(agentId: string, reason: string, who: Actor): Promise<Audited<Agent | null>> {
+    return this.audited(async (q, audit) => {
+      const agent = await agents.requestDrain(q, agentId, reason);
+      if (agent) audit({ action: "agent.drain", target: agentId, details: { reason, name: agent.name } });
+      return agent;
+    }, who);
+  }
+
+  /** A clean exit: the agent goes offline and whatever it still held goes back to the queue. */
+  deregisterAgent(
+    agentId: string,
+    who: Actor,
+  ): Promise<Audited<{ found: boolean; requeue: control.RequeueOutcome }>> {
+    return this.audited(async (q, audit) => {
+      const found = (await agents.getAgent(q, agentId)) !== null;
+      if (!found) return { found, requeue: { requeued: [], failed: [], canceled: [] } };
+      await agents.markAgentOffline(q, agentId);
+      const requeue = await control.requeueJobsOfAgents(q, [agentId]);
+      audit({ action: "agent.deregister", target: agentId, details: { requeued: requeue.requeued.length } });
+      return { found, requeue };
+    }, who);
+  }
+
+  /**
+   * One pass of the reaper: silent agents go offline and lose their jobs, overdue jobs time out,
+   * expired logs go. Idempotent; replicas running it together each take a disjoint share.
+   */
+  reap(opts: { offlineAfterMs: number; timeoutGraceSeconds: number; logRetentionSeconds: number }) {
+    return this.audited(
+      async (q, audit) => {
+        const offline = await agents.markSilentAgentsOffline(q, opts.offlineAfterMs);
+        const requeue = await control.requeueJobsOfAgents(q, offline);
+        for (const id of offline) {
+          audit({ action: "agent.offline", target: id, details: { silentForMs: opts.offlineAfterMs } });
+        }
+        const timedOut = await control.timeOutOverdueJobs(q, opts.timeoutGraceSeconds);
+        const logsDeleted = await control.deleteExpiredLogs(q, opts.logRetentionSeconds);
+        return { offline, requeue, timedOut, logsDeleted };
+      },
+      { actor: "reaper", role: "system" },
+    );
+  }
+
+  // Tokens -------------------------------------------------------------------------------------
+
+  createToken(input: { name: string; role: Role; hash: string }, who: Actor): Promise<Audited<TokenInfo>> {
+    return this.audited(async (q, audit) => {
+      const token = await tokens.insertToken(q, { ...input, id: newId("tok"), createdBy: who.actor });
+      audit({ action: "token.create", target: token.id, details: { name: token.name, role: token.role } });
+      return token;
+    }, who);
+  }
+
+  findTokenByHash(hash: string) {
+    return tokens.findTokenByHash(this.db, hash);
+  }
+
+  touchToken(id: string) {
+    return tokens.touchToken(this.db, id);
+  }
+
+  listTokens() {
+    return tokens.listTokens(this.db);
+  }
+
+  revokeToken(id: string, who: Actor): Promise<Audited<TokenInfo | null>> {
+    return this.audited(async (q, audit) => {
+      const token = await tokens.revokeToken(q, id);
+      if (token)
+        audit({ action: "token.revoke", target: id, details: { name: token.name, role: token.role } });
+      return token;
+    }, who);
+  }
+
+  hasLiveAdmin() {
+    return tokens.hasLiveAdmin(this.db);
+  }
+
+  // Fleet --------------------------------------------------------------------------------------
+
+  getFleet() {
+    return fleet.getFleetSettings(this.db);
+  }
+
+  updateFleet(update: fleet.FleetUpdate, who: Actor) {
+    return this.audited(async (q, audit) => {
+      const before = await fleet.getFleetSettings(q);
+      const after = await fleet.updateFleetSettings(q, update, who.actor);
+      audit({
+        action: "fleet.update",
+        target: "fleet",
+        details: { before: settingsOf(before), after: settingsOf(after) },
+      });
+      return after;
+    }, who);
+  }
+
+  takeLeadership(holder: string) {
+    return this.audited(
+      async (q, audit) => {
+        const lead = await fleet.takeLeadership(q, holder);
+        audit({ action: "controller.leader", target: "controller", details: { holder, epoch: lead.epoch } });
+        return lead;
+      },
+      { actor: holder, role: "system" },
+    );
+  }
+
+  getLeadership() {
+    return fleet.getLeadership(this.db);
+  }
+
+  recordDecision(d: Omit<fleet.FleetDecision, "at">) {
+    return fleet.recordDecision(this.db, d);
+  }
+
+  recentDecisions(limit = 20) {
+    return fleet.recentDecisions(this.db, limit);
+  }
+
+  // Audit --------------------------------------------------------------------------------------
+
+  /** For events with no other change to ride on, such as a denied request. */
+  appendAudit(draft: AuditDraft) {
+    return this.db.tx((q) => appendAudit(q, draft));
+  }
+
+  listAudit(filter: Parameters<typeof listAudit>[1]) {
+    return listAudit(this.db, filter);
+  }
+
+  verifyAudit() {
+    return verifyAudit(this.db);
+  }
+
+  async ping(): Promise<void> {
+    await this.db.query("select 1");
+  }
+
+  close() {
+    return this.db.close();
+  }
+}
+
+function settingsOf(s: { mode: string; replicas: number; min: number; max: number; warm: number }) {
+  return s.mode === "manual"
+    ? { mode: s.mode, replicas: s.replicas }
+    : { mode: s.mode, min: s.min, max: s.max, warm: s.warm };
+}

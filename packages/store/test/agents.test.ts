@@ -1,0 +1,129 @@
+import { createHash } from "node:crypto";
+import { expect, it } from "vitest";
+import { alice, spec } from "./fixtures.ts";
+import { describeEachAdapter } from "./harness.ts";
+
+const system = { actor: "system", role: "system" };
+
+describeEachAdapter("agents, tokens and fleet", (store) => {
+  async function register(name: string, queues = ["default"]) {
+    return (
+      await store().registerAgent(
+        {
+          name,
+          version: "0.1.0",
+          slots: 2,
+          labels: { queue: queues.join(",") },
+          queues,
+          sandbox: "bwrap",
+          resources: {},
+          tokenId: null,
+        },
+        { actor: "agent", role: "agent" },
+      )
+    ).value;
+  }
+
+  it("registers an agent, records heartbeats and lists it with its running jobs", async () => {
+    const agent = await register("w1", ["q-agents"]);
+    expect(agent).toMatchObject({
+      status: "online",
+      activity: "idle",
+      slots: 2,
+      unsafe: false,
+      runningJobs: [],
+    });
+    const job = (await store().submitJob(spec({ queue: "q-agents" }), alice)).value;
+    const [claim] = await store().claimJobs(agent.id, agent.queues, 2);
+    const hb = await store().heartbeat({
+      agentId: agent.id,
+      activity: "busy",
+      resources: { cpuPercent: 12 },
+      running: [{ jobId: job.id, epoch: claim?.epoch ?? -1 }],
+    });
+    expect(hb).toMatchObject({
+      status: "online",
+      previousActivity: "idle",
+      drainRequested: false,
+      cancels: [],
+    });
+    const listed = (await store().listAgents()).find((a) => a.id === agent.id);
+    expect(listed).toMatchObject({ activity: "busy", runningJobs: [job.id], resources: { cpuPercent: 12 } });
+  });
+
+  it("answers a heartbeat with cancel for canceled jobs and leases it no longer holds, and drain when asked", async () => {
+    const agent = await register("w2", ["q-hb"]);
+    const job = (await store().submitJob(spec({ queue: "q-hb" }), alice)).value;
+    const [claim] = await store().claimJobs(agent.id, agent.queues, 1);
+    await store().cancelJob(job.id, "operator said so", alice);
+    const hb = await store().heartbeat({
+      agentId: agent.id,
+      activity: "busy",
+      resources: {},
+      running: [
+        { jobId: job.id, epoch: claim?.epoch ?? -1 },
+        { jobId: "job_gone", epoch: 3 },
+      ],
+    });
+    expect(hb?.cancels).toEqual([
+      { jobId: job.id, epoch: claim?.epoch, reason: "operator said so" },
+      { jobId: "job_gone", epoch: 3, reason: "lease_lost" },
+    ]);
+    const drained = await store().drainAgent(agent.id, "maintenance", alice);
+    expect(drained.value?.drainRequested).toBe(true);
+    expect(drained.audit[0]).toMatchObject({ action: "agent.drain", target: agent.id });
+    expect(
+      (await store().heartbeat({ agentId: agent.id, activity: "draining", resources: {}, running: [] }))
+        ?.drainRequested,
+    ).toBe(true);
+  });
+
+  it("deregistering requeues what the agent still held", async () => {
+    const agent = await register("w3", ["q-dereg"]);
+    const job = (await store().submitJob(spec({ queue: "q-dereg" }), alice)).value;
+    await store().claimJobs(agent.id, agent.queues, 1);
+    const res = await store().deregisterAgent(agent.id, { actor: agent.name, role: "agent" });
+    expect(res.value.requeue.requeued.map((j) => j.id)).toEqual([job.id]);
+    expect((await store().getAgent(agent.id))?.status).toBe("offline");
+    expect((await store().getJob(job.id))?.state).toBe("queued");
+  });
+
+  it("stores tokens by hash, finds live ones, and revocation takes effect at once", async () => {
+    const hash = createHash("sha256").update("secret-token").digest("hex");
+    const { value: token, audit } = await store().createToken({ name: "ci", role: "operator", hash }, system);
+    expect(audit[0]).toMatchObject({ action: "token.create", target: token.id });
+    expect((await store().findTokenByHash(hash))?.id).toBe(token.id);
+    expect(JSON.stringify(await store().listTokens())).not.toContain(hash);
+    await store().revokeToken(token.id, system);
+    expect(await store().findTokenByHash(hash)).toBeNull();
+  });
+
+  it("updates fleet settings with an audit of before and after, and fences a deposed controller", async () => {
+    const after = await store().updateFleet({ mode: "auto", min: 1, max: 4, warm: 1 }, alice);
+    expect(after.value).toMatchObject({ mode: "auto", min: 1, max: 4, warm: 1, updatedBy: "alice" });
+    expect(after.audit[0]?.details).toMatchObject({ after: { mode: "auto", min: 1, max: 4, warm: 1 } });
+    const first = (await store().takeLeadership("ctl-a")).value;
+    const second = (await store().takeLeadership("ctl-b")).value;
+    expect(second.epoch).toBe(first.epoch + 1);
+    expect(
+      await store().recordDecision({
+        leaderEpoch: first.epoch,
+        desired: 3,
+        actual: 1,
+        reason: "late",
+        inputs: {},
+      }),
+    ).toBe(false);
+    expect(
+      await store().recordDecision({
+        leaderEpoch: second.epoch,
+        desired: 2,
+        actual: 1,
+        reason: "queue",
+        inputs: { queued: 3 },
+      }),
+    ).toBe(true);
+    expect((await store().recentDecisions(5)).map((d) => d.reason)).toEqual(["queue"]);
+    expect((await store().getFleet()).leaderEpoch).toBe(second.epoch);
+  });
+});

@@ -1,0 +1,13 @@
+export { createTestDatabase, type TestDatabase } from "./databases.ts";
+export {
+  gate,
+  inCi,
+  pgGate,
+  reachable,
+  redisGate,
+  type ServiceGate,
+  TEST_PG_ADMIN_URL,
+  TEST_REDIS_URL,
+} from "./services.ts";
+export { describeWith } from "./suites.ts";
+export { waitFor } from "./wait.ts";
