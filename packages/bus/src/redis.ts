@@ -1,0 +1,112 @@
+import { parseEvent, type SkiffEvent } from "@skiff/protocol";
+import { closeRedisClient, createRedisClient, withTimeout } from "./client.ts";
+import { describeError, Listeners } from "./listeners.ts";
+import { type Bus, BusClosedError, type BusLogger, consoleLogger } from "./types.ts";
+import { checkQueueName, parseWakeMessage } from "./wake.ts";
+
+export interface RedisBusOptions {
+  url: string;
+  /** Namespaces the channels, so several stacks (or tests) can share one Redis. */
+  prefix?: string;
+  logger?: BusLogger;
+}
+
+/**
+ * Redis pub/sub bus. Local listeners hear this process's own events through the Redis round trip,
+ * so every replica sees the same order. Resolves once subscribed, or as soon as the first connection
+ * attempt fails: the bus then keeps reconnecting (and resubscribing) with backoff while `ping()`
+ * reports it not ready and `publish()` rejects.
+ */
+export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
+  const prefix = options.prefix ?? "skiff";
+  const logger = options.logger ?? consoleLogger;
+  const channels = { events: `${prefix}:events`, wake: `${prefix}:wake` };
+
+  // One retry per command, so a dead Redis makes publish reject instead of queueing forever.
+  const publisher = createRedisClient(options.url, `${prefix}:bus:publisher`, logger, {
+    maxRetriesPerRequest: 1,
+    commandTimeout: 5_000,
+  });
+  // The subscription waits for a connection however long it takes; ioredis resubscribes after reconnects.
+  const subscriber = createRedisClient(options.url, `${prefix}:bus:subscriber`, logger, {
+    maxRetriesPerRequest: null,
+  });
+
+  const events = new Listeners<SkiffEvent>("event", logger);
+  const wakes = new Listeners<string>("wake", logger);
+  let closed = false;
+
+  subscriber.on("message", (channel: string, message: string) => {
+    if (channel === channels.events) deliver(channel, message, parseEvent, events);
+    else if (channel === channels.wake) deliver(channel, message, parseWakeMessage, wakes);
+  });
+
+  function deliver<T>(channel: string, message: string, parse: (raw: unknown) => T, to: Listeners<T>): void {
+    let value: T;
+    try {
+      value = parse(JSON.parse(message));
+    } catch (err) {
+      logger.warn(
+        { channel, err: describeError(err).slice(0, 500), message: message.slice(0, 200) },
+        "dropped an invalid bus message",
+      );
+      return;
+    }
+    to.emit(value);
+  }
+
+  const subscribed = subscriber.subscribe(channels.events, channels.wake);
+  await new Promise<void>((resolve) => {
+    const unreachable = () => {
+      logger.warn({ prefix }, "Redis unreachable at start; the bus keeps retrying");
+      resolve();
+    };
+    subscriber.once("error", unreachable);
+    const done = () => {
+      subscriber.off("error", unreachable);
+      resolve();
+    };
+    subscribed.then(done, (err: unknown) => {
+      if (!closed) logger.error({ prefix, err: describeError(err) }, "Redis bus subscription failed");
+      done();
+    });
+  });
+
+  function ensureOpen(): void {
+    if (closed) throw new BusClosedError();
+  }
+
+  return {
+    kind: "redis",
+    async publish(event) {
+      ensureOpen();
+      await publisher.publish(channels.events, JSON.stringify(parseEvent(event)));
+    },
+    subscribe: (listener) => events.add(listener),
+    async wake(queue) {
+      ensureOpen();
+      checkQueueName(queue);
+      await publisher.publish(channels.wake, JSON.stringify({ queue }));
+    },
+    onWake: (listener) => wakes.add(listener),
+    async ping() {
+      ensureOpen();
+      for (const [role, client] of [
+        ["publisher", publisher],
+        ["subscriber", subscriber],
+      ] as const) {
+        if (client.status !== "ready") throw new Error(`Redis ${role} connection is ${client.status}`);
+      }
+      // Commands on one connection run in order, so a PING answered on the subscriber proves that the
+      // (re)subscription ioredis sent when it connected is active: no event published after this is missed.
+      await withTimeout(Promise.all([publisher.ping(), subscriber.ping()]), 5_000, "Redis ping");
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      events.clear();
+      wakes.clear();
+      await Promise.all([closeRedisClient(publisher), closeRedisClient(subscriber)]);
+    },
+  };
+}
