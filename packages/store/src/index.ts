@@ -10,6 +10,7 @@ export { newId } from "./ids.ts";
 export { loadMigrations, type MigrateResult, migrate } from "./migrate.ts";
 export { createPgDb } from "./pg.ts";
 export { createPgliteDb } from "./pglite.ts";
+export type { AgentLease } from "./sql/agents.ts";
 export { type AuditDraft, canonicalJson, GENESIS_HASH, hashEntry } from "./sql/audit.ts";
 export type { FleetDecision, FleetUpdate, Leadership } from "./sql/fleet.ts";
 export type { ClaimedJob, JobFilter } from "./sql/jobs.ts";

@@ -206,6 +206,14 @@ export class Store {
     return agents.listAgents(this.db, opts);
   }
 
+  getAgentLease(id: string) {
+    return agents.getAgentLease(this.db, id);
+  }
+
+  countAgents() {
+    return agents.countAgents(this.db);
+  }
+
   drainAgent(agentId: string, reason: string, who: Actor): Promise<Audited<Agent | null>> {
     return this.audited(async (q, audit) => {
       const agent = await agents.requestDrain(q, agentId, reason);

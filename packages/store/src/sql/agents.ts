@@ -166,3 +166,43 @@ export async function pruneOfflineAgents(q: Queryable, retentionSeconds: number)
   );
   return res.rowCount;
 }
+
+/** What the API checks on every agent call: who registered it, what it serves, whether it drains. */
+export interface AgentLease {
+  id: string;
+  name: string;
+  tokenId: string | null;
+  queues: string[];
+  status: "online" | "offline";
+  drainRequested: boolean;
+}
+
+export async function getAgentLease(q: Queryable, id: string): Promise<AgentLease | null> {
+  const res = await q.query<{
+    id: string;
+    name: string;
+    token_id: string | null;
+    queues: string[];
+    status: "online" | "offline";
+    drain_requested: boolean;
+  }>("select id, name, token_id, queues, status, drain_requested from agents where id = $1", [id]);
+  const r = res.rows[0];
+  if (!r) return null;
+  return {
+    id: r.id,
+    name: r.name,
+    tokenId: r.token_id,
+    queues: r.queues,
+    status: r.status,
+    drainRequested: r.drain_requested,
+  };
+}
+
+export async function countAgents(q: Queryable): Promise<Record<string, number>> {
+  const res = await q.query<{ k: string; n: number }>(
+    "select case when status = 'offline' then 'offline' else activity end as k, count(*)::int as n from agents group by 1",
+  );
+  const out: Record<string, number> = { idle: 0, busy: 0, draining: 0, degraded: 0, offline: 0 };
+  for (const r of res.rows) out[r.k] = Number(r.n);
+  return out;
+}

@@ -1,0 +1,232 @@
+import { randomUUID } from "node:crypto";
+import type { Bus } from "@skiff/bus";
+import { type AuditEntry, roleAllows, SkiffError, type SkiffEvent } from "@skiff/protocol";
+import type { Store } from "@skiff/store";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import { authenticate, hashToken, type Principal } from "./auth.ts";
+import { ApiConfig, type ApiConfigInput } from "./config.ts";
+import type { ApiContext, RouteDef } from "./context.ts";
+import { EventLog } from "./event-log.ts";
+import { HeartbeatLog } from "./heartbeats.ts";
+import { toSkiffError } from "./http-errors.ts";
+import { createMetrics } from "./metrics.ts";
+import { FailureLimiter } from "./ratelimit.ts";
+import { Reaper } from "./reaper.ts";
+import { agentProtocolRoutes } from "./routes/agent-protocol.ts";
+import { registerHealth } from "./routes/health.ts";
+import { jobRoutes } from "./routes/jobs.ts";
+import { operatorRoutes } from "./routes/operator.ts";
+import { streamRoutes } from "./routes/streams.ts";
+import { SseRegistry } from "./sse.ts";
+import { ClaimWaiters } from "./waiters.ts";
+
+export interface ApiDeps {
+  config: ApiConfigInput;
+  store: Store;
+  bus: Bus;
+  /** A pino logger (`pino({ level: "silent" })` in tests). */
+  logger: FastifyBaseLogger;
+}
+
+export interface Api {
+  app: FastifyInstance;
+  ctx: ApiContext;
+  routes: RouteDef[];
+  reaper: Reaper;
+  /** Listens and starts the reaper; returns the base URL. */
+  listen(): Promise<string>;
+  /** Stops taking work: readyz 503, SSE streams ended, in-flight requests finished, up to the deadline. */
+  shutdown(): Promise<void>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const FAILURE_STATUSES = new Set([400, 401, 403, 413, 415]);
+
+/** Builds the API without listening, so tests can drive it in-process with `app.inject` or a port. */
+export function buildApi(deps: ApiDeps): Api {
+  const config = Object.freeze(ApiConfig.parse(deps.config));
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  });
+  const { store, bus } = deps;
+  const metrics = createMetrics(store);
+  const events = new EventLog();
+  const limiter = new FailureLimiter(config.failureLimitPerMinute);
+  const state = { shuttingDown: false };
+
+  const ctx: ApiContext = {
+    config,
+    store,
+    bus,
+    log: app.log,
+    metrics,
+    waiters: new ClaimWaiters(bus),
+    sse: new SseRegistry(),
+    heartbeats: new HeartbeatLog(),
+    state,
+    async publish(list: SkiffEvent[], audit: AuditEntry[] = []) {
+      const all: SkiffEvent[] = [
+        ...list,
+        ...audit.map((a): SkiffEvent => ({ name: "audit.appended", payload: a })),
+      ];
+      for (const event of all) {
+        await bus
+          .publish(event)
+          .catch((err) => app.log.warn({ err, event: event.name }, "event not published"));
+      }
+    },
+  };
+  const stopEvents = bus.subscribe((event) => {
+    if (event.name === "agent.heartbeat") ctx.heartbeats.add(event.payload as never);
+    events.append(event);
+  });
+
+  const limiterKey = (req: FastifyRequest) => {
+    const auth = req.headers.authorization;
+    return auth ? `t:${hashToken(auth).slice(0, 32)}` : `ip:${req.ip}`;
+  };
+
+  app.addHook("onRequest", async (req, reply) => {
+    const wait = limiter.retryAfter(limiterKey(req));
+    if (wait > 0) {
+      reply.header("retry-after", String(wait));
+      throw new SkiffError("rate_limited", `too many failed requests; retry in ${wait} s`);
+    }
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    if (FAILURE_STATUSES.has(reply.statusCode)) limiter.fail(limiterKey(req));
+    const route = req.routeOptions.url ?? "unmatched";
+    metrics.httpDuration.observe(
+      { method: req.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const e = toSkiffError(err);
+    if (e.status >= 500) req.log.error({ err, reqId: req.id }, "request failed");
+    else req.log.info({ code: e.code, reqId: req.id, url: req.url }, e.message);
+    reply.code(e.status).header("x-request-id", String(req.id)).send(e.toBody());
+  });
+  app.setNotFoundHandler(async (req, reply) => {
+    reply
+      .code(404)
+      .send(new SkiffError("not_found", `no route ${req.method} ${req.url.split("?")[0]}`).toBody());
+  });
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-request-id", String(req.id));
+  });
+
+  registerHealth(app, ctx);
+  app.get("/metrics", async (req, reply) => {
+    if (!config.metricsPublic) await guard(req, "viewer", "GET /metrics");
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  /** Authenticates and authorises; every refusal is audited with who tried what. */
+  async function guard(req: FastifyRequest, role: RouteDef["role"], action: string): Promise<Principal> {
+    const who = await authenticate(store, req.headers.authorization);
+    const deny = async (principal: Principal | null, code: "unauthorized" | "forbidden", message: string) => {
+      const entry = await store
+        .appendAudit({
+          actor: principal?.name ?? "anonymous",
+          role: principal?.role ?? "none",
+          action,
+          target: req.url.split("?")[0] ?? req.url,
+          outcome: "denied",
+          requestId: String(req.id),
+          sourceIp: req.ip,
+          details: { status: code === "unauthorized" ? 401 : 403, required: role },
+        })
+        .catch((err) => {
+          req.log.error({ err }, "could not audit a denied request");
+          return null;
+        });
+      if (entry) await ctx.publish([], [entry]);
+      throw new SkiffError(code, message);
+    };
+    if (!who) {
+      return deny(
+        null,
+        "unauthorized",
+        req.headers.authorization
+          ? "the token is unknown or revoked"
+          : "no token: send `Authorization: Bearer <token>` (the admin token is in $SKIFF_HOME/admin.token)",
+      );
+    }
+    if (role !== "none" && !roleAllows(who.role, role)) {
+      return deny(who, "forbidden", `this needs the ${role} role; your token "${who.name}" has ${who.role}`);
+    }
+    void store.touchToken(who.tokenId).catch(() => {});
+    return who;
+  }
+
+  const quiet = ["trace", "debug", "info"].includes(app.log.level) ? "warn" : app.log.level;
+  const routes = [
+    ...jobRoutes(ctx),
+    ...agentProtocolRoutes(ctx),
+    ...operatorRoutes(ctx),
+    ...streamRoutes(ctx, events),
+  ];
+  for (const route of routes) {
+    const action = `${route.method} ${route.url}`;
+    app.route({
+      method: route.method,
+      url: route.url,
+      // Agents call many times a second across a fleet; their requests are logged only when they fail.
+      logLevel: route.role === "agent" ? quiet : app.log.level,
+      handler: async (req, reply) => {
+        const who = await guard(req, route.role, action);
+        req.principal = who;
+        return route.handler(req, reply, who);
+      },
+    });
+  }
+
+  const reaper = new Reaper(ctx);
+
+  return {
+    app,
+    ctx,
+    routes,
+    reaper,
+    async listen() {
+      const address = await app.listen({ host: config.host, port: config.port });
+      reaper.start();
+      return address;
+    },
+    async shutdown() {
+      state.shuttingDown = true;
+      await reaper.stop();
+      ctx.waiters.close();
+      ctx.sse.closeAll();
+      stopEvents();
+      const deadline = new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          app.log.warn(
+            { deadlineMs: config.shutdownDeadlineMs },
+            "shutdown deadline reached; closing connections",
+          );
+          app.server.closeAllConnections();
+          resolve();
+        }, config.shutdownDeadlineMs);
+        t.unref();
+      });
+      await Promise.race([app.close(), deadline]);
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Role, TokenInfo } from "@skiff/protocol";
+import type { Store } from "@skiff/store";
+
+export const TOKEN_PREFIX = "skf_";
+
+export function newTokenSecret(): string {
+  return `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+}
+
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+/** Who is calling, after the token checked out. */
+export interface Principal {
+  tokenId: string;
+  name: string;
+  role: Role;
+}
+
+/**
+ * Looks a bearer token up by its SHA-256. Only hashes are stored and compared: the time a lookup
+ * takes depends on the hash, which an attacker cannot steer towards a real token byte by byte, so
+ * no secret-dependent comparison happens anywhere (the same argument as for hashed API keys).
+ */
+export async function authenticate(store: Store, header: string | undefined): Promise<Principal | null> {
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  const token = match?.[1];
+  if (!token || token.length > 200) return null;
+  const hash = hashToken(token);
+  const info: TokenInfo | null = await store.findTokenByHash(hash);
+  if (!info) return null;
+  return { tokenId: info.id, name: info.name, role: info.role };
+}
+
+/**
+ * Makes sure an admin can get in: when the store has no live admin token, creates one and writes it
+ * to `$SKIFF_HOME/admin.token` with mode 0600. Returns the file's path when it wrote one.
+ */
+export async function bootstrapAdmin(store: Store, skiffHome: string): Promise<string | null> {
+  if (await store.hasLiveAdmin()) return null;
+  const token = newTokenSecret();
+  await store.createToken(
+    { name: "admin", role: "admin", hash: hashToken(token) },
+    { actor: "bootstrap", role: "system" },
+  );
+  mkdirSync(skiffHome, { recursive: true, mode: 0o700 });
+  const file = join(skiffHome, "admin.token");
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
+}

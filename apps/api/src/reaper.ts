@@ -1,0 +1,81 @@
+import type { SkiffEvent } from "@skiff/protocol";
+import type { ApiContext } from "./context.ts";
+import { jobStateEvent } from "./routes/jobs.ts";
+import { logKey } from "./waiters.ts";
+
+/**
+ * Marks silent agents offline and takes their jobs back, times out overdue jobs and deletes expired
+ * logs. Every pass is one idempotent transaction, so each API replica can run one.
+ */
+export class Reaper {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = true;
+
+  constructor(private readonly ctx: ApiContext) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.runOnce()
+        .catch((err) => {
+          this.ctx.metrics.reaperRuns.inc({ result: "error" });
+          this.ctx.log.warn({ err }, "reaper pass failed; retrying next interval");
+        })
+        .finally(() => {
+          this.running = null;
+          this.schedule();
+        });
+    }, this.ctx.config.reaperIntervalMs);
+  }
+
+  async runOnce(): Promise<void> {
+    const { store, config } = this.ctx;
+    const { value, audit } = await store.reap({
+      offlineAfterMs: config.offlineAfterMs,
+      timeoutGraceSeconds: config.timeoutGraceSeconds,
+      logRetentionSeconds: config.logRetentionSeconds,
+    });
+    this.ctx.metrics.reaperRuns.inc({ result: "ok" });
+    const events: SkiffEvent[] = value.offline.map((agentId) => ({
+      name: "agent.status",
+      payload: {
+        agentId,
+        status: "offline",
+        activity: "idle",
+        reason: `silent for ${config.offlineAfterMs} ms`,
+      },
+    }));
+    const { requeued, failed, canceled } = value.requeue;
+    for (const job of requeued) events.push(jobStateEvent(job, "agent lost; requeued"));
+    for (const job of failed) events.push(jobStateEvent(job, "agent_lost"));
+    for (const job of canceled) events.push(jobStateEvent(job, "agent lost while canceling"));
+    for (const job of value.timedOut) events.push(jobStateEvent(job, "timeout"));
+    if (events.length > 0) {
+      this.ctx.log.info(
+        {
+          offline: value.offline.length,
+          requeued: requeued.length,
+          failed: failed.length,
+          timedOut: value.timedOut.length,
+        },
+        "reaper took back work",
+      );
+    }
+    await this.ctx.publish(events, audit);
+    for (const queue of new Set(requeued.map((j) => j.queue))) await this.ctx.bus.wake(queue).catch(() => {});
+    for (const job of [...failed, ...canceled, ...value.timedOut])
+      await this.ctx.bus.wake(logKey(job.id)).catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+}

@@ -1,0 +1,216 @@
+import {
+  AgentClaimBody,
+  type AgentCommand,
+  AgentDeregisterBody,
+  AgentEventsBody,
+  AgentFinishBody,
+  AgentHeartbeatBody,
+  AgentRegisterBody,
+  parseOrThrow,
+  queuesOf,
+  SkiffError,
+  type SkiffEvent,
+} from "@skiff/protocol";
+import type { AgentLease } from "@skiff/store";
+import type { FastifyRequest } from "fastify";
+import type { Principal } from "../auth.ts";
+import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
+import { logKey } from "../waiters.ts";
+import { jobStateEvent } from "./jobs.ts";
+import { idParam } from "./params.ts";
+
+/** An agent may act only as itself: the agent id must exist and belong to the calling token. */
+async function ownAgent(ctx: ApiContext, who: Principal, agentId: string): Promise<AgentLease> {
+  const lease = await ctx.store.getAgentLease(agentId);
+  if (!lease) throw new SkiffError("not_found", `no agent ${agentId}; register again`);
+  if (lease.tokenId !== who.tokenId) {
+    throw new SkiffError("forbidden", `agent ${agentId} was registered with another token`);
+  }
+  return lease;
+}
+
+function leaseError(reason: "not_found" | "lease_lost" | "already_final", jobId: string): SkiffError {
+  if (reason === "not_found") return new SkiffError("not_found", `no job ${jobId}`);
+  if (reason === "already_final") return new SkiffError("already_final", `job ${jobId} is already final`);
+  return new SkiffError("lease_lost", `the lease on job ${jobId} is no longer yours; stop it`);
+}
+
+export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
+  const { store, config } = ctx;
+  return [
+    {
+      method: "POST",
+      url: "/v1/agent/register",
+      role: "agent",
+      mutating: true,
+      async handler(req, _reply, who) {
+        const body = parseOrThrow(AgentRegisterBody, req.body, "register body");
+        const { value: agent, audit } = await store.registerAgent(
+          { ...body, queues: queuesOf(body.labels), tokenId: who.tokenId },
+          { ...actorOf(req, who), actor: `${who.name}/${body.name}` },
+        );
+        if (agent.unsafe)
+          req.log.warn({ agentId: agent.id, name: agent.name }, "agent runs steps WITHOUT a sandbox");
+        await ctx.publish(
+          [
+            {
+              name: "agent.registered",
+              payload: { agentId: agent.id, name: agent.name, sandbox: agent.sandbox },
+            },
+            { name: "agent.status", payload: { agentId: agent.id, status: "online", activity: "idle" } },
+          ],
+          audit,
+        );
+        return {
+          agentId: agent.id,
+          heartbeatIntervalMs: config.heartbeatIntervalMs,
+          offlineAfterMs: config.offlineAfterMs,
+        };
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/agent/heartbeat",
+      role: "agent",
+      mutating: true,
+      async handler(req, _reply, who) {
+        const body = parseOrThrow(AgentHeartbeatBody, req.body, "heartbeat body");
+        await ownAgent(ctx, who, body.agentId);
+        const hb = await store.heartbeat({
+          agentId: body.agentId,
+          activity: body.status,
+          resources: body.resources,
+          running: body.running,
+        });
+        if (!hb) throw new SkiffError("not_found", `no agent ${body.agentId}; register again`);
+        ctx.metrics.heartbeats.inc();
+        const commands: AgentCommand[] = [];
+        if (hb.drainRequested) commands.push({ type: "drain", reason: hb.drainReason ?? "drain requested" });
+        for (const c of hb.cancels) commands.push({ type: "cancel", ...c });
+        const events: SkiffEvent[] = [
+          {
+            name: "agent.heartbeat",
+            payload: {
+              agentId: body.agentId,
+              activity: body.status,
+              at: new Date().toISOString(),
+              running: body.running.length,
+            },
+          },
+        ];
+        if (hb.previousActivity !== body.status) {
+          events.push({
+            name: "agent.status",
+            payload: { agentId: body.agentId, status: "online", activity: body.status },
+          });
+        }
+        await ctx.publish(events);
+        return { commands };
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/agent/claim",
+      role: "agent",
+      mutating: true,
+      async handler(req, _reply, who) {
+        const body = parseOrThrow(AgentClaimBody, req.body, "claim body");
+        const lease = await ownAgent(ctx, who, body.agentId);
+        const deadline = Date.now() + Math.min(body.waitMs, config.maxClaimWaitMs);
+        const gone = abortOnClose(req);
+        for (;;) {
+          if (lease.drainRequested || ctx.state.shuttingDown) return { jobs: [] };
+          const armed = ctx.waiters.arm(lease.queues);
+          const claimed = await store.claimJobs(body.agentId, lease.queues, body.max);
+          if (claimed.length > 0 || Date.now() >= deadline || gone.signal.aborted) {
+            armed.cancel();
+            gone.dispose();
+            const now = Date.now();
+            for (const c of claimed)
+              ctx.metrics.claimLatency.observe((now - Date.parse(c.job.createdAt)) / 1000);
+            if (claimed.length > 0) await ctx.publish(claimed.map((c) => jobStateEvent(c.job)));
+            return { jobs: claimed };
+          }
+          await armed.wait(deadline - Date.now(), gone.signal);
+          const fresh = await store.getAgentLease(body.agentId);
+          if (fresh) lease.drainRequested = fresh.drainRequested;
+        }
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/agent/jobs/:id/events",
+      role: "agent",
+      mutating: true,
+      async handler(req, _reply, who) {
+        const jobId = idParam(req);
+        const body = parseOrThrow(AgentEventsBody, req.body, "events body");
+        await ownAgent(ctx, who, body.agentId);
+        const res = await store.appendEvents({
+          jobId,
+          agentId: body.agentId,
+          epoch: body.epoch,
+          events: body.events,
+          logCapBytes: config.logCapBytes,
+        });
+        if (!res.ok) throw leaseError(res.reason, jobId);
+        if (res.startedNow) await ctx.publish([jobStateEvent(res.job)]);
+        if (res.lines.length > 0) await ctx.bus.wake(logKey(jobId)).catch(() => {});
+        return { cancel: res.cancel, accepted: res.lines.length };
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/agent/jobs/:id/finish",
+      role: "agent",
+      mutating: true,
+      async handler(req, _reply, who) {
+        const jobId = idParam(req);
+        const body = parseOrThrow(AgentFinishBody, req.body, "finish body");
+        await ownAgent(ctx, who, body.agentId);
+        const res = await store.finishJob({ jobId, ...body });
+        if (!res.ok) throw leaseError(res.reason, jobId);
+        await ctx.publish([jobStateEvent(res.job, body.error)]);
+        await ctx.bus.wake(logKey(jobId)).catch(() => {});
+        return { job: res.job };
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/agent/deregister",
+      role: "agent",
+      mutating: true,
+      async handler(req, _reply, who) {
+        const body = parseOrThrow(AgentDeregisterBody, req.body, "deregister body");
+        const lease = await ownAgent(ctx, who, body.agentId);
+        const { value, audit } = await store.deregisterAgent(body.agentId, {
+          ...actorOf(req, who),
+          actor: `${who.name}/${lease.name}`,
+        });
+        const events: SkiffEvent[] = [
+          {
+            name: "agent.status",
+            payload: { agentId: body.agentId, status: "offline", activity: "idle", reason: "deregistered" },
+          },
+        ];
+        for (const job of [...value.requeue.requeued, ...value.requeue.failed, ...value.requeue.canceled]) {
+          events.push(jobStateEvent(job, "agent deregistered"));
+        }
+        await ctx.publish(events, audit);
+        for (const queue of new Set(value.requeue.requeued.map((j) => j.queue)))
+          await ctx.bus.wake(queue).catch(() => {});
+        return { ok: true, requeued: value.requeue.requeued.map((j) => j.id) };
+      },
+    },
+  ];
+}
+
+/** An AbortSignal that fires when the client goes away mid long-poll. */
+function abortOnClose(req: FastifyRequest): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!req.raw.complete || req.raw.destroyed) controller.abort();
+  };
+  req.raw.socket.on("close", onClose);
+  return { signal: controller.signal, dispose: () => req.raw.socket.off("close", onClose) };
+}

@@ -1,0 +1,93 @@
+import type { ServerResponse } from "node:http";
+
+/**
+ * One Server-Sent Events connection. Writes never block the server: when the client reads slower
+ * than events arrive and its unsent bytes pass `maxBuffer`, it is cut off, and it resumes from its
+ * last event id on reconnect. So a slow client neither slows the others nor grows memory unbounded.
+ */
+export class SseStream {
+  private closed = false;
+  private readonly keepAlive: NodeJS.Timeout;
+  private readonly onCloseHandlers: (() => void)[] = [];
+
+  constructor(
+    private readonly res: ServerResponse,
+    opts: { keepAliveMs: number; maxBuffer: number; retryMs?: number },
+  ) {
+    this.maxBuffer = opts.maxBuffer;
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
+    res.write(`retry: ${opts.retryMs ?? 2000}\n\n`);
+    this.keepAlive = setInterval(() => this.comment("keep-alive"), opts.keepAliveMs);
+    this.keepAlive.unref();
+    res.on("close", () => this.finish());
+  }
+
+  private readonly maxBuffer: number;
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closed) fn();
+    else this.onCloseHandlers.push(fn);
+  }
+
+  send(event: string, data: unknown, id?: string | number): boolean {
+    if (this.closed) return false;
+    const lines = JSON.stringify(data);
+    this.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${lines}\n\n`);
+    return !this.closed;
+  }
+
+  comment(text: string): void {
+    if (!this.closed) this.write(`: ${text}\n\n`);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.res.end();
+    this.finish();
+  }
+
+  private write(chunk: string): void {
+    this.res.write(chunk);
+    if (this.res.writableLength > this.maxBuffer) {
+      this.res.destroy();
+      this.finish();
+    }
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepAlive);
+    for (const fn of this.onCloseHandlers.splice(0)) fn();
+  }
+}
+
+/** Every open stream, so shutdown can end them cleanly. */
+export class SseRegistry {
+  private readonly streams = new Set<SseStream>();
+
+  add(stream: SseStream): void {
+    this.streams.add(stream);
+    stream.onClose(() => this.streams.delete(stream));
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  closeAll(): void {
+    for (const s of [...this.streams]) {
+      s.send("shutdown", { reason: "server shutting down; reconnect" });
+      s.close();
+    }
+  }
+}

@@ -1,0 +1,211 @@
+import { describeWith, pgGate, waitFor } from "@skiff/testkit";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { hello, readSse, registerAgent, startTestApi, type TestApi } from "./harness.ts";
+
+const pg = await pgGate();
+
+for (const adapter of ["pg", "pglite"] as const) {
+  describeWith(
+    adapter === "pg" ? pg : { available: true, missing: null },
+    `agent protocol [${adapter}]`,
+    () => {
+      let t: TestApi;
+      beforeAll(async () => {
+        t = await startTestApi({ adapter });
+      });
+      afterAll(async () => {
+        await t?.close();
+      });
+
+      it("a long-polling claim wakes when a matching job is submitted, not at its timeout", async () => {
+        const agentId = await registerAgent(t, "poller", { queue: "wake" });
+        const started = Date.now();
+        const claim = t.call("POST", "/v1/agent/claim", {
+          token: t.tokens.agent,
+          body: { agentId, max: 1, waitMs: 20_000 },
+        });
+        await waitFor("the claim to be waiting", () => t.api.ctx.waiters.size > 0);
+        const submitted = await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("wake") });
+        expect(submitted.status).toBe(201);
+        const res = await claim;
+        expect(res.status).toBe(200);
+        expect(res.body.jobs).toHaveLength(1);
+        expect(res.body.jobs[0]).toMatchObject({
+          epoch: 1,
+          attempt: 1,
+          job: { id: submitted.body.id, state: "assigned" },
+        });
+        // It returned because of the wake-up: the 20 s timeout is nowhere near.
+        expect(Date.now() - started).toBeLessThan(15_000);
+      });
+
+      it("an empty long-poll returns an empty list at its timeout, and other queues do not wake it", async () => {
+        const agentId = await registerAgent(t, "idle", { queue: "quiet" });
+        const claim = t.call("POST", "/v1/agent/claim", {
+          token: t.tokens.agent,
+          body: { agentId, max: 1, waitMs: 300 },
+        });
+        await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("elsewhere") });
+        expect((await claim).body).toEqual({ jobs: [] });
+      });
+
+      it("runs a job end to end: events, logs with resume, live stream, finish, and fencing after", async () => {
+        const agentId = await registerAgent(t, "runner", { queue: "e2e" });
+        const job = (await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("e2e") })).body;
+        const claim = (
+          await t.call("POST", "/v1/agent/claim", {
+            token: t.tokens.agent,
+            body: { agentId, max: 4, waitMs: 0 },
+          })
+        ).body;
+        const epoch = claim.jobs[0].epoch;
+        const follower = readSse(`${t.url}/v1/jobs/${job.id}/logs/stream`, t.tokens.viewer, (ev) =>
+          ev.some((e) => e.event === "end"),
+        );
+        const up = (events: unknown[]) =>
+          t.call("POST", `/v1/agent/jobs/${job.id}/events`, {
+            token: t.tokens.agent,
+            body: { agentId, epoch, events },
+          });
+        const first = await up([
+          { type: "step.started", step: 0 },
+          { type: "log", seq: 1, step: 0, stream: "stdout", text: "hello" },
+        ]);
+        expect(first).toMatchObject({ status: 200, body: { cancel: false, accepted: 1 } });
+        expect((await t.call("GET", `/v1/jobs/${job.id}`, { token: t.tokens.viewer })).body.state).toBe(
+          "running",
+        );
+        await up([{ type: "log", seq: 1, step: 0, stream: "stdout", text: "hello" }]); // a retried upload
+        await up([
+          { type: "log", seq: 2, step: 0, stream: "stderr", text: "world" },
+          { type: "step.finished", step: 0, outcome: "succeeded", exitCode: 0 },
+        ]);
+        const fin = await t.call("POST", `/v1/agent/jobs/${job.id}/finish`, {
+          token: t.tokens.agent,
+          body: { agentId, epoch, outcome: "succeeded", exitCode: 0 },
+        });
+        expect(fin.status).toBe(200);
+        const streamed = await follower;
+        expect(streamed.filter((e) => e.event === "line").map((e) => [e.id, e.data.text])).toEqual([
+          ["1", "hello"],
+          ["2", "world"],
+        ]);
+        expect(streamed.at(-1)).toMatchObject({ event: "end", data: { state: "succeeded", exitCode: 0 } });
+
+        const resumed = await readSse(
+          `${t.url}/v1/jobs/${job.id}/logs/stream`,
+          t.tokens.viewer,
+          (ev) => ev.some((e) => e.event === "end"),
+          { headers: { "last-event-id": "1" } },
+        );
+        expect(resumed.filter((e) => e.event === "line").map((e) => e.data.seq)).toEqual([2]);
+        const page = await t.call("GET", `/v1/jobs/${job.id}/logs?after=0&limit=1`, {
+          token: t.tokens.viewer,
+        });
+        expect(page.body).toMatchObject({
+          state: "succeeded",
+          nextAfter: 1,
+          lines: [{ seq: 1, stream: "stdout", text: "hello" }],
+        });
+
+        const late = await up([{ type: "log", seq: 3, step: 0, stream: "stdout", text: "late" }]);
+        expect(late).toMatchObject({ status: 409, body: { error: { code: "already_final" } } });
+        const stale = await t.call("POST", `/v1/agent/jobs/${job.id}/finish`, {
+          token: t.tokens.agent,
+          body: { agentId, epoch: epoch + 1, outcome: "failed", exitCode: 1 },
+        });
+        expect(stale).toMatchObject({ status: 409, body: { error: { code: "lease_lost" } } });
+      });
+
+      it("heartbeats carry cancel and drain commands; a drained agent gets no work", async () => {
+        const agentId = await registerAgent(t, "commanded", { queue: "cmd" });
+        const job = (await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("cmd") })).body;
+        const claim = (
+          await t.call("POST", "/v1/agent/claim", { token: t.tokens.agent, body: { agentId, max: 1 } })
+        ).body;
+        const epoch = claim.jobs[0].epoch;
+        const cancel = await t.call("POST", `/v1/jobs/${job.id}/cancel`, {
+          token: t.tokens.operator,
+          body: { reason: "wrong branch" },
+        });
+        expect(cancel.body.state).toBe("canceling");
+        const hb = await t.call("POST", "/v1/agent/heartbeat", {
+          token: t.tokens.agent,
+          body: { agentId, status: "busy", running: [{ jobId: job.id, epoch }] },
+        });
+        expect(hb.body.commands).toEqual([{ type: "cancel", jobId: job.id, epoch, reason: "wrong branch" }]);
+        const ev = await t.call("POST", `/v1/agent/jobs/${job.id}/events`, {
+          token: t.tokens.agent,
+          body: { agentId, epoch, events: [] },
+        });
+        expect(ev.body.cancel).toBe(true);
+        await t.call("POST", `/v1/agent/jobs/${job.id}/finish`, {
+          token: t.tokens.agent,
+          body: { agentId, epoch, outcome: "canceled", exitCode: null },
+        });
+        expect((await t.call("GET", `/v1/jobs/${job.id}`, { token: t.tokens.viewer })).body.state).toBe(
+          "canceled",
+        );
+
+        const drain = await t.call("POST", `/v1/agents/${agentId}/drain`, {
+          token: t.tokens.operator,
+          body: { reason: "kernel update" },
+        });
+        expect(drain).toMatchObject({ status: 200, body: { drainRequested: true } });
+        const hb2 = await t.call("POST", "/v1/agent/heartbeat", {
+          token: t.tokens.agent,
+          body: { agentId, status: "idle", running: [] },
+        });
+        expect(hb2.body.commands).toEqual([{ type: "drain", reason: "kernel update" }]);
+        await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("cmd") });
+        const none = await t.call("POST", "/v1/agent/claim", {
+          token: t.tokens.agent,
+          body: { agentId, max: 1, waitMs: 0 },
+        });
+        expect(none.body.jobs).toEqual([]);
+      });
+
+      it("the reaper marks a silent agent offline and requeues its job with a new epoch", async () => {
+        const agentId = await registerAgent(t, "doomed", { queue: "reap" });
+        const job = (await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("reap") }))
+          .body;
+        const claim = (
+          await t.call("POST", "/v1/agent/claim", { token: t.tokens.agent, body: { agentId, max: 1 } })
+        ).body;
+        expect(claim.jobs).toHaveLength(1);
+        const agent = await waitFor(
+          "the agent to go offline",
+          async () => {
+            const a = (await t.call("GET", `/v1/agents/${agentId}`, { token: t.tokens.viewer })).body;
+            return a.status === "offline" ? a : undefined;
+          },
+          15_000,
+          100,
+        );
+        expect(agent.status).toBe("offline");
+        const after = (await t.call("GET", `/v1/jobs/${job.id}`, { token: t.tokens.viewer })).body;
+        expect(after).toMatchObject({ state: "queued", epoch: 2, agentId: null });
+        const fenced = await t.call("POST", `/v1/agent/jobs/${job.id}/events`, {
+          token: t.tokens.agent,
+          body: { agentId, epoch: 1, events: [] },
+        });
+        expect(fenced).toMatchObject({ status: 409, body: { error: { code: "lease_lost" } } });
+        const audit = await t.call("GET", `/v1/audit?action=agent.offline&target=${agentId}`, {
+          token: t.tokens.operator,
+        });
+        expect(audit.body.items).toHaveLength(1);
+      });
+
+      it("an agent may only act as itself", async () => {
+        const agentId = await registerAgent(t, "mine");
+        const { createToken } = await import("./harness.ts");
+        const other = await createToken(t.store, "agent", "other-pool");
+        const res = await t.call("POST", "/v1/agent/heartbeat", {
+          token: other,
+          body: { agentId, status: "idle", running: [] },
+        });
+        expect(res).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+      });
+    },
+  );
+}

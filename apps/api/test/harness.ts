@@ -1,0 +1,175 @@
+import { type Bus, createBus } from "@skiff/bus";
+import type { Role } from "@skiff/protocol";
+import { openStore, type Store } from "@skiff/store";
+import { createTestDatabase, type TestDatabase } from "@skiff/testkit";
+import pino from "pino";
+import { type Api, type ApiConfigInput, buildApi, hashToken, newTokenSecret } from "../src/index.ts";
+
+export interface TestApi {
+  api: Api;
+  store: Store;
+  bus: Bus;
+  url: string;
+  tokens: Record<Role, string>;
+  /** Sends a request over real HTTP to the listening server. */
+  call(
+    method: string,
+    path: string,
+    opts?: { token?: string | null; body?: unknown; headers?: Record<string, string> },
+  ): Promise<{
+    status: number;
+    body: any;
+  }>;
+  close(): Promise<void>;
+}
+
+export interface TestApiOptions {
+  adapter: "pg" | "pglite";
+  redisUrl?: string;
+  busPrefix?: string;
+  /** Share an existing PostgreSQL database (two replicas); otherwise a fresh one per instance. */
+  databaseUrl?: string;
+  config?: ApiConfigInput;
+}
+
+export async function createToken(store: Store, role: Role, name: string = role): Promise<string> {
+  const secret = newTokenSecret();
+  await store.createToken({ name, role, hash: hashToken(secret) }, { actor: "test", role: "system" });
+  return secret;
+}
+
+export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
+  let database: TestDatabase | undefined;
+  let databaseUrl = opts.databaseUrl;
+  if (opts.adapter === "pg" && !databaseUrl) {
+    database = await createTestDatabase();
+    databaseUrl = database.url;
+  }
+  const store = await openStore(opts.adapter === "pg" ? { databaseUrl, poolSize: 10 } : {});
+  const bus = await createBus({ redisUrl: opts.redisUrl, prefix: opts.busPrefix ?? "skiff-test" });
+  const api = buildApi({
+    config: {
+      host: "127.0.0.1",
+      port: 0,
+      heartbeatIntervalMs: 1000,
+      offlineAfterMs: 3000,
+      reaperIntervalMs: 200,
+      ...opts.config,
+    },
+    store,
+    bus,
+    logger: pino({ level: process.env.TEST_LOG ?? "silent" }),
+  });
+  const url = await api.listen();
+  const tokens = {
+    admin: await createToken(store, "admin", "root"),
+    operator: await createToken(store, "operator", "olivia"),
+    viewer: await createToken(store, "viewer", "victor"),
+    agent: await createToken(store, "agent", "agent-pool"),
+  };
+  return {
+    api,
+    store,
+    bus,
+    url,
+    tokens,
+    async call(method, path, o = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      const token = o.token === undefined ? tokens.admin : o.token;
+      if (token) headers.authorization = `Bearer ${token}`;
+      let body: string | undefined;
+      if (o.body !== undefined) {
+        headers["content-type"] ??= "application/json";
+        body = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
+      }
+      const res = await fetch(`${url}${path}`, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // metrics and other text bodies stay strings
+      }
+      return { status: res.status, body: parsed as any };
+    },
+    async close() {
+      await api.shutdown();
+      await bus.close();
+      await store.close();
+      await database?.drop();
+    },
+  };
+}
+
+/** Registers an agent with the pool's agent token and returns its id. */
+export async function registerAgent(
+  t: TestApi,
+  name = "w",
+  labels: Record<string, string> = {},
+): Promise<string> {
+  const res = await t.call("POST", "/v1/agent/register", {
+    token: t.tokens.agent,
+    body: { name, version: "0.1.0", slots: 2, labels, sandbox: "bwrap", resources: {} },
+  });
+  if (res.status !== 200) throw new Error(`register failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.agentId;
+}
+
+export const hello = (queue = "default", extra: Record<string, unknown> = {}) => ({
+  name: "hello",
+  queue,
+  steps: [{ name: "greet", run: "echo hello" }],
+  ...extra,
+});
+
+/** Reads SSE events from a streaming response until `until` says stop or the deadline passes. */
+export async function readSse(
+  url: string,
+  token: string,
+  until: (events: { event: string; id?: string; data: any }[]) => boolean,
+  opts: { headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ event: string; id?: string; data: any }[]> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), opts.timeoutMs ?? 10_000);
+  const events: { event: string; id?: string; data: any }[] = [];
+  try {
+    const res = await fetch(url, {
+      headers: { authorization: `Bearer ${token}`, ...opts.headers },
+      signal: controller.signal,
+    });
+    if (!res.ok || !res.body) throw new Error(`SSE ${url} answered ${res.status}`);
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let idx = buffer.indexOf("\n\n");
+      while (idx >= 0) {
+        const block = buffer.slice(0, idx);
+        buffer = buffer.slice(idx + 2);
+        idx = buffer.indexOf("\n\n");
+        let event = "message";
+        let id: string | undefined;
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) event = line.slice(7);
+          else if (line.startsWith("id: ")) id = line.slice(4);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        if (data === "") continue;
+        events.push({ event, id, data: JSON.parse(data) });
+        if (until(events)) return events;
+      }
+    }
+    return events;
+  } catch (err) {
+    if (controller.signal.aborted) {
+      throw new Error(
+        `SSE ${url}: deadline passed with ${events.length} events: ${JSON.stringify(events.map((e) => e.event))}`,
+      );
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
