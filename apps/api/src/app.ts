@@ -9,6 +9,7 @@ import type { ApiContext, RouteDef } from "./context.ts";
 import { EventLog } from "./event-log.ts";
 import { HeartbeatLog } from "./heartbeats.ts";
 import { toSkiffError } from "./http-errors.ts";
+import { levelOf, quietLevel } from "./log-level.ts";
 import { createMetrics } from "./metrics.ts";
 import { FailureLimiter } from "./ratelimit.ts";
 import { Reaper } from "./reaper.ts";
@@ -175,7 +176,7 @@ export function buildApi(deps: ApiDeps): Api {
     return who;
   }
 
-  const quiet = ["trace", "debug", "info"].includes(app.log.level) ? "warn" : app.log.level;
+  const quiet = quietLevel(app.log.level);
   const routes = [
     ...jobRoutes(ctx),
     ...agentProtocolRoutes(ctx),
@@ -188,7 +189,7 @@ export function buildApi(deps: ApiDeps): Api {
       method: route.method,
       url: route.url,
       // Agents call many times a second across a fleet; their requests are logged only when they fail.
-      logLevel: route.role === "agent" ? quiet : app.log.level,
+      logLevel: route.role === "agent" ? quiet : levelOf(app.log.level),
       handler: async (req, reply) => {
         const who = await guard(req, route.role, action);
         req.principal = who;

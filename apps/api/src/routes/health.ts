@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { ApiContext } from "../context.ts";
+import { quietLevel } from "../log-level.ts";
 
 async function check(fn: () => Promise<void>, timeoutMs = 2000): Promise<{ ok: boolean; error?: string }> {
   let timer: NodeJS.Timeout | undefined;
@@ -21,7 +22,7 @@ async function check(fn: () => Promise<void>, timeoutMs = 2000): Promise<{ ok: b
 /** Probes and metrics: no token needed (metrics can be made to need one in the config). */
 export function registerHealth(app: FastifyInstance, ctx: ApiContext): void {
   // Probes hit every few seconds; log them only when the logger is already this quiet.
-  const logLevel = ["trace", "debug", "info"].includes(app.log.level) ? "warn" : app.log.level;
+  const logLevel = quietLevel(app.log.level);
   app.get("/healthz", { logLevel }, async () => ({ status: "ok" }));
   app.get("/readyz", { logLevel }, async (_req, reply) => {
     const [database, bus] = await Promise.all([check(() => ctx.store.ping()), check(() => ctx.bus.ping())]);
