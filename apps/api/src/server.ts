@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Bus, createBus } from "@skiff/bus";
 import { openStore, type Store } from "@skiff/store";
@@ -24,6 +25,8 @@ export interface RunningApi {
  */
 export async function startApiServer(config: ApiConfigInput, logger: FastifyBaseLogger): Promise<RunningApi> {
   const home = resolve(config.skiffHome ?? ".skiff");
+  // The home holds the admin token and, embedded, the whole database: only its owner may enter.
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: config.databaseUrl ? undefined : join(home, "data"),

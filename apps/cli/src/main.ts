@@ -1,27 +1,53 @@
 #!/usr/bin/env node
-// The `skiff` binary. Commands land with their issues; until then each says where it is tracked.
-const PLANNED: Record<string, string> = {
-  up: "5",
-  api: "3",
-  controller: "5",
-  worker: "4",
-  tui: "6",
-  migrate: "5",
-  doctor: "5",
-  jobs: "5",
-  agents: "5",
-  fleet: "5",
-  audit: "5",
-  tokens: "5",
-};
+import { Command, CommanderError } from "commander";
+import { registerMigrate } from "./commands/migrate.ts";
+import { registerServe } from "./commands/serve.ts";
+import { UsageError } from "./env.ts";
 
-const [command] = process.argv.slice(2);
-if (!command || command === "--help" || command === "-h") {
-  console.log(`usage: skiff <command>\n\ncommands: ${Object.keys(PLANNED).join(", ")}`);
-} else if (PLANNED[command]) {
-  console.error(`skiff: \`${command}\` is not yet available (tracked in issue ${PLANNED[command]}).`);
-  process.exitCode = 2;
-} else {
-  console.error(`skiff: unknown command "${command}"; run \`skiff --help\``);
-  process.exitCode = 2;
+// Commands whose issue has not landed yet: listed in --help and honest about it when run.
+const PLANNED: [string, string, string][] = [
+  ["controller", "5", "run the fleet controller"],
+  ["worker", "4", "run a worker (agent) that executes jobs in sandboxes"],
+  ["tui", "6", "open the admin console"],
+  ["doctor", "5", "check dependencies and explain how to fix each problem"],
+  ["jobs", "5", "submit, list, follow, cancel and retry jobs"],
+  ["agents", "5", "list and drain agents"],
+  ["fleet", "5", "show and scale the fleet"],
+  ["audit", "5", "list, verify and export the audit log"],
+  ["tokens", "5", "create, list and revoke API tokens"],
+];
+
+const program = new Command("skiff")
+  .description("Skiff: a control stack for fleets of sandboxed job workers")
+  .version("0.1.0")
+  .showHelpAfterError("(run `skiff --help` for usage)")
+  .exitOverride();
+
+registerServe(program);
+registerMigrate(program);
+for (const [name, issue, description] of PLANNED) {
+  program
+    .command(name)
+    .description(`${description} (not yet available: issue ${issue})`)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => {
+      throw new UsageError(
+        `\`skiff ${name}\` is not yet available in this build (tracked in issue ${issue})`,
+      );
+    });
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
+  } else if (err instanceof UsageError) {
+    process.stderr.write(`skiff: ${err.message}\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`skiff: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
 }
