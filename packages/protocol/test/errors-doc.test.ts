@@ -6,7 +6,10 @@ const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "u
 
 describe("docs/errors.md", () => {
   it("lists exactly the catalog's codes with their HTTP status", () => {
-    const rows = [...doc.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)].map((m) => [m[1], Number(m[2])]);
+    const rows = [...doc.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)].map((m) => [
+      m[1],
+      Number(m[2]),
+    ]);
     expect(rows).toEqual(ERROR_CODES.map((code) => [code, ERROR_CATALOG[code].status]));
   });
 
