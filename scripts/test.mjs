@@ -32,9 +32,11 @@ child.on("exit", (code, signal) => {
     passed = report.numPassedTests;
     failed = report.numFailedTests;
     skipped = report.numPendingTests + report.numTodoTests;
-    // A file that fails to load has no tests in the counts; count it as a failure so it cannot hide.
+    // A file that fails to load, or whose beforeAll/afterAll throws, fails without a failed test in
+    // the counts (its tests show as skipped); count each such file as a failure so it cannot hide.
     for (const file of report.testResults ?? []) {
-      if (file.status === "failed" && (file.assertionResults ?? []).length === 0) failed += 1;
+      const anyTestFailed = (file.assertionResults ?? []).some((t) => t.status === "failed");
+      if (file.status === "failed" && !anyTestFailed) failed += 1;
     }
   } catch (err) {
     console.error(`test: no report from vitest (${err.message})`);

@@ -63,7 +63,8 @@ export function buildApi(deps: ApiDeps): Api {
     forceCloseConnections: "idle",
   });
   const { store, bus } = deps;
-  const metrics = createMetrics(store);
+  const waiters = new ClaimWaiters(bus);
+  const metrics = createMetrics(store, () => waiters.size);
   const events = new EventLog();
   const limiter = new FailureLimiter(config.failureLimitPerMinute);
   const state = { shuttingDown: false };
@@ -74,7 +75,7 @@ export function buildApi(deps: ApiDeps): Api {
     bus,
     log: app.log,
     metrics,
-    waiters: new ClaimWaiters(bus),
+    waiters,
     sse: new SseRegistry(),
     heartbeats: new HeartbeatLog(),
     state,

@@ -39,6 +39,8 @@ export const ApiConfig = z.strictObject({
     .int()
     .min(1024)
     .default(4 * 1024 * 1024),
+  /** How long a log follower may take nothing while its backlog waits before it is cut off. */
+  sseStallMs: z.number().int().min(100).default(30_000),
   version: z.string().default("0.1.0"),
 });
 export type ApiConfig = z.output<typeof ApiConfig>;

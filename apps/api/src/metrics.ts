@@ -2,7 +2,7 @@ import type { Store } from "@skiff/store";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** The API's Prometheus metrics, in a registry of its own so that several apps can share a process. */
-export function createMetrics(store: Store) {
+export function createMetrics(store: Store, claimWaiters: () => number) {
   const registry = new Registry();
   const jobs = new Gauge({
     name: "skiff_jobs",
@@ -48,6 +48,14 @@ export function createMetrics(store: Store) {
     labelNames: ["method", "route", "status"],
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
     registers: [registry],
+  });
+  const waiting = new Gauge({
+    name: "skiff_claim_waiters",
+    help: "Claims long-polling on this replica for work",
+    registers: [registry],
+    collect() {
+      this.set(claimWaiters());
+    },
   });
   const sseClients = new Gauge({
     name: "skiff_sse_clients",

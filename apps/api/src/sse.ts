@@ -4,17 +4,21 @@ import type { ServerResponse } from "node:http";
  * One Server-Sent Events connection. Writes never block the server: when the client reads slower
  * than events arrive and its unsent bytes pass `maxBuffer`, it is cut off, and it resumes from its
  * last event id on reconnect. So a slow client neither slows the others nor grows memory unbounded.
+ * A producer that has a backlog rather than a live feed (a log page) waits on `drained()` instead,
+ * so it goes at the client's pace rather than cutting the client off for the producer's own burst.
  */
 export class SseStream {
   private closed = false;
   private readonly keepAlive: NodeJS.Timeout;
   private readonly onCloseHandlers: (() => void)[] = [];
+  private readonly drainWaiters = new Set<() => void>();
 
   constructor(
     private readonly res: ServerResponse,
-    opts: { keepAliveMs: number; maxBuffer: number; retryMs?: number },
+    opts: { keepAliveMs: number; maxBuffer: number; stallMs?: number; retryMs?: number },
   ) {
     this.maxBuffer = opts.maxBuffer;
+    this.stallMs = opts.stallMs ?? 30_000;
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-transform",
@@ -28,6 +32,7 @@ export class SseStream {
   }
 
   private readonly maxBuffer: number;
+  private readonly stallMs: number;
 
   get isClosed(): boolean {
     return this.closed;
@@ -49,6 +54,25 @@ export class SseStream {
     if (!this.closed) this.write(`: ${text}\n\n`);
   }
 
+  /**
+   * Resolves once the client has taken the bytes queued for it (at once unless the socket asked the
+   * writer to wait), or when the stream closes. A client that takes nothing for `stallMs` is cut off.
+   */
+  drained(): Promise<void> {
+    if (this.closed || !this.res.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.res.off("drain", done);
+        this.drainWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(() => this.cutOff(), this.stallMs);
+      this.res.on("drain", done);
+      this.drainWaiters.add(done);
+    });
+  }
+
   close(): void {
     if (this.closed) return;
     this.res.end();
@@ -57,16 +81,19 @@ export class SseStream {
 
   private write(chunk: string): void {
     this.res.write(chunk);
-    if (this.res.writableLength > this.maxBuffer) {
-      this.res.destroy();
-      this.finish();
-    }
+    if (this.res.writableLength > this.maxBuffer) this.cutOff();
+  }
+
+  private cutOff(): void {
+    this.res.destroy();
+    this.finish();
   }
 
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.keepAlive);
+    for (const fn of [...this.drainWaiters]) fn();
     for (const fn of this.onCloseHandlers.splice(0)) fn();
   }
 }

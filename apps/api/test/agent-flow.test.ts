@@ -165,35 +165,75 @@ for (const adapter of ["pg", "pglite"] as const) {
         expect(none.body.jobs).toEqual([]);
       });
 
-      it("the reaper marks a silent agent offline and requeues its job with a new epoch", async () => {
-        const agentId = await registerAgent(t, "doomed", { queue: "reap" });
-        const job = (await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("reap") }))
-          .body;
-        const claim = (
-          await t.call("POST", "/v1/agent/claim", { token: t.tokens.agent, body: { agentId, max: 1 } })
+      it("the reaper requeues a silent agent's job as attempt 2 with a new epoch, then fails it with agent_lost", async () => {
+        const silentAgent = async (name: string) => {
+          const agentId = await registerAgent(t, name, { queue: "reap" });
+          const claim = (
+            await t.call("POST", "/v1/agent/claim", { token: t.tokens.agent, body: { agentId, max: 1 } })
+          ).body;
+          return { agentId, claim: claim.jobs[0] };
+        };
+        const offline = (agentId: string) =>
+          waitFor(
+            `agent ${agentId} to go offline`,
+            async () =>
+              (await t.call("GET", `/v1/agents/${agentId}`, { token: t.tokens.viewer })).body.status ===
+              "offline",
+            15_000,
+            100,
+          );
+        const job = (
+          await t.call("POST", "/v1/jobs", {
+            token: t.tokens.operator,
+            body: hello("reap", { maxAttempts: 2 }),
+          })
         ).body;
-        expect(claim.jobs).toHaveLength(1);
-        const agent = await waitFor(
-          "the agent to go offline",
-          async () => {
-            const a = (await t.call("GET", `/v1/agents/${agentId}`, { token: t.tokens.viewer })).body;
-            return a.status === "offline" ? a : undefined;
-          },
-          15_000,
-          100,
-        );
-        expect(agent.status).toBe("offline");
-        const after = (await t.call("GET", `/v1/jobs/${job.id}`, { token: t.tokens.viewer })).body;
-        expect(after).toMatchObject({ state: "queued", epoch: 2, agentId: null });
+        const first = await silentAgent("doomed-1");
+        expect(first.claim).toMatchObject({ attempt: 1, epoch: 1, job: { id: job.id } });
+        await offline(first.agentId);
+        const requeued = (await t.call("GET", `/v1/jobs/${job.id}`, { token: t.tokens.viewer })).body;
+        expect(requeued).toMatchObject({ state: "queued", epoch: 2, agentId: null });
         const fenced = await t.call("POST", `/v1/agent/jobs/${job.id}/events`, {
           token: t.tokens.agent,
-          body: { agentId, epoch: 1, events: [] },
+          body: { agentId: first.agentId, epoch: 1, events: [] },
         });
         expect(fenced).toMatchObject({ status: 409, body: { error: { code: "lease_lost" } } });
-        const audit = await t.call("GET", `/v1/audit?action=agent.offline&target=${agentId}`, {
-          token: t.tokens.operator,
-        });
-        expect(audit.body.items).toHaveLength(1);
+
+        const second = await silentAgent("doomed-2");
+        expect(second.claim).toMatchObject({ attempt: 2, epoch: 3, job: { id: job.id } });
+        await offline(second.agentId);
+        const failed = (await t.call("GET", `/v1/jobs/${job.id}`, { token: t.tokens.viewer })).body;
+        expect(failed).toMatchObject({ state: "failed", error: "agent_lost", attempt: 2 });
+        const audit = await t.call("GET", "/v1/audit?action=agent.offline", { token: t.tokens.operator });
+        const targets = audit.body.items.map((e: { target: string }) => e.target);
+        expect(targets).toEqual(expect.arrayContaining([first.agentId, second.agentId]));
+      });
+
+      it("every action above is in the audit log with actor, action, target and outcome, and the chain verifies", async () => {
+        await t.call("GET", "/v1/tokens", { token: t.tokens.viewer }); // a denied request
+        const all = (await t.call("GET", "/v1/audit?limit=1000", { token: t.tokens.operator })).body
+          .items as {
+          actor: string;
+          action: string;
+          target: string;
+          outcome: string;
+        }[];
+        const has = (action: string, actor: RegExp, outcome = "ok") =>
+          expect(
+            all.some(
+              (e) => e.action === action && actor.test(e.actor) && e.outcome === outcome && e.target !== "",
+            ),
+            `${action} by ${actor} (${outcome})`,
+          ).toBe(true);
+        has("job.submit", /^olivia$/);
+        has("job.cancel", /^olivia$/);
+        has("agent.register", /^agent-pool\//);
+        has("agent.drain", /^olivia$/);
+        has("agent.offline", /^reaper$/);
+        has("GET /v1/tokens", /^victor$/, "denied");
+        const verify = (await t.call("GET", "/v1/audit/verify", { token: t.tokens.operator })).body;
+        expect(verify).toMatchObject({ ok: true });
+        expect(verify.checked).toBeGreaterThanOrEqual(all.length);
       });
 
       it("an agent may only act as itself", async () => {

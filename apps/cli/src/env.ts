@@ -14,6 +14,11 @@ export function redisUrl(): string | undefined {
   return process.env.REDIS_URL || undefined;
 }
 
+/** Keeps several Skiff installations on one Redis apart (default `skiff`). */
+export function busPrefix(): string {
+  return process.env.SKIFF_BUS_PREFIX || "skiff";
+}
+
 export function createLogger(name: string) {
   return pino({ name, level: process.env.SKIFF_LOG_LEVEL ?? "info" });
 }

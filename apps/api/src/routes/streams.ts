@@ -34,6 +34,7 @@ function open(ctx: ApiContext, reply: FastifyReply): SseStream {
   const stream = new SseStream(reply.raw, {
     keepAliveMs: ctx.config.sseKeepAliveMs,
     maxBuffer: ctx.config.sseMaxBufferBytes,
+    stallMs: ctx.config.sseStallMs,
   });
   ctx.sse.add(stream);
   ctx.metrics.sseClients.inc();
@@ -90,7 +91,14 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
               again = false;
               for (;;) {
                 const lines = await ctx.store.listLogs(id, after, PAGE);
-                for (const line of lines) stream.send("line", line, line.seq);
+                // A page can be far bigger than sseMaxBufferBytes (1000 lines of up to 1 MiB): written
+                // in one go it would cut off even a fast follower, which then resumes at the same
+                // place and is cut off again. So the backlog goes at the client's pace.
+                for (const line of lines) {
+                  stream.send("line", line, line.seq);
+                  await stream.drained();
+                  if (stream.isClosed) break;
+                }
                 after = lines.at(-1)?.seq ?? after;
                 if (lines.length < PAGE || stream.isClosed) break;
               }

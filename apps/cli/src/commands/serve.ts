@@ -2,6 +2,7 @@ import { relative } from "node:path";
 import { type RunningApi, startApiServer } from "@skiff/api";
 import type { Command } from "commander";
 import {
+  busPrefix,
   createLogger,
   databaseUrl,
   onShutdownSignals,
@@ -50,7 +51,14 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
   const logger = createLogger(`skiff-${mode}`);
   const started = Date.now();
   const running = await startApiServer(
-    { host: opts.host, port, skiffHome: home, databaseUrl: databaseUrl(), redisUrl: redisUrl() },
+    {
+      host: opts.host,
+      port,
+      skiffHome: home,
+      databaseUrl: databaseUrl(),
+      redisUrl: redisUrl(),
+      busPrefix: busPrefix(),
+    },
     logger,
   );
   process.stderr.write(describeStartup(mode, running, home));
