@@ -96,20 +96,29 @@ export function buildApi(deps: ApiDeps): Api {
     events.append(event);
   });
 
-  const limiterKey = (req: FastifyRequest) => {
+  // Failures are counted per presented token, and 401s also per address; probes and metrics, which
+  // need no token, are never limited.
+  const tokenKey = (req: FastifyRequest) => {
     const auth = req.headers.authorization;
-    return auth ? `t:${hashToken(auth).slice(0, 32)}` : `ip:${req.ip}`;
+    return auth ? `t:${hashToken(auth).slice(0, 32)}` : null;
   };
 
   app.addHook("onRequest", async (req, reply) => {
-    const wait = limiter.retryAfter(limiterKey(req));
+    const key = tokenKey(req);
+    const wait = key ? limiter.retryAfter(key) : 0;
     if (wait > 0) {
       reply.header("retry-after", String(wait));
       throw new SkiffError("rate_limited", `too many failed requests; retry in ${wait} s`);
     }
   });
   app.addHook("onResponse", async (req, reply) => {
-    if (FAILURE_STATUSES.has(reply.statusCode)) limiter.fail(limiterKey(req));
+    if (FAILURE_STATUSES.has(reply.statusCode)) {
+      const key = tokenKey(req);
+      if (key) limiter.fail(key);
+      // Unknown tokens also count against the address, so rotating made-up tokens does not dodge the
+      // limit; a valid token from the same address is judged by its own record.
+      if (reply.statusCode === 401) limiter.fail(`ip:${req.ip}`);
+    }
     const route = req.routeOptions.url ?? "unmatched";
     metrics.httpDuration.observe(
       { method: req.method, route, status: String(reply.statusCode) },
@@ -119,6 +128,8 @@ export function buildApi(deps: ApiDeps): Api {
 
   app.setErrorHandler(async (err, req, reply) => {
     const e = toSkiffError(err);
+    const retry = (e.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (e.code === "rate_limited" && retry) reply.header("retry-after", String(retry));
     if (e.status >= 500) req.log.error({ err, reqId: req.id }, "request failed");
     else req.log.info({ code: e.code, reqId: req.id, url: req.url }, e.message);
     reply.code(e.status).header("x-request-id", String(req.id)).send(e.toBody());
@@ -142,6 +153,14 @@ export function buildApi(deps: ApiDeps): Api {
   /** Authenticates and authorises; every refusal is audited with who tried what. */
   async function guard(req: FastifyRequest, role: RouteDef["role"], action: string): Promise<Principal> {
     const who = await authenticate(store, req.headers.authorization);
+    if (!who) {
+      const wait = limiter.retryAfter(`ip:${req.ip}`);
+      if (wait > 0) {
+        throw new SkiffError("rate_limited", `too many failed requests from ${req.ip}; retry in ${wait} s`, {
+          details: { retryAfterSeconds: wait },
+        });
+      }
+    }
     const deny = async (principal: Principal | null, code: "unauthorized" | "forbidden", message: string) => {
       const entry = await store
         .appendAudit({
@@ -217,8 +236,9 @@ export function buildApi(deps: ApiDeps): Api {
       ctx.waiters.close();
       ctx.sse.closeAll();
       stopEvents();
+      let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
+        timer = setTimeout(() => {
           app.log.warn(
             { deadlineMs: config.shutdownDeadlineMs },
             "shutdown deadline reached; closing connections",
@@ -226,9 +246,10 @@ export function buildApi(deps: ApiDeps): Api {
           app.server.closeAllConnections();
           resolve();
         }, config.shutdownDeadlineMs);
-        t.unref();
+        timer.unref();
       });
       await Promise.race([app.close(), deadline]);
+      clearTimeout(timer);
     },
   };
 }

@@ -33,13 +33,16 @@ export const ApiConfig = z.strictObject({
   metricsPublic: z.boolean().default(true),
   shutdownDeadlineMs: z.number().int().min(100).default(10_000),
   sseKeepAliveMs: z.number().int().min(100).default(15_000),
-  /** Bytes an SSE client may fall behind before it is cut off (it resumes with Last-Event-ID). */
+  /**
+   * Bytes an SSE client of `/v1/events` may fall behind before it is cut off (it resumes with
+   * Last-Event-ID). A log stream goes at its client's pace instead, so it never falls behind that far.
+   */
   sseMaxBufferBytes: z
     .number()
     .int()
     .min(1024)
     .default(4 * 1024 * 1024),
-  /** How long a log follower may take nothing while its backlog waits before it is cut off. */
+  /** How long a log follower may take nothing while lines wait for it before it is cut off. */
   sseStallMs: z.number().int().min(100).default(30_000),
   version: z.string().default("0.1.0"),
 });

@@ -70,6 +70,7 @@ export function createMetrics(store: Store, claimWaiters: () => number) {
   });
   return {
     registry,
+    waiting,
     jobs,
     queueDepth,
     agents,

@@ -4,8 +4,11 @@ import type { ServerResponse } from "node:http";
  * One Server-Sent Events connection. Writes never block the server: when the client reads slower
  * than events arrive and its unsent bytes pass `maxBuffer`, it is cut off, and it resumes from its
  * last event id on reconnect. So a slow client neither slows the others nor grows memory unbounded.
- * A producer that has a backlog rather than a live feed (a log page) waits on `drained()` instead,
- * so it goes at the client's pace rather than cutting the client off for the producer's own burst.
+ *
+ * A `paced` stream serves a backlog that waits in the database (a job's log) rather than a live
+ * feed: its producer awaits `drained()` between events, so the stream holds at most a socket buffer
+ * and one event and `maxBuffer` does not apply (else the producer's own burst would cut off even a
+ * fast client); a client that takes nothing for `stallMs` while an event waits is cut off.
  */
 export class SseStream {
   private closed = false;
@@ -15,9 +18,9 @@ export class SseStream {
 
   constructor(
     private readonly res: ServerResponse,
-    opts: { keepAliveMs: number; maxBuffer: number; stallMs?: number; retryMs?: number },
+    opts: { keepAliveMs: number; maxBuffer: number; paced?: boolean; stallMs?: number; retryMs?: number },
   ) {
-    this.maxBuffer = opts.maxBuffer;
+    this.maxBuffer = opts.paced ? Number.POSITIVE_INFINITY : opts.maxBuffer;
     this.stallMs = opts.stallMs ?? 30_000;
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",

@@ -46,7 +46,8 @@ export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
     databaseUrl = database.url;
   }
   const store = await openStore(opts.adapter === "pg" ? { databaseUrl, poolSize: 10 } : {});
-  const bus = await createBus({ redisUrl: opts.redisUrl, prefix: opts.busPrefix ?? "skiff-test" });
+  const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
+  const bus = await createBus({ redisUrl: opts.redisUrl, prefix: opts.busPrefix ?? "skiff-test", logger });
   const api = buildApi({
     config: {
       host: "127.0.0.1",
@@ -58,7 +59,7 @@ export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
     },
     store,
     bus,
-    logger: pino({ level: process.env.TEST_LOG ?? "silent" }),
+    logger,
   });
   const url = await api.listen();
   const tokens = {
@@ -172,4 +173,114 @@ export async function readSse(
     clearTimeout(timer);
     controller.abort();
   }
+}
+
+export interface SseEvent {
+  event: string;
+  id?: string;
+  data: any;
+}
+
+/** A live SSE connection whose events (and keep-alive comments) accumulate as they arrive. */
+export interface SseClient {
+  status: number;
+  events: SseEvent[];
+  comments: string[];
+  /** Settles when the stream stops: "end" when the server ended it cleanly, "error" when it broke off. */
+  closed: Promise<"end" | "error" | "aborted">;
+  /** Resolves once `until` holds (checked on every chunk); fails at the deadline or if the stream stops first. */
+  waitUntil(what: string, until: (c: SseClient) => boolean, timeoutMs?: number): Promise<SseEvent[]>;
+  close(): void;
+}
+
+/**
+ * Opens an SSE stream and keeps reading it in the background. Unlike `readSse`, the caller can act
+ * between events (publish, shut down) and see how the stream ended.
+ */
+export async function openSse(
+  url: string,
+  token: string,
+  opts: { headers?: Record<string, string> } = {},
+): Promise<SseClient> {
+  const controller = new AbortController();
+  const res = await fetch(url, {
+    headers: { authorization: `Bearer ${token}`, ...opts.headers },
+    signal: controller.signal,
+  });
+  const checks = new Set<() => void>();
+  const notify = () => {
+    for (const check of [...checks]) check();
+  };
+  const client: SseClient = {
+    status: res.status,
+    events: [],
+    comments: [],
+    closed: Promise.resolve("end"),
+    waitUntil(what, until, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        let stopped = false;
+        void client.closed.then(() => {
+          stopped = true;
+          check();
+        });
+        const timer = setTimeout(() => {
+          checks.delete(check);
+          reject(new Error(`SSE ${url}: no ${what} within ${timeoutMs} ms; got ${summary()}`));
+        }, timeoutMs);
+        const check = () => {
+          if (until(client)) {
+            clearTimeout(timer);
+            checks.delete(check);
+            resolve(client.events);
+          } else if (stopped) {
+            clearTimeout(timer);
+            checks.delete(check);
+            reject(new Error(`SSE ${url}: stream stopped before ${what}; got ${summary()}`));
+          }
+        };
+        checks.add(check);
+        check();
+      });
+    },
+    close: () => controller.abort(),
+  };
+  const summary = () => JSON.stringify(client.events.slice(-20).map((e) => e.event));
+  if (!res.ok || !res.body) {
+    controller.abort();
+    return client;
+  }
+  const body = res.body;
+  client.closed = (async () => {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for await (const chunk of body) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let idx = buffer.indexOf("\n\n");
+        while (idx >= 0) {
+          parseBlock(buffer.slice(0, idx), client);
+          buffer = buffer.slice(idx + 2);
+          idx = buffer.indexOf("\n\n");
+        }
+        notify();
+      }
+      return "end" as const;
+    } catch {
+      return controller.signal.aborted ? ("aborted" as const) : ("error" as const);
+    }
+  })();
+  return client;
+}
+
+function parseBlock(block: string, into: { events: SseEvent[]; comments: string[] }): void {
+  let event = "message";
+  let id: string | undefined;
+  let data = "";
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) into.comments.push(line.slice(1).trim());
+    else if (line.startsWith("event: ")) event = line.slice(7);
+    else if (line.startsWith("id: ")) id = line.slice(4);
+    else if (line.startsWith("data: ")) data += line.slice(6);
+  }
+  if (data !== "") into.events.push({ event, id, data: JSON.parse(data) });
 }

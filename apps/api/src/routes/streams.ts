@@ -27,13 +27,14 @@ function lastEventId(req: FastifyRequest): number | undefined {
   return n;
 }
 
-function open(ctx: ApiContext, reply: FastifyReply): SseStream {
+function open(ctx: ApiContext, reply: FastifyReply, paced = false): SseStream {
   if (ctx.state.shuttingDown)
     throw new SkiffError("not_ready", "the server is shutting down; reconnect to another replica");
   reply.hijack();
   const stream = new SseStream(reply.raw, {
     keepAliveMs: ctx.config.sseKeepAliveMs,
     maxBuffer: ctx.config.sseMaxBufferBytes,
+    paced,
     stallMs: ctx.config.sseStallMs,
   });
   ctx.sse.add(stream);
@@ -77,7 +78,7 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
         let after = lastEventId(req) ?? query.after ?? 0;
         const job = await ctx.store.getJob(id);
         if (!job) throw new SkiffError("not_found", `no job ${id}`);
-        const stream = open(ctx, reply);
+        const stream = open(ctx, reply, true);
         let running = false;
         let again = false;
         const pump = async () => {
@@ -92,8 +93,8 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
               for (;;) {
                 const lines = await ctx.store.listLogs(id, after, PAGE);
                 // A page can be far bigger than sseMaxBufferBytes (1000 lines of up to 1 MiB): written
-                // in one go it would cut off even a fast follower, which then resumes at the same
-                // place and is cut off again. So the backlog goes at the client's pace.
+                // in one go it cut off even a fast follower, which then resumed at the same place and
+                // was cut off again. So the stream is paced: the backlog goes at the client's pace.
                 for (const line of lines) {
                   stream.send("line", line, line.seq);
                   await stream.drained();
