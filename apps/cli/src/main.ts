@@ -2,12 +2,12 @@
 import { Command, CommanderError } from "commander";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerServe } from "./commands/serve.ts";
+import { registerWorker } from "./commands/worker.ts";
 import { UsageError } from "./env.ts";
 
 // Commands whose issue has not landed yet: listed in --help and honest about it when run.
 const PLANNED: [string, string, string][] = [
   ["controller", "5", "run the fleet controller"],
-  ["worker", "4", "run a worker (agent) that executes jobs in sandboxes"],
   ["tui", "6", "open the admin console"],
   ["doctor", "5", "check dependencies and explain how to fix each problem"],
   ["jobs", "5", "submit, list, follow, cancel and retry jobs"],
@@ -25,6 +25,7 @@ const program = new Command("skiff")
 
 registerServe(program);
 registerMigrate(program);
+registerWorker(program);
 for (const [name, issue, description] of PLANNED) {
   program
     .command(name)

@@ -1,0 +1,85 @@
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { startWorker } from "@skiff/worker";
+import type { Command } from "commander";
+import { createLogger, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+
+interface WorkerOptions {
+  apiUrl?: string;
+  token?: string;
+  name?: string;
+  slots: string;
+  sandbox: string;
+  labels?: string;
+  healthPort: string;
+  unsafeNoSandbox?: boolean;
+  workDir?: string;
+}
+
+export function parseLabels(raw: string | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (!raw) return labels;
+  for (const pair of raw.split(",")) {
+    const [k, ...rest] = pair.split("=");
+    if (!k || rest.length === 0)
+      throw new UsageError(`--labels takes k=v pairs separated by commas, got "${pair}"`);
+    labels[k.trim()] = rest.join("=").trim();
+  }
+  return labels;
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command("worker")
+    .description("run a worker: claims jobs from the API and runs each step in a sandbox")
+    .option("--api-url <url>", "the API's base URL (SKIFF_URL)", process.env.SKIFF_URL)
+    .option("--token <token>", "an agent token (SKIFF_TOKEN)", process.env.SKIFF_TOKEN)
+    .option("--name <name>", "this worker's name (default: the host name)")
+    .option("--slots <n>", "jobs run at once", "2")
+    .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
+    .option("--labels <k=v,...>", "labels; `queue=a,b` sets the queues served")
+    .option("--health-port <port>", "port for /healthz, /readyz and /metrics (0 picks a free one)", "8789")
+    .option("--work-dir <dir>", "where job workspaces live (default $SKIFF_HOME/work)")
+    .option("--unsafe-no-sandbox", "run steps as plain child processes, UNCONFINED (development only)")
+    .action(async (opts: WorkerOptions) => {
+      if (!opts.apiUrl)
+        throw new UsageError("--api-url (or SKIFF_URL) is required, e.g. --api-url http://127.0.0.1:8787");
+      if (!opts.token)
+        throw new UsageError(
+          "--token (or SKIFF_TOKEN) is required: an agent token from `skiff tokens create --role agent`",
+        );
+      if (!["auto", "bwrap", "docker"].includes(opts.sandbox))
+        throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${opts.sandbox}"`);
+      const slots = Number(opts.slots);
+      if (!Number.isInteger(slots) || slots < 1)
+        throw new UsageError(`--slots must be a positive integer, got "${opts.slots}"`);
+      const name = opts.name ?? hostname();
+      const logger = createLogger("skiff-worker");
+      const worker = await startWorker(
+        {
+          apiUrl: opts.apiUrl,
+          token: opts.token,
+          name,
+          slots,
+          labels: parseLabels(opts.labels),
+          sandbox: opts.sandbox as "auto" | "bwrap" | "docker",
+          unsafeNoSandbox: Boolean(opts.unsafeNoSandbox),
+          healthPort: parsePort(opts.healthPort, "--health-port"),
+          workRoot: opts.workDir ?? join(skiffHome(), "work"),
+        },
+        logger,
+      );
+      process.stderr.write(
+        `skiff worker ${name}: agent ${worker.agent.id} on ${opts.apiUrl}, sandbox ${worker.driver.kind}` +
+          `${worker.driver.kind === "none" ? " (UNSAFE: steps run unconfined)" : ""}, ${slots} slots` +
+          `${worker.healthUrl ? `, health on ${worker.healthUrl}` : ""}\n`,
+      );
+      // The first signal drains (running jobs finish up to the drain timeout), a second exits at once;
+      // a drain command from the API ends the process the same way.
+      await Promise.race([
+        onShutdownSignals("skiff worker", () => worker.stop("signal")),
+        worker.agent.stopped,
+      ]);
+      await worker.stop("drained");
+    });
+}

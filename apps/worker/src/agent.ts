@@ -1,0 +1,329 @@
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { freemem, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import type { AgentCommand, SandboxKind } from "@skiff/protocol";
+import { type AgentClient, ApiError, ApiUnreachable } from "./client.ts";
+import type { WorkerMetrics } from "./metrics.ts";
+import { JobRun } from "./runner.ts";
+import type { SandboxDriver } from "./sandbox/types.ts";
+
+export interface AgentOptions {
+  name: string;
+  version: string;
+  slots: number;
+  labels: Record<string, string>;
+  workRoot: string;
+  graceMs: number;
+  drainTimeoutMs: number;
+  claimWaitMs: number;
+  logBatchMs: number;
+  logBatchBytes: number;
+  logCapBytes: number;
+}
+
+export interface AgentLogger {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+type Phase = "starting" | "running" | "draining" | "stopped";
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+/**
+ * The worker's agent: registers, heartbeats on the interval the API gives (with jitter), long-polls
+ * for as many jobs as it has free slots, runs them, and drains on request or on stop.
+ */
+export class Agent {
+  private agentId: string | null = null;
+  private phase: Phase = "starting";
+  private heartbeatMs = 10_000;
+  private readonly runs = new Map<string, JobRun>();
+  private readonly stopping = new AbortController();
+  private claimAbort: AbortController | null = null;
+  private slotFreed: (() => void) | null = null;
+  private loops: Promise<void>[] = [];
+  private drained: Promise<void> | null = null;
+  private drainReason = "";
+  private markStopped: () => void = () => {};
+  /** Resolves once the agent has drained and deregistered, whoever asked for it. */
+  readonly stopped = new Promise<void>((resolve) => {
+    this.markStopped = resolve;
+  });
+
+  constructor(
+    private readonly client: AgentClient,
+    private readonly driver: SandboxDriver,
+    private readonly opts: AgentOptions,
+    private readonly metrics: WorkerMetrics,
+    private readonly log: AgentLogger,
+  ) {}
+
+  get id(): string | null {
+    return this.agentId;
+  }
+
+  get ready(): boolean {
+    return this.phase === "running";
+  }
+
+  get state(): Phase {
+    return this.phase;
+  }
+
+  get running(): string[] {
+    return [...this.runs.keys()];
+  }
+
+  async start(): Promise<void> {
+    const orphans = await this.driver.reapOrphans(this.opts.name).catch((err) => {
+      this.log.warn({ err: (err as Error).message }, "could not reap orphans of a previous run");
+      return [] as string[];
+    });
+    const own = join(this.opts.workRoot, this.opts.name);
+    const leftovers = existsSync(own) ? readdirSync(own) : [];
+    for (const dir of leftovers) rmSync(join(own, dir), { recursive: true, force: true });
+    if (orphans.length + leftovers.length > 0) {
+      this.log.warn(
+        { sandboxes: orphans, workspaces: leftovers },
+        "removed what a previous run of this worker left behind",
+      );
+    }
+    await this.register();
+    this.phase = "running";
+    this.loops = [this.heartbeatLoop(), this.claimLoop()];
+  }
+
+  private async register(): Promise<void> {
+    let backoff = 500;
+    for (;;) {
+      try {
+        const res = await this.client.register({
+          name: this.opts.name,
+          version: this.opts.version,
+          slots: this.opts.slots,
+          labels: this.opts.labels,
+          sandbox: this.driver.kind as SandboxKind,
+          resources: this.resources(),
+        });
+        this.agentId = res.agentId;
+        this.heartbeatMs = res.heartbeatIntervalMs;
+        this.log.info(
+          { agentId: res.agentId, sandbox: this.driver.kind, slots: this.opts.slots },
+          "registered",
+        );
+        if (this.driver.kind === "none") {
+          this.log.warn(
+            { agentId: res.agentId },
+            "UNSAFE: steps run without any sandbox (--unsafe-no-sandbox)",
+          );
+        }
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+          throw new Error(
+            `the API refused this worker's token (${err.code}): create one with \`skiff tokens create --role agent\``,
+          );
+        }
+        if (this.stopping.signal.aborted) throw new Error("stopped before the API could be reached");
+        this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "API not reachable; retrying");
+        await sleep(backoff, this.stopping.signal);
+        backoff = Math.min(10_000, backoff * 2);
+      }
+    }
+  }
+
+  private resources() {
+    const total = totalmem() / 2 ** 20;
+    return {
+      load1: loadavg()[0] ?? 0,
+      memoryTotalMb: Math.round(total),
+      memoryUsedMb: Math.round(total - freemem() / 2 ** 20),
+    };
+  }
+
+  private activity(): "idle" | "busy" | "draining" {
+    if (this.phase === "draining") return "draining";
+    return this.runs.size > 0 ? "busy" : "idle";
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      const jitter = this.heartbeatMs * (0.9 + Math.random() * 0.2);
+      await sleep(jitter, this.stopping.signal);
+      if (this.stopping.signal.aborted || !this.agentId) return;
+      await this.heartbeatOnce();
+    }
+  }
+
+  private beating: Promise<void> | null = null;
+  private deregistering = false;
+
+  /** Sends one heartbeat now; overlapping calls share the one in flight. */
+  heartbeatOnce(): Promise<void> {
+    if (!this.agentId || this.deregistering) return Promise.resolve();
+    this.beating ??= this.beat().finally(() => {
+      this.beating = null;
+    });
+    return this.beating;
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.agentId) return;
+    try {
+      const res = await this.client.heartbeat({
+        agentId: this.agentId,
+        status: this.activity(),
+        running: [...this.runs.values()].map((r) => ({ jobId: r.jobId, epoch: r.epoch })),
+        resources: this.resources(),
+      });
+      for (const command of res.commands) this.obey(command);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "not_found") {
+        this.log.warn({ agentId: this.agentId }, "the API no longer knows this agent; registering again");
+        await this.register();
+        return;
+      }
+      this.log.warn({ err: (err as Error).message }, "heartbeat failed; the API may be restarting");
+    }
+  }
+
+  private obey(command: AgentCommand): void {
+    if (command.type === "drain") {
+      if (this.phase === "running") {
+        this.log.info({ reason: command.reason }, "drain requested");
+        void this.drain(command.reason);
+      }
+      return;
+    }
+    const run = this.runs.get(command.jobId);
+    if (run && run.epoch === command.epoch) {
+      this.log.info({ jobId: command.jobId, reason: command.reason }, "cancel requested");
+      run.cancel(command.reason === "lease_lost" ? "lease lost" : command.reason);
+    }
+  }
+
+  private async claimLoop(): Promise<void> {
+    let backoff = 500;
+    while (this.phase === "running" && !this.stopping.signal.aborted) {
+      const free = this.opts.slots - this.runs.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          this.slotFreed = resolve;
+        });
+        continue;
+      }
+      this.claimAbort = new AbortController();
+      try {
+        const agentId = this.agentId;
+        if (!agentId) return;
+        const res = await this.client.claim(
+          { agentId, max: free, waitMs: this.opts.claimWaitMs },
+          this.claimAbort.signal,
+        );
+        backoff = 500;
+        for (const claimed of res.jobs) this.launch(claimed);
+      } catch (err) {
+        if (this.phase !== "running") return;
+        if (err instanceof ApiError && err.code === "not_found") await this.register();
+        else if (!(err instanceof ApiUnreachable) || !this.claimAbort.signal.aborted) {
+          this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "claim failed; retrying");
+          await sleep(backoff, this.stopping.signal);
+          backoff = Math.min(10_000, backoff * 2);
+        }
+      } finally {
+        this.claimAbort = null;
+      }
+    }
+  }
+
+  private launch(claimed: ConstructorParameters<typeof JobRun>[0]): void {
+    const agentId = this.agentId;
+    if (!agentId) return;
+    this.log.info({ jobId: claimed.job.id, attempt: claimed.attempt, epoch: claimed.epoch }, "job claimed");
+    const run = new JobRun(claimed, {
+      client: this.client,
+      agentId,
+      workerName: this.opts.name,
+      driver: this.driver,
+      workRoot: this.opts.workRoot,
+      graceMs: this.opts.graceMs,
+      logBatchMs: this.opts.logBatchMs,
+      logBatchBytes: this.opts.logBatchBytes,
+      logCapBytes: this.opts.logCapBytes,
+      metrics: this.metrics,
+      env: process.env,
+      log: (msg, fields) => this.log.info(fields ?? {}, msg),
+    });
+    this.runs.set(run.jobId, run);
+    void this.heartbeatOnce();
+    run.done
+      .catch((err) => this.log.error({ jobId: run.jobId, err: (err as Error).message }, "job run failed"))
+      .finally(() => {
+        this.runs.delete(run.jobId);
+        this.slotFreed?.();
+        this.slotFreed = null;
+        void this.heartbeatOnce();
+      });
+  }
+
+  /**
+   * Stops taking work, lets running jobs finish up to the drain timeout, cancels what is left,
+   * deregisters. Calling it again returns the same promise.
+   */
+  drain(reason = "stopping"): Promise<void> {
+    if (this.drained) return this.drained;
+    this.drainReason = reason;
+    this.phase = "draining";
+    this.claimAbort?.abort();
+    this.slotFreed?.();
+    this.drained = (async () => {
+      void this.heartbeatOnce();
+      const all = Promise.all([...this.runs.values()].map((r) => r.done.catch(() => {})));
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        sleep(this.opts.drainTimeoutMs).then(() => true),
+      ]);
+      if (timedOut) {
+        this.log.warn(
+          { running: this.running, drainTimeoutMs: this.opts.drainTimeoutMs },
+          "drain timeout; canceling what is left",
+        );
+        for (const r of this.runs.values())
+          r.cancel(`worker drained (${this.drainReason}) before the job finished`);
+        await all;
+      }
+      this.stopping.abort();
+      await Promise.all(this.loops);
+      // No heartbeat may land after the deregistration: it would mark the agent online again.
+      this.deregistering = true;
+      await this.beating;
+      if (this.agentId) {
+        await this.client
+          .deregister(this.agentId)
+          .catch((err) => this.log.warn({ err: (err as Error).message }, "deregister failed"));
+      }
+      this.phase = "stopped";
+      this.log.info({ reason: this.drainReason }, "drained and deregistered");
+      this.markStopped();
+    })();
+    return this.drained;
+  }
+
+  /** A second stop: cancel running jobs at once. */
+  force(): void {
+    for (const r of this.runs.values()) r.cancel("worker stopped");
+  }
+}

@@ -1,0 +1,173 @@
+import type { JobEvent } from "@skiff/protocol";
+import { type AgentClient, ApiError, ApiUnreachable } from "./client.ts";
+
+export interface ReporterOptions {
+  batchMs: number;
+  batchBytes: number;
+  /** Bytes of output the worker keeps for one job; past it one truncation marker, then nothing. */
+  capBytes: number;
+  /** Unsent bytes held while the API is away; past it lines are dropped and counted. */
+  maxPendingBytes: number;
+  /** Secret values replaced by `***` before anything leaves the worker. */
+  secrets: string[];
+  onCancel(): void;
+  /** The lease is gone (409): the job must be killed at once and nothing more reported. */
+  onLeaseLost(why: string): void;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const MAX_BACKOFF_MS = 5_000;
+
+/**
+ * Streams one job's step events and output lines to the API in order: numbered lines, batched
+ * every `batchMs` or `batchBytes`, retried until acknowledged (the API ignores a seq it already
+ * has, so a retry never duplicates a line), bounded while the API is unreachable.
+ */
+export class JobReporter {
+  private seq = 0;
+  private pending: JobEvent[] = [];
+  private pendingBytes = 0;
+  private sentBytes = 0;
+  private truncated = false;
+  private dropped = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private inflight: Promise<void> | null = null;
+  private lost = false;
+  private readonly masks: string[];
+
+  constructor(
+    private readonly client: AgentClient,
+    private readonly agentId: string,
+    private readonly jobId: string,
+    private readonly epoch: number,
+    private readonly opts: ReporterOptions,
+  ) {
+    this.masks = opts.secrets.filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
+  }
+
+  get leaseLost(): boolean {
+    return this.lost;
+  }
+
+  private mask(text: string): string {
+    let out = text;
+    for (const secret of this.masks) if (out.includes(secret)) out = out.split(secret).join("***");
+    return out;
+  }
+
+  line(step: number | null, stream: "stdout" | "stderr" | "system", raw: string): void {
+    if (this.lost || this.truncated) return;
+    const text = this.mask(raw);
+    const size = Buffer.byteLength(text) + 32;
+    if (this.sentBytes + this.pendingBytes + size > this.opts.capBytes) {
+      this.truncated = true;
+      this.push(
+        {
+          type: "log",
+          seq: ++this.seq,
+          step,
+          stream: "system",
+          ts: new Date().toISOString(),
+          text: "[log truncated]",
+        },
+        64,
+      );
+      return;
+    }
+    if (this.pendingBytes + size > this.opts.maxPendingBytes) {
+      this.dropped++;
+      return;
+    }
+    if (this.dropped > 0) {
+      const note = `[${this.dropped} lines dropped while the API was unreachable]`;
+      this.dropped = 0;
+      this.push(
+        { type: "log", seq: ++this.seq, step, stream: "system", ts: new Date().toISOString(), text: note },
+        80,
+      );
+    }
+    this.push({ type: "log", seq: ++this.seq, step, stream, ts: new Date().toISOString(), text }, size);
+  }
+
+  stepStarted(step: number): void {
+    this.push({ type: "step.started", step, ts: new Date().toISOString() }, 64);
+  }
+
+  stepFinished(
+    step: number,
+    outcome: "succeeded" | "failed" | "canceled" | "timed_out",
+    exitCode: number | null,
+  ): void {
+    this.push({ type: "step.finished", step, outcome, exitCode, ts: new Date().toISOString() }, 64);
+    this.kick(0);
+  }
+
+  private push(event: JobEvent, size: number): void {
+    if (this.lost) return;
+    this.pending.push(event);
+    this.pendingBytes += size;
+    this.kick(this.pendingBytes >= this.opts.batchBytes ? 0 : this.opts.batchMs);
+  }
+
+  private kick(delay: number): void {
+    if (this.inflight) return;
+    if (this.timer && delay > 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.inflight = this.sendAll().finally(() => {
+        this.inflight = null;
+        if (this.pending.length > 0 && !this.lost) this.kick(this.opts.batchMs);
+      });
+    }, delay);
+  }
+
+  /** Sends everything pending, in order, retrying while the API is unreachable. */
+  private async sendAll(): Promise<void> {
+    let backoff = 200;
+    while (this.pending.length > 0 && !this.lost) {
+      const batch = this.pending.slice(0, 2000);
+      try {
+        const res = await this.client.events(this.jobId, {
+          agentId: this.agentId,
+          epoch: this.epoch,
+          events: batch,
+        });
+        this.pending = this.pending.slice(batch.length);
+        const size = batch.reduce((n, e) => n + (e.type === "log" ? Buffer.byteLength(e.text) + 32 : 64), 0);
+        this.pendingBytes = Math.max(0, this.pendingBytes - size);
+        this.sentBytes += size;
+        backoff = 200;
+        if (res.cancel) this.opts.onCancel();
+      } catch (err) {
+        if (
+          err instanceof ApiError &&
+          (err.code === "lease_lost" || err.code === "already_final" || err.code === "not_found")
+        ) {
+          this.lost = true;
+          this.pending = [];
+          this.opts.onLeaseLost(err.message);
+          return;
+        }
+        if (!(err instanceof ApiUnreachable) && !(err instanceof ApiError && err.status === 429)) {
+          this.opts.log?.("events upload refused; retrying", {
+            jobId: this.jobId,
+            error: (err as Error).message,
+          });
+        }
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
+      }
+    }
+  }
+
+  /** Waits until every event so far is acknowledged (or the lease is lost). */
+  async drain(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.inflight) await this.inflight;
+    if (this.pending.length > 0 && !this.lost) await this.sendAll();
+  }
+}

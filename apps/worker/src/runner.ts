@@ -1,0 +1,200 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Outcome } from "@skiff/protocol";
+import { type AgentClient, ApiError, ApiUnreachable, type ClaimedJob } from "./client.ts";
+import type { WorkerMetrics } from "./metrics.ts";
+import { JobReporter } from "./reporter.ts";
+import type { SandboxDriver, StepEnd } from "./sandbox/types.ts";
+
+export interface RunnerDeps {
+  client: AgentClient;
+  agentId: string;
+  workerName: string;
+  driver: SandboxDriver;
+  workRoot: string;
+  graceMs: number;
+  logBatchMs: number;
+  logBatchBytes: number;
+  logCapBytes: number;
+  metrics: WorkerMetrics;
+  log(msg: string, fields?: Record<string, unknown>): void;
+  /** The worker's own environment, where `secrets:` names are looked up. */
+  env: NodeJS.ProcessEnv;
+}
+
+/** One claimed job on this worker: runs its steps in order and reports everything. */
+export class JobRun {
+  private readonly abort = new AbortController();
+  private reason: { outcome: "canceled" | "timed_out"; text: string } | null = null;
+
+  /** Read through a method: `cancel()` changes it behind the type checker's narrowing. */
+  private why(): { outcome: "canceled" | "timed_out"; text: string } | null {
+    return this.reason;
+  }
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly claimed: ClaimedJob,
+    private readonly deps: RunnerDeps,
+  ) {
+    this.done = this.run();
+  }
+
+  get jobId(): string {
+    return this.claimed.job.id;
+  }
+
+  get epoch(): number {
+    return this.claimed.epoch;
+  }
+
+  /** Ends the job: the running step gets SIGTERM, then SIGKILL after the grace period. */
+  cancel(text: string, outcome: "canceled" | "timed_out" = "canceled"): void {
+    if (this.reason) return;
+    this.reason = { outcome, text };
+    this.abort.abort();
+  }
+
+  private async run(): Promise<void> {
+    const { job, epoch } = this.claimed;
+    const spec = job.spec;
+    const d = this.deps;
+    const started = Date.now();
+    const secrets: Record<string, string> = {};
+    const missing: string[] = [];
+    for (const name of spec.secrets) {
+      const value = d.env[name];
+      if (value === undefined) missing.push(name);
+      else secrets[name] = value;
+    }
+    let leaseLost = false;
+    const reporter = new JobReporter(d.client, d.agentId, job.id, epoch, {
+      batchMs: d.logBatchMs,
+      batchBytes: d.logBatchBytes,
+      capBytes: d.logCapBytes,
+      maxPendingBytes: 8 * 1024 * 1024,
+      secrets: Object.values(secrets),
+      onCancel: () => this.cancel("canceled by an operator"),
+      onLeaseLost: (why) => {
+        leaseLost = true;
+        d.log("lease lost; killing the job", { jobId: job.id, why });
+        this.cancel(`lease lost: ${why}`);
+      },
+      log: d.log,
+    });
+    mkdirSync(join(d.workRoot, d.workerName), { recursive: true });
+    const workspace = mkdtempSync(join(d.workRoot, d.workerName, `${job.id}-`));
+    const jobTimer = setTimeout(
+      () => this.cancel(`job ran past its timeout of ${spec.timeoutSeconds} s`, "timed_out"),
+      spec.timeoutSeconds * 1000,
+    );
+    let outcome: Outcome = "succeeded";
+    let exitCode: number | null = 0;
+    let error: string | undefined;
+    try {
+      if (missing.length > 0) {
+        outcome = "failed";
+        exitCode = null;
+        error = `secrets not set on worker ${d.workerName}: ${missing.join(", ")}`;
+        reporter.line(null, "system", error);
+      }
+      for (const [index, step] of spec.steps.entries()) {
+        if (outcome !== "succeeded") break;
+        if (this.why()) break;
+        reporter.stepStarted(index);
+        reporter.line(
+          index,
+          "system",
+          `--- step ${index + 1}/${spec.steps.length}: ${step.name} (network ${step.network})`,
+        );
+        const stepStart = Date.now();
+        const remainingJobMs = spec.timeoutSeconds * 1000 - (Date.now() - started);
+        const end: StepEnd = await d.driver.run({
+          jobId: job.id,
+          workerName: d.workerName,
+          stepIndex: index,
+          command: step.run,
+          env: {
+            CI: "true",
+            SKIFF_JOB_ID: job.id,
+            SKIFF_STEP: step.name,
+            ...spec.env,
+            ...step.env,
+            ...secrets,
+          },
+          workspace,
+          network: step.network,
+          limits: spec.resources,
+          image: spec.image,
+          onLine: (stream, text) => {
+            d.metrics.logBytes.inc(Buffer.byteLength(text));
+            reporter.line(index, stream, text);
+          },
+          signal: this.abort.signal,
+          timeoutMs: Math.max(
+            1,
+            Math.min(remainingJobMs, (step.timeoutSeconds ?? Number.POSITIVE_INFINITY) * 1000),
+          ),
+          graceMs: leaseLost ? 0 : d.graceMs,
+        });
+        const seconds = (Date.now() - stepStart) / 1000;
+        d.metrics.stepDuration.observe({ outcome: end.outcome }, seconds);
+        let stepOutcome = end.outcome;
+        // A step killed because the whole job was canceled or ran out of time takes the job's reason.
+        const reason = this.why();
+        if (end.outcome === "canceled" && reason) stepOutcome = reason.outcome;
+        reporter.stepFinished(index, stepOutcome, end.exitCode);
+        if (stepOutcome === "succeeded") {
+          reporter.line(index, "system", `--- ${step.name} succeeded in ${seconds.toFixed(1)} s`);
+          continue;
+        }
+        const why =
+          reason && end.outcome === "canceled" ? reason.text : end.outcome === "succeeded" ? "" : end.reason;
+        reporter.line(index, "system", `--- ${step.name} ${stepOutcome.replace("_", " ")}: ${why}`);
+        d.metrics.stepFailures.inc({ step: step.name, outcome: stepOutcome });
+        outcome = stepOutcome;
+        exitCode = end.exitCode;
+        error = `step ${step.name}: ${why}`;
+      }
+      const finalReason = this.why();
+      if (outcome === "succeeded" && finalReason) {
+        outcome = finalReason.outcome;
+        exitCode = null;
+        error = finalReason.text;
+      }
+      await reporter.drain();
+      if (!leaseLost && !reporter.leaseLost) await this.finish(outcome, exitCode, error);
+      d.metrics.jobsRun.inc({ outcome: leaseLost ? "lease_lost" : outcome });
+    } finally {
+      clearTimeout(jobTimer);
+      rmSync(workspace, { recursive: true, force: true });
+    }
+  }
+
+  /** Reports the result until the API acknowledges it; the lease being gone ends the attempt. */
+  private async finish(outcome: Outcome, exitCode: number | null, error: string | undefined): Promise<void> {
+    const { job, epoch } = this.claimed;
+    let backoff = 200;
+    for (;;) {
+      try {
+        await this.deps.client.finish(job.id, {
+          agentId: this.deps.agentId,
+          epoch,
+          outcome,
+          exitCode,
+          ...(error ? { error } : {}),
+        });
+        this.deps.log("job finished", { jobId: job.id, outcome });
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 409) {
+          this.deps.log("finish refused: the job is no longer ours", { jobId: job.id, code: err.code });
+          return;
+        }
+        if (!(err instanceof ApiUnreachable)) throw err;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(5_000, backoff * 2);
+      }
+    }
+  }
+}

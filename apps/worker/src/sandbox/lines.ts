@@ -1,0 +1,76 @@
+const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+
+/** Longest line handed on; a longer one (minified JS, a binary dumped to stdout) is split. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+/**
+ * Turns one stream's chunks into lines (without the newline, and without the `\r` of a `\r\n`):
+ * keeps a partial line across chunks, splits lines longer than `maxBytes` at a UTF-8 character
+ * boundary, and hands on what is left when the stream ends.
+ */
+export class LineSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    private readonly emit: (line: string) => void,
+    private readonly maxBytes = MAX_LINE_BYTES,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (let nl = chunk.indexOf(NEWLINE, start); nl !== -1; nl = chunk.indexOf(NEWLINE, start)) {
+      this.hold(chunk.subarray(start, nl));
+      this.emitLine(this.take(), true);
+      start = nl + 1;
+    }
+    if (start < chunk.length) this.hold(chunk.subarray(start));
+  }
+
+  /** Emits the unterminated last line, if any. */
+  end(): void {
+    if (this.pendingBytes > 0) this.emitLine(this.take(), false);
+  }
+
+  private hold(part: Buffer): void {
+    if (part.length === 0) return;
+    this.pending.push(part);
+    this.pendingBytes += part.length;
+    // A line can only be cut once it is known to be longer than the cap, so hold up to the cap.
+    if (this.pendingBytes > this.maxBytes) {
+      let rest = this.take();
+      while (rest.length > this.maxBytes) {
+        const cut = utf8Boundary(rest, this.maxBytes);
+        this.emit(rest.subarray(0, cut).toString("utf8"));
+        rest = rest.subarray(cut);
+      }
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+    }
+  }
+
+  private take(): Buffer {
+    const all =
+      this.pending.length === 1 ? (this.pending[0] ?? Buffer.alloc(0)) : Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return all;
+  }
+
+  private emitLine(line: Buffer, terminated: boolean): void {
+    const end =
+      terminated && line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN
+        ? line.length - 1
+        : line.length;
+    this.emit(line.subarray(0, end).toString("utf8"));
+  }
+}
+
+/** The largest cut ≤ `max` that does not fall inside a multi-byte UTF-8 character. */
+function utf8Boundary(buf: Buffer, max: number): number {
+  let cut = max;
+  // Continuation bytes look like 10xxxxxx; back up to the lead byte (at most 3 steps for valid UTF-8).
+  while (cut > max - 4 && cut > 0 && ((buf[cut] ?? 0) & 0xc0) === 0x80) cut--;
+  return cut > 0 && cut > max - 4 ? cut : max;
+}

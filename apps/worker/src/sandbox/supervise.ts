@@ -1,0 +1,49 @@
+import type { ChildProcess } from "node:child_process";
+import { LineSplitter } from "./lines.ts";
+import type { StepRun } from "./types.ts";
+
+export interface ChildEnd {
+  /** Set when Skiff ended the step (timeout or cancel) rather than the step ending by itself. */
+  ending: "timed_out" | "canceled" | null;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * Streams a step process's output line by line and enforces its wall-clock timeout and cancel:
+ * SIGTERM first, SIGKILL after the grace period. `signal` delivers a signal to the whole step.
+ */
+export async function superviseChild(
+  child: ChildProcess,
+  step: StepRun,
+  signal: (sig: NodeJS.Signals) => void,
+): Promise<ChildEnd> {
+  const out = new LineSplitter((text) => step.onLine("stdout", text));
+  const err = new LineSplitter((text) => step.onLine("stderr", text));
+  child.stdout?.on("data", (b: Buffer) => out.push(b));
+  child.stderr?.on("data", (b: Buffer) => err.push(b));
+
+  let ending: ChildEnd["ending"] = null;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = (why: "timed_out" | "canceled") => {
+    if (ending) return;
+    ending = why;
+    signal("SIGTERM");
+    killTimer = setTimeout(() => signal("SIGKILL"), step.graceMs);
+  };
+  const timer = setTimeout(() => stop("timed_out"), step.timeoutMs);
+  const onAbort = () => stop("canceled");
+  step.signal.addEventListener("abort", onAbort, { once: true });
+  if (step.signal.aborted) onAbort();
+
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("close", (code, sig) => resolve({ code, signal: sig }));
+    child.once("error", () => resolve({ code: null, signal: null }));
+  });
+  clearTimeout(timer);
+  clearTimeout(killTimer);
+  step.signal.removeEventListener("abort", onAbort);
+  out.end();
+  err.end();
+  return { ending, code: exit.code, signal: exit.signal };
+}

@@ -1,0 +1,87 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ServiceGate } from "@skiff/testkit";
+import type { Limits, SandboxDriver, StepEnd, StepRun } from "../src/sandbox/types.ts";
+
+export function bwrapGate(): ServiceGate {
+  try {
+    execFileSync("bwrap", ["--unshare-all", "--ro-bind", "/", "/", "--", "/bin/true"], { stdio: "ignore" });
+    return { available: true, missing: null };
+  } catch {
+    return {
+      available: false,
+      missing: "bubblewrap is missing or cannot create namespaces: apt-get install bubblewrap",
+    };
+  }
+}
+
+/** A TCP listener on 127.0.0.1 that counts connections, for network tests. */
+export async function listener(): Promise<{
+  port: number;
+  connections: () => number;
+  close(): Promise<void>;
+}> {
+  let n = 0;
+  const server = net.createServer((s) => {
+    n++;
+    s.on("error", () => {}); // the sandboxed client may hang up first
+    s.end("hi\n");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const addr = server.address();
+  if (!addr || typeof addr !== "object") throw new Error("no address");
+  return { port: addr.port, connections: () => n, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+export interface Ran {
+  end: StepEnd;
+  lines: { stream: string; text: string }[];
+  out: string;
+}
+
+let counter = 0;
+
+/** Runs one step through a driver in a fresh workspace, collecting its output. */
+export async function runStep(
+  driver: SandboxDriver,
+  command: string,
+  opts: Partial<Omit<StepRun, "limits">> & {
+    limits?: Partial<Limits>;
+    abortAfterMs?: number;
+    workspace?: string;
+  } = {},
+): Promise<Ran> {
+  const workspace = opts.workspace ?? mkdtempSync(join(tmpdir(), "skiff-ws-"));
+  const lines: { stream: string; text: string }[] = [];
+  const controller = new AbortController();
+  const timer =
+    opts.abortAfterMs === undefined ? null : setTimeout(() => controller.abort(), opts.abortAfterMs);
+  try {
+    const end = await driver.run({
+      jobId: opts.jobId ?? `job_test${process.pid}_${++counter}`,
+      workerName: opts.workerName ?? "test-worker",
+      stepIndex: opts.stepIndex ?? 0,
+      command,
+      env: opts.env ?? {},
+      workspace,
+      network: opts.network ?? "off",
+      limits: { memoryMb: 256, cpus: 1, pids: 64, ...opts.limits },
+      image: opts.image,
+      onLine: (stream, text) => lines.push({ stream, text }),
+      signal: opts.signal ?? controller.signal,
+      timeoutMs: opts.timeoutMs ?? 30_000,
+      graceMs: opts.graceMs ?? 2_000,
+    });
+    const out = lines
+      .filter((l) => l.stream !== "system")
+      .map((l) => l.text)
+      .join("\n");
+    return { end, lines, out };
+  } finally {
+    if (timer) clearTimeout(timer);
+    if (!opts.workspace) rmSync(workspace, { recursive: true, force: true });
+  }
+}
