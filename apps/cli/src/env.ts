@@ -43,12 +43,17 @@ export class UsageError extends Error {
 export function onShutdownSignals(what: string, stop: () => Promise<void>): Promise<void> {
   return new Promise((resolveDone) => {
     let stopping = false;
+    let firstAt = 0;
     const handler = (signal: NodeJS.Signals) => {
+      // Ctrl-C reaches the whole process group, and launchers (pnpm, tsx) relay it as well: a
+      // repeat within a second is the same keypress, not a request to force.
+      if (stopping && Date.now() - firstAt < 1_000) return;
       if (stopping) {
         process.stderr.write(`\n${what}: second ${signal}, exiting now\n`);
         process.exit(130);
       }
       stopping = true;
+      firstAt = Date.now();
       process.stderr.write(`\n${what}: ${signal} received, shutting down (again to force)\n`);
       stop()
         .catch((err) => {

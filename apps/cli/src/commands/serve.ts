@@ -11,10 +11,22 @@ import {
   skiffHome,
   UsageError,
 } from "../env.ts";
+import { startEmbeddedWorkers } from "./embedded.ts";
 
 interface ServeOptions {
   host: string;
   port: string;
+  workers?: string;
+  slots?: string;
+  sandbox?: string;
+}
+
+function count(value: string | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 64)
+    throw new UsageError(`${option} must be a whole number from 0 to 64, got "${value}"`);
+  return n;
 }
 
 /** A path as a user would type it: relative when under the working directory, else absolute. */
@@ -48,6 +60,12 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
       "`skiff api` is the split-mode API and needs DATABASE_URL and REDIS_URL; for one process with embedded storage run `skiff up`",
     );
   }
+  const workerCount = count(opts.workers, "--workers", 2);
+  const slots = Math.max(1, count(opts.slots, "--slots", 2));
+  const sandbox = opts.sandbox ?? "auto";
+  if (!["auto", "bwrap", "docker"].includes(sandbox)) {
+    throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${sandbox}"`);
+  }
   const logger = createLogger(`skiff-${mode}`);
   const started = Date.now();
   const running = await startApiServer(
@@ -62,18 +80,32 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
     logger,
   );
   process.stderr.write(describeStartup(mode, running, home));
+  let embedded: Awaited<ReturnType<typeof startEmbeddedWorkers>> = { workers: [], problem: "" };
   if (mode === "up") {
-    process.stderr.write(
-      "  workers      none in this build: embedded workers and the controller land with issues 4 and 5;\n" +
-        "               jobs queue until a worker registers\n" +
-        "  console      `skiff tui` lands with issue 6\n\n",
-    );
+    embedded = await startEmbeddedWorkers({
+      apiUrl: running.url,
+      store: running.store,
+      home,
+      workers: workerCount,
+      slots,
+      sandbox: sandbox as "auto" | "bwrap" | "docker",
+      logger,
+    }).catch((err: Error) => ({ workers: [] as [], problem: err.message }));
+    const line =
+      embedded.workers.length > 0 && "sandbox" in embedded
+        ? `${embedded.workers.length} embedded, ${slots} slots each, sandbox ${embedded.sandbox}`
+        : `none started: ${"problem" in embedded ? embedded.problem.replace(/\n/g, "\n               ") : ""}\n               jobs queue until a worker registers (\`skiff worker\`)`;
+    process.stderr.write(`  workers      ${line}\n  console      \`skiff tui\` lands with issue 6\n\n`);
   }
   logger.info(
     { url: running.url, ms: Date.now() - started, store: running.store.kind, bus: running.bus.kind },
     "ready",
   );
-  await onShutdownSignals(`skiff ${mode}`, () => running.stop());
+  await onShutdownSignals(`skiff ${mode}`, async () => {
+    // Workers first, so running jobs finish or are canceled and reported while the API is still up.
+    await Promise.all(embedded.workers.map((w) => w.stop("skiff up is stopping")));
+    await running.stop();
+  });
   logger.info("stopped; data kept");
 }
 
@@ -81,10 +113,13 @@ export function registerServe(program: Command): void {
   program
     .command("up")
     .description(
-      "run the combined node: API, reaper and (later) embedded workers; embedded storage unless DATABASE_URL",
+      "run the combined node: API, reaper and embedded workers; embedded storage unless DATABASE_URL",
     )
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8787")
+    .option("--workers <n>", "embedded workers to start", "2")
+    .option("--slots <n>", "jobs each embedded worker runs at once", "2")
+    .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
     .option("--no-tui", "run headless (the console is not attached in this build either way)")
     .action((opts: ServeOptions) => serve("up", opts));
   program
