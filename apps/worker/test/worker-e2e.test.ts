@@ -1,94 +1,27 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Api, buildApi, hashToken, newTokenSecret } from "@skiff/api";
-import { createBus } from "@skiff/bus";
-import { openStore, type Store } from "@skiff/store";
 import { describeWith, waitFor } from "@skiff/testkit";
-import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type RunningWorker, startWorker } from "../src/index.ts";
+import type { RunningWorker } from "../src/index.ts";
+import { type Stack, startStack } from "./stack.ts";
 import { bwrapGate } from "./support.ts";
 
-const silent = pino({ level: process.env.TEST_LOG ?? "silent" });
-
 describeWith(bwrapGate(), "worker end to end [bwrap, pglite]", () => {
-  let store: Store;
-  let api: Api;
-  let url: string;
-  let operator: string;
-  let agentToken: string;
+  let stack: Stack;
   let worker: RunningWorker;
-  const workRoot = mkdtempSync(join(tmpdir(), "skiff-work-"));
-
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${operator}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
-  const submit = async (spec: Record<string, unknown>) =>
-    (await call("POST", "/v1/jobs", { queue: "e2e", ...spec })).body;
-  const final = (id: string, timeoutMs = 30_000) =>
-    waitFor(
-      `job ${id} to finish`,
-      async () => {
-        const job = (await call("GET", `/v1/jobs/${id}`)).body;
-        return ["succeeded", "failed", "canceled", "timed_out"].includes(job.state) ? job : undefined;
-      },
-      timeoutMs,
-      50,
-    );
-  const logs = async (id: string) =>
-    (await call("GET", `/v1/jobs/${id}/logs?limit=10000`)).body.lines as any[];
+  let workRoot: string;
+  const call = (method: string, path: string, body?: unknown) => stack.call(method, path, body);
+  const submit = (spec: Record<string, unknown>) => stack.submit(spec);
+  const final = (id: string) => stack.final(id);
+  const logs = (id: string) => stack.logs(id);
 
   beforeAll(async () => {
-    store = await openStore({});
-    const bus = await createBus({});
-    api = buildApi({
-      config: { port: 0, heartbeatIntervalMs: 500, offlineAfterMs: 5_000, reaperIntervalMs: 200 },
-      store,
-      bus,
-      logger: silent,
-    });
-    url = await api.listen();
-    operator = newTokenSecret();
-    agentToken = newTokenSecret();
-    await store.createToken(
-      { name: "olivia", role: "operator", hash: hashToken(operator) },
-      { actor: "t", role: "system" },
-    );
-    await store.createToken(
-      { name: "pool", role: "agent", hash: hashToken(agentToken) },
-      { actor: "t", role: "system" },
-    );
-    worker = await startWorker(
-      {
-        apiUrl: url,
-        token: agentToken,
-        name: "e2e-worker",
-        slots: 2,
-        labels: { queue: "e2e" },
-        sandbox: "bwrap",
-        healthPort: 0,
-        workRoot,
-        graceMs: 1_000,
-        claimWaitMs: 2_000,
-        logBatchMs: 50,
-      },
-      silent,
-    );
+    stack = await startStack({ queue: "e2e", name: "e2e-worker" });
+    worker = stack.worker;
+    workRoot = stack.workRoot;
   });
   afterAll(async () => {
-    await worker?.stop();
-    await api?.shutdown();
-    await store?.close();
-    rmSync(workRoot, { recursive: true, force: true });
+    await stack?.close();
   });
 
   it("runs a two-step job in one workspace and streams its output with step markers", async () => {
