@@ -43,7 +43,7 @@ export class DockerApiError extends Error {
 const ApiMessage = z.object({ message: z.string() });
 const Created = z.object({ Id: z.string(), Warnings: z.array(z.string()).nullish() });
 const Waited = z.object({ StatusCode: z.number() });
-const Inspected = z.object({ State: z.object({ OOMKilled: z.boolean(), ExitCode: z.number() }) });
+const Inspected = z.object({ State: z.object({ OOMKilled: z.boolean() }) });
 const Listed = z.array(z.object({ Id: z.string(), Labels: z.record(z.string(), z.string()).nullish() }));
 const PullProgress = z.object({ error: z.string().optional() });
 
@@ -187,7 +187,8 @@ function containerSpec(step: StepRun, image: string, network: string): object {
     OpenStdin: false,
     HostConfig: {
       ReadonlyRootfs: true,
-      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
+      // exec: builds and test runners (go test, native addons) run what they compile in /tmp; the root stays read-only.
+      Tmpfs: { "/tmp": "rw,exec,nosuid,nodev,size=256m" },
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges"],
       PidsLimit: step.limits.pids,
@@ -256,6 +257,7 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
           err instanceof DockerApiError && err.status === 404 && /no such image/i.test(err.message);
         if (!noImage || attempt > 0) throw err;
         const failure = await pull(image, step);
+        if (step.signal.aborted) return { outcome: "canceled", exitCode: null, reason: "canceled" };
         if (failure !== null) {
           return { outcome: "failed", exitCode: null, reason: `image ${image} is not available: ${failure}` };
         }
@@ -263,19 +265,11 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
     }
   }
 
-  async function supervise(id: string, step: StepRun): Promise<StepEnd> {
-    const output = pumpOutput(await engine.attach(id), step);
-    try {
-      await engine.text("POST", `/containers/${id}/start`);
-    } catch (err) {
-      // E.g. an image without /bin/sh: the step's fault, said in its log, not the worker's.
-      if (!(err instanceof DockerApiError)) throw err;
-      return { outcome: "failed", exitCode: null, reason: `container did not start: ${err.message}` };
-    }
-
-    let stopped = null as Stop | null;
+  /** Stops the container (SIGTERM, SIGKILL after the grace period) on timeout or cancel. */
+  function watch(id: string, step: StepRun): { stopped(): Stop | null; dispose(): void } {
+    let stopped: Stop | null = null;
     const graceSeconds = Math.max(0, Math.ceil(step.graceMs / 1000));
-    const stop = (outcome: "timed_out" | "canceled", reason: string) => {
+    const stop = (outcome: Stop["outcome"], reason: string) => {
       if (stopped !== null) return;
       step.onLine("system", `${reason}: sending SIGTERM, SIGKILL after ${graceSeconds} s`);
       const done = engine
@@ -291,32 +285,59 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
     const onAbort = () => stop("canceled", "canceled");
     step.signal.addEventListener("abort", onAbort, { once: true });
     if (step.signal.aborted) onAbort();
+    return {
+      stopped: () => stopped,
+      dispose: () => {
+        clearTimeout(timer);
+        step.signal.removeEventListener("abort", onAbort);
+      },
+    };
+  }
 
+  /** Waits for the output to be fully read, but not forever: the exit status matters more. */
+  async function drain(output: Promise<void>, id: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), DRAIN_MS);
+    });
+    const drained = await Promise.race([output.then(() => true), late]);
+    clearTimeout(timer);
+    if (!drained) warn({ container: id }, "output stream still open after the container stopped; ending it");
+  }
+
+  async function supervise(id: string, step: StepRun): Promise<StepEnd> {
+    // Attached before the start, so not a byte of output is missed.
+    const socket = await engine.attach(id);
+    const output = pumpOutput(socket, step);
     try {
-      const waited = await engine.json("POST", `/containers/${id}/wait`, Waited, { long: true });
-      clearTimeout(timer);
-      let drainTimer: NodeJS.Timeout | undefined;
-      const drained = new Promise<boolean>((resolve) => {
-        drainTimer = setTimeout(() => resolve(false), DRAIN_MS);
-      });
-      if (!(await Promise.race([output.then(() => true), drained]))) {
-        warn({ container: id }, "output stream still open after the container stopped; ending it");
+      try {
+        await engine.text("POST", `/containers/${id}/start`);
+      } catch (err) {
+        // E.g. an image without /bin/sh: the step's fault, said in its log, not the worker's.
+        if (!(err instanceof DockerApiError)) throw err;
+        return { outcome: "failed", exitCode: null, reason: `container did not start: ${err.message}` };
       }
-      clearTimeout(drainTimer);
-      const state = (await engine.json("GET", `/containers/${id}/json`, Inspected)).State;
-      const exitCode = waited.StatusCode;
+      const watcher = watch(id, step);
+      let exitCode: number;
+      try {
+        exitCode = (await engine.json("POST", `/containers/${id}/wait`, Waited, { long: true })).StatusCode;
+      } finally {
+        watcher.dispose();
+      }
+      await drain(output, id);
+      const stopped = watcher.stopped();
       if (stopped !== null) {
         await stopped.done;
         return { outcome: stopped.outcome, exitCode, reason: stopped.reason };
       }
-      if (state.OOMKilled) {
+      const { State } = await engine.json("GET", `/containers/${id}/json`, Inspected);
+      if (State.OOMKilled) {
         return { outcome: "failed", exitCode, reason: `out of memory (limit ${step.limits.memoryMb} MiB)` };
       }
       if (exitCode === 0) return { outcome: "succeeded", exitCode: 0 };
       return { outcome: "failed", exitCode, reason: `exit code ${exitCode}` };
     } finally {
-      clearTimeout(timer);
-      step.signal.removeEventListener("abort", onAbort);
+      socket.destroy();
     }
   }
 
