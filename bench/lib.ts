@@ -147,3 +147,56 @@ export async function registerAgents(
   }
   return ids;
 }
+
+/** Starts `skiff worker` as a real child process against the API. */
+export async function startWorkerProcess(opts: {
+  apiUrl: string;
+  token: string;
+  name: string;
+  queue: string;
+  sandbox: "bwrap" | "docker";
+  workDir: string;
+}): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "apps/cli/src/main.ts",
+      "worker",
+      "--api-url",
+      opts.apiUrl,
+      "--token",
+      opts.token,
+      "--name",
+      opts.name,
+      "--sandbox",
+      opts.sandbox,
+      "--labels",
+      `queue=${opts.queue}`,
+      "--health-port",
+      "0",
+      "--work-dir",
+      opts.workDir,
+      "--slots",
+      "4",
+    ],
+    { cwd: root, env: { ...process.env, SKIFF_LOG_LEVEL: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let err = "";
+  child.stderr?.on("data", (d) => {
+    err += d;
+  });
+  await waitUntil("the worker to register", async () => {
+    if (child.exitCode !== null) throw new Error(`worker exited: ${err}`);
+    return err.includes("skiff worker");
+  });
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
