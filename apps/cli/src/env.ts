@@ -19,6 +19,35 @@ export function busPrefix(): string {
   return process.env.SKIFF_BUS_PREFIX || "skiff";
 }
 
+/**
+ * The API's agent timing, overridable from the environment because the CLI has no config file yet
+ * (DESIGN §9): `SKIFF_HEARTBEAT_INTERVAL_MS` (default 10 000), `SKIFF_OFFLINE_AFTER_MS` (30 000)
+ * and `SKIFF_REAPER_INTERVAL_MS` (5 000). Tests shorten them to see an agent declared lost in seconds;
+ * an operator can take the 30 s / 90 s heartbeat/offline pair this way. Unset keeps the default.
+ */
+export function agentTimingFromEnv(): {
+  heartbeatIntervalMs?: number;
+  offlineAfterMs?: number;
+  reaperIntervalMs?: number;
+} {
+  const out: { heartbeatIntervalMs?: number; offlineAfterMs?: number; reaperIntervalMs?: number } = {};
+  const read = (name: string): number | undefined => {
+    const raw = process.env[name];
+    if (raw === undefined || raw === "") return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new UsageError(`${name} must be a whole number of milliseconds, got "${raw}"`);
+    return n;
+  };
+  const heartbeat = read("SKIFF_HEARTBEAT_INTERVAL_MS");
+  const offline = read("SKIFF_OFFLINE_AFTER_MS");
+  const reaper = read("SKIFF_REAPER_INTERVAL_MS");
+  if (heartbeat !== undefined) out.heartbeatIntervalMs = heartbeat;
+  if (offline !== undefined) out.offlineAfterMs = offline;
+  if (reaper !== undefined) out.reaperIntervalMs = reaper;
+  return out;
+}
+
 export function createLogger(name: string) {
   return pino({ name, level: process.env.SKIFF_LOG_LEVEL ?? "info" });
 }
@@ -63,6 +92,9 @@ export function onShutdownSignals(what: string, stop: () => Promise<void>): Prom
         .finally(() => {
           process.off("SIGINT", handler);
           process.off("SIGTERM", handler);
+          // Everything is closed; if a stray handle still holds the event loop, exit anyway
+          // rather than hang a supervisor waiting for us (the timer itself holds nothing).
+          setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
           resolveDone();
         });
     };

@@ -45,6 +45,10 @@ export function createPgDb(options: PgOptions): Db {
     },
     async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A checked-out client reports a lost connection as an 'error' event; the failing query
+      // already rejects, so the event must not crash the process.
+      const onError = () => {};
+      client.on("error", onError);
       let broken = false;
       try {
         await client.query("begin");
@@ -59,15 +63,22 @@ export function createPgDb(options: PgOptions): Db {
         }
         throw err;
       } finally {
+        client.off("error", onError);
         client.release(broken);
       }
     },
     async session<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      let broken = false;
+      const onError = () => {
+        broken = true;
+      };
+      client.on("error", onError);
       try {
         return await fn(wrap(client));
       } finally {
-        client.release();
+        client.off("error", onError);
+        client.release(broken);
       }
     },
     async close() {

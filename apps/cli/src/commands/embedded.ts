@@ -1,64 +1,77 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { hashToken, newTokenSecret } from "@skiff/api";
+import { Controller, createEmbeddedScaler, mintWorkerToken } from "@skiff/controller";
 import type { Store } from "@skiff/store";
-import { chooseDriver, type RunningWorker, startWorker, WorkerConfig } from "@skiff/worker";
+import { chooseDriver, WorkerConfig } from "@skiff/worker";
 import type pino from "pino";
 
 export interface EmbeddedOptions {
   apiUrl: string;
   store: Store;
   home: string;
-  workers: number;
+  /** Set the fleet to this many workers (manual); without it the stored fleet settings apply. */
+  workers?: number;
   slots: number;
   sandbox: "auto" | "bwrap" | "docker";
   logger: pino.Logger;
 }
 
-const EMBEDDED_TOKEN_NAME = "embedded-workers";
+export interface EmbeddedFleet {
+  controller: Controller;
+  sandbox: string;
+  stop(): Promise<void>;
+}
 
 /**
- * The combined node's workers: real agents speaking the protocol to the local API over loopback,
- * with an agent token minted for this run (the previous run's is revoked).
+ * The combined node's fleet: a controller with the embedded scaler, so `PUT /v1/fleet` (and the
+ * console's scale) resizes it. The workers are real agents on loopback with a token minted per run.
  */
-export async function startEmbeddedWorkers(
+export async function startEmbeddedFleet(
   opts: EmbeddedOptions,
-): Promise<{ workers: RunningWorker[]; sandbox: string } | { workers: []; problem: string }> {
-  if (opts.workers === 0) return { workers: [], problem: "--workers 0" };
-  const base = WorkerConfig.parse({
+): Promise<EmbeddedFleet | { problem: string }> {
+  const probe = WorkerConfig.parse({
     apiUrl: opts.apiUrl,
     token: "probe",
     name: "probe",
     sandbox: opts.sandbox,
   });
+  let sandbox: string;
   try {
-    await chooseDriver(base);
+    sandbox = (await chooseDriver(probe)).kind;
   } catch (err) {
-    return { workers: [], problem: (err as Error).message };
+    return { problem: (err as Error).message };
   }
-  const system = { actor: "skiff-up", role: "system" };
-  for (const t of await opts.store.listTokens()) {
-    if (t.name === EMBEDDED_TOKEN_NAME && !t.revokedAt) await opts.store.revokeToken(t.id, system);
+  const actor = `skiff-up@${hostname()}`;
+  const token = await mintWorkerToken(opts.store, "embedded-workers", actor);
+  if (opts.workers !== undefined) {
+    await opts.store.updateFleet({ mode: "manual", replicas: opts.workers }, { actor, role: "system" });
   }
-  const token = newTokenSecret();
-  await opts.store.createToken({ name: EMBEDDED_TOKEN_NAME, role: "agent", hash: hashToken(token) }, system);
-  const workers: RunningWorker[] = [];
-  for (let i = 1; i <= opts.workers; i++) {
-    workers.push(
-      await startWorker(
-        {
-          apiUrl: opts.apiUrl,
-          token,
-          name: `${hostname()}-embedded-${i}`,
-          slots: opts.slots,
-          sandbox: opts.sandbox,
-          healthPort: null,
-          workRoot: join(opts.home, "work"),
-          drainTimeoutMs: 10_000,
-        },
-        opts.logger.child({ worker: i }),
-      ),
-    );
-  }
-  return { workers, sandbox: workers[0]?.driver.kind ?? "none" };
+  const scaler = createEmbeddedScaler(
+    {
+      apiUrl: opts.apiUrl,
+      token,
+      slots: opts.slots,
+      sandbox: opts.sandbox,
+      workRoot: join(opts.home, "work"),
+      drainTimeoutMs: 10_000,
+    },
+    `${hostname()}-embedded`,
+    opts.logger,
+  );
+  const controller = new Controller(opts.store, scaler, {
+    holder: actor,
+    tickMs: 1_000,
+    slotsPerWorker: opts.slots,
+    decide: { upCooldownMs: 2_000, downCooldownMs: 10_000, downStableMs: 10_000 },
+    log: (msg, fields) => opts.logger.info(fields ?? {}, `controller: ${msg}`),
+  });
+  controller.start();
+  return {
+    controller,
+    sandbox,
+    async stop() {
+      await controller.stop();
+      await scaler.close();
+    },
+  };
 }

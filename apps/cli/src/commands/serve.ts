@@ -2,6 +2,7 @@ import { relative } from "node:path";
 import { type RunningApi, startApiServer } from "@skiff/api";
 import type { Command } from "commander";
 import {
+  agentTimingFromEnv,
   busPrefix,
   createLogger,
   databaseUrl,
@@ -11,7 +12,7 @@ import {
   skiffHome,
   UsageError,
 } from "../env.ts";
-import { startEmbeddedWorkers } from "./embedded.ts";
+import { type EmbeddedFleet, startEmbeddedFleet } from "./embedded.ts";
 
 interface ServeOptions {
   host: string;
@@ -60,7 +61,7 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
       "`skiff api` is the split-mode API and needs DATABASE_URL and REDIS_URL; for one process with embedded storage run `skiff up`",
     );
   }
-  const workerCount = count(opts.workers, "--workers", 2);
+  const workerCount = opts.workers === undefined ? undefined : count(opts.workers, "--workers", 2);
   const slots = Math.max(1, count(opts.slots, "--slots", 2));
   const sandbox = opts.sandbox ?? "auto";
   if (!["auto", "bwrap", "docker"].includes(sandbox)) {
@@ -76,13 +77,14 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
       databaseUrl: databaseUrl(),
       redisUrl: redisUrl(),
       busPrefix: busPrefix(),
+      ...agentTimingFromEnv(),
     },
     logger,
   );
   process.stderr.write(describeStartup(mode, running, home));
-  let embedded: Awaited<ReturnType<typeof startEmbeddedWorkers>> = { workers: [], problem: "" };
+  let fleet: EmbeddedFleet | null = null;
   if (mode === "up") {
-    embedded = await startEmbeddedWorkers({
+    const started = await startEmbeddedFleet({
       apiUrl: running.url,
       store: running.store,
       home,
@@ -90,11 +92,17 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
       slots,
       sandbox: sandbox as "auto" | "bwrap" | "docker",
       logger,
-    }).catch((err: Error) => ({ workers: [] as [], problem: err.message }));
-    const line =
-      embedded.workers.length > 0 && "sandbox" in embedded
-        ? `${embedded.workers.length} embedded, ${slots} slots each, sandbox ${embedded.sandbox}`
-        : `none started: ${"problem" in embedded ? embedded.problem.replace(/\n/g, "\n               ") : ""}\n               jobs queue until a worker registers (\`skiff worker\`)`;
+    }).catch((err: Error) => ({ problem: err.message }));
+    let line: string;
+    if ("problem" in started) {
+      line = `none started: ${started.problem.replace(/\n/g, "\n               ")}\n               jobs queue until a worker registers (\`skiff worker\`)`;
+    } else {
+      fleet = started;
+      const settings = await running.store.getFleet();
+      const size =
+        settings.mode === "manual" ? `${settings.replicas}` : `auto ${settings.min}-${settings.max}`;
+      line = `${size} embedded (fleet setting; \`PUT /v1/fleet\` rescales), ${slots} slots each, sandbox ${started.sandbox}`;
+    }
     process.stderr.write(`  workers      ${line}\n  console      \`skiff tui\` lands with issue 6\n\n`);
   }
   logger.info(
@@ -103,7 +111,7 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
   );
   await onShutdownSignals(`skiff ${mode}`, async () => {
     // Workers first, so running jobs finish or are canceled and reported while the API is still up.
-    await Promise.all(embedded.workers.map((w) => w.stop("skiff up is stopping")));
+    await fleet?.stop();
     await running.stop();
   });
   logger.info("stopped; data kept");
@@ -117,7 +125,10 @@ export function registerServe(program: Command): void {
     )
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8787")
-    .option("--workers <n>", "embedded workers to start", "2")
+    .option(
+      "--workers <n>",
+      "set the fleet to this many embedded workers (default: the stored fleet setting, initially 2)",
+    )
     .option("--slots <n>", "jobs each embedded worker runs at once", "2")
     .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
     .option("--no-tui", "run headless (the console is not attached in this build either way)")

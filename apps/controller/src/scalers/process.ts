@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import type { Scaler } from "./types.ts";
+
+export interface ProcessScalerOptions {
+  apiUrl: string;
+  token: string;
+  namePrefix: string;
+  /** The command that runs `skiff worker` (default: this checkout's CLI through tsx). */
+  command?: string[];
+  extraArgs?: string[];
+  onEvent?(msg: string, fields: Record<string, unknown>): void;
+}
+
+const ROOT = new URL("../../../../", import.meta.url).pathname;
+
+/**
+ * Runs workers as child `skiff worker` processes. A worker that exits 0 (it drained) is gone; one
+ * that crashes is started again under the same name.
+ */
+export function createProcessScaler(opts: ProcessScalerOptions): Scaler {
+  const children = new Map<string, ChildProcess>();
+  let next = 1;
+  let closing = false;
+  const command = opts.command ?? [process.execPath, "--import", "tsx", "apps/cli/src/main.ts", "worker"];
+
+  const start = (name: string) => {
+    const [bin, ...base] = command;
+    if (!bin) throw new Error("process scaler: empty worker command");
+    const child = spawn(
+      bin,
+      [
+        ...base,
+        "--api-url",
+        opts.apiUrl,
+        "--token",
+        opts.token,
+        "--name",
+        name,
+        "--health-port",
+        "0",
+        ...(opts.extraArgs ?? []),
+      ],
+      { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: process.env },
+    );
+    children.set(name, child);
+    child.once("exit", (code, signal) => {
+      if (children.get(name) !== child) return;
+      children.delete(name);
+      if (closing || code === 0) {
+        opts.onEvent?.("worker exited", { name, code });
+        return;
+      }
+      opts.onEvent?.("worker crashed; starting it again", { name, code, signal });
+      start(name);
+    });
+  };
+
+  return {
+    kind: "process",
+    list: () => [...children.keys()],
+    async add(n) {
+      for (let i = 0; i < n; i++) start(`${opts.namePrefix}-${next++}`);
+    },
+    async close() {
+      closing = true;
+      await Promise.all(
+        [...children.values()].map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null || c.signalCode !== null) return resolve();
+              c.once("exit", () => resolve());
+              c.kill("SIGTERM");
+            }),
+        ),
+      );
+    },
+  };
+}
