@@ -70,13 +70,22 @@ export class Controller {
   async tick(): Promise<void> {
     const lead = this.leader.current;
     if (!lead.leading || lead.epoch === null) return;
+    await this.scaler.sync?.();
     const [settings, counts, agents] = await Promise.all([
       this.store.getFleet(),
       this.store.countJobsByState(),
       this.store.listAgents({ includeOffline: false }),
     ]);
     const managed = new Set(this.scaler.list());
-    for (const name of this.draining) if (!managed.has(name)) this.draining.delete(name);
+    const onlineNames = new Set(agents.map((a) => a.name));
+    for (const name of this.draining) {
+      if (!managed.has(name)) this.draining.delete(name);
+      else if (!onlineNames.has(name) && this.scaler.release) {
+        // It drained and deregistered: now the platform may lower its count without a busy victim.
+        await this.scaler.release(name);
+        this.draining.delete(name);
+      }
+    }
     const mine = agents.filter((a) => managed.has(a.name));
     const busy = mine.filter((a) => a.runningJobs.length > 0 || a.activity === "busy").length;
     const active = [...managed].filter((n) => !this.draining.has(n));
