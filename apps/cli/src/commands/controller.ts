@@ -1,14 +1,6 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
-import {
-  Controller,
-  createEmbeddedScaler,
-  createProcessScaler,
-  mintWorkerToken,
-  type Scaler,
-  startControllerServer,
-} from "@skiff/controller";
-import { openStore } from "@skiff/store";
+import type { Scaler } from "@skiff/controller";
 import type { Command } from "commander";
 import { createLogger, databaseUrl, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
 
@@ -50,6 +42,14 @@ export function registerController(program: Command): void {
       if (!Number.isInteger(slots) || slots < 1)
         throw new UsageError(`--slots must be a positive integer, got "${opts.slots}"`);
       const port = parsePort(opts.port);
+      const {
+        Controller,
+        createEmbeddedScaler,
+        createProcessScaler,
+        mintWorkerToken,
+        startControllerServer,
+      } = await import("@skiff/controller");
+      const { openStore } = await import("@skiff/store");
       const holder = opts.name ?? `controller@${hostname()}:${process.pid}`;
       const logger = createLogger("skiff-controller");
       const store = await openStore({ databaseUrl: url, applicationName: "skiff-controller", poolSize: 4 });

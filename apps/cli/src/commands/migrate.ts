@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { createPgDb, createPgliteDb, migrate } from "@skiff/store";
 import type { Command } from "commander";
 import { databaseUrl, skiffHome } from "../env.ts";
 
@@ -9,6 +8,7 @@ export function registerMigrate(program: Command): void {
     .description("bring the database schema up to date (DATABASE_URL, else PGlite under $SKIFF_HOME/data)")
     .option("--json", "print the result as JSON")
     .action(async (opts: { json?: boolean }) => {
+      const { createPgDb, createPgliteDb, migrate } = await import("@skiff/store");
       const url = databaseUrl();
       const db = url
         ? createPgDb({ connectionString: url, max: 1 })

@@ -1,5 +1,5 @@
 import { relative } from "node:path";
-import { type RunningApi, startApiServer } from "@skiff/api";
+import type { RunningApi } from "@skiff/api";
 import type { Command } from "commander";
 import {
   agentTimingFromEnv,
@@ -12,7 +12,7 @@ import {
   skiffHome,
   UsageError,
 } from "../env.ts";
-import { type EmbeddedFleet, startEmbeddedFleet } from "./embedded.ts";
+import type { EmbeddedFleet } from "./embedded.ts";
 
 interface ServeOptions {
   host: string;
@@ -54,6 +54,9 @@ function describeStartup(mode: string, running: RunningApi, home: string): strin
 }
 
 async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
+  // Loaded here, not at the top: every other `skiff` command starts without the server stack.
+  const { startApiServer } = await import("@skiff/api");
+  const { startEmbeddedFleet } = await import("./embedded.ts");
   const home = skiffHome();
   const port = parsePort(opts.port);
   if (mode === "api" && (!databaseUrl() || !redisUrl())) {

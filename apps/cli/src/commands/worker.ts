@@ -1,6 +1,5 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { startWorker } from "@skiff/worker";
 import type { Command } from "commander";
 import { createLogger, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
 
@@ -53,6 +52,7 @@ export function registerWorker(program: Command): void {
       const slots = Number(opts.slots);
       if (!Number.isInteger(slots) || slots < 1)
         throw new UsageError(`--slots must be a positive integer, got "${opts.slots}"`);
+      const { startWorker } = await import("@skiff/worker");
       const name = opts.name ?? hostname();
       const logger = createLogger("skiff-worker");
       const worker = await startWorker(
