@@ -11,7 +11,7 @@ for (const adapter of ["pg", "pglite"] as const) {
     () => {
       let t: TestApi;
       beforeAll(async () => {
-        t = await startTestApi({ adapter });
+        t = await startTestApi({ adapter, config: { offlineAfterMs: 3000 } });
       });
       afterAll(async () => {
         await t?.close();

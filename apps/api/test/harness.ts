@@ -53,7 +53,9 @@ export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
       host: "127.0.0.1",
       port: 0,
       heartbeatIntervalMs: 1000,
-      offlineAfterMs: 3000,
+      // Long enough that no test's agent is reaped while a loaded CI machine is slow; the reaper
+      // tests ask for a short one.
+      offlineAfterMs: 60_000,
       reaperIntervalMs: 200,
       ...opts.config,
     },

@@ -229,12 +229,23 @@ export class Agent {
       try {
         const agentId = this.agentId;
         if (!agentId) return;
+        const askedAt = Date.now();
         const res = await this.client.claim(
           { agentId, max: free, waitMs: this.opts.claimWaitMs },
           this.claimAbort.signal,
         );
-        backoff = 500;
         for (const claimed of res.jobs) this.launch(claimed);
+        if (res.jobs.length === 0 && Date.now() - askedAt < this.opts.claimWaitMs / 2) {
+          // Empty long before the wait ran out: the API is refusing this agent work (a drain was
+          // requested, or it is shutting down). Without this the loop would re-claim in a tight
+          // spin, hundreds of requests a second, until the next heartbeat brought the drain; so
+          // ask now (the drain comes back as a command) and back off before claiming again.
+          await this.heartbeatOnce();
+          if (this.phase === "running") await sleep(backoff, this.stopping.signal);
+          backoff = Math.min(10_000, backoff * 2);
+        } else {
+          backoff = 500;
+        }
       } catch (err) {
         if (this.phase !== "running") return;
         if (err instanceof ApiError && err.code === "not_found") await this.register();
@@ -292,10 +303,14 @@ export class Agent {
     this.drained = (async () => {
       void this.heartbeatOnce();
       const all = Promise.all([...this.runs.values()].map((r) => r.done.catch(() => {})));
+      // The drain-timeout timer is cleared once the jobs are done: left pending it would keep a
+      // drained `skiff worker` process alive for the whole drain timeout (5 min by default).
+      const settled = new AbortController();
       const timedOut = await Promise.race([
         all.then(() => false),
-        sleep(this.opts.drainTimeoutMs).then(() => true),
+        sleep(this.opts.drainTimeoutMs, settled.signal).then(() => !settled.signal.aborted),
       ]);
+      settled.abort();
       if (timedOut) {
         this.log.warn(
           { running: this.running, drainTimeoutMs: this.opts.drainTimeoutMs },

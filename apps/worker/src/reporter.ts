@@ -14,6 +14,18 @@ export interface ReporterOptions {
   /** The lease is gone (409): the job must be killed at once and nothing more reported. */
   onLeaseLost(why: string): void;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** The seq after which this attempt numbers its lines (see `attemptSeqBase`). */
+  seqBase?: number;
+}
+
+/**
+ * Where an attempt's log seqs start. The API keeps a job's lines by (job, seq) and ignores a seq it
+ * already has, so an attempt that numbered from 1 again after a requeue (its worker was lost) would
+ * have its first lines silently dropped in favour of the dead attempt's. A billion lines per attempt
+ * is far past the log cap, and 100 attempts (the JobSpec maximum) stay well within a safe integer.
+ */
+export function attemptSeqBase(attempt: number): number {
+  return Math.max(0, attempt - 1) * 1_000_000_000;
 }
 
 const MAX_BACKOFF_MS = 5_000;
@@ -42,6 +54,7 @@ export class JobReporter {
     private readonly epoch: number,
     private readonly opts: ReporterOptions,
   ) {
+    this.seq = opts.seqBase ?? 0;
     this.masks = opts.secrets.filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
   }
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Outcome } from "@skiff/protocol";
 import { type AgentClient, ApiError, ApiUnreachable, type ClaimedJob } from "./client.ts";
 import type { WorkerMetrics } from "./metrics.ts";
-import { JobReporter } from "./reporter.ts";
+import { attemptSeqBase, JobReporter } from "./reporter.ts";
 import type { SandboxDriver, StepEnd } from "./sandbox/types.ts";
 
 export interface RunnerDeps {
@@ -73,6 +73,7 @@ export class JobRun {
       batchBytes: d.logBatchBytes,
       capBytes: d.logCapBytes,
       maxPendingBytes: 8 * 1024 * 1024,
+      seqBase: attemptSeqBase(this.claimed.attempt),
       secrets: Object.values(secrets),
       onCancel: () => this.cancel("canceled by an operator"),
       onLeaseLost: (why) => {

@@ -183,7 +183,7 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions): Promis
   const ending = exit.ending;
   const oom = cgroup?.oomKilled() ?? false;
   const pidsHit = cgroup?.pidsLimitHit() ?? false;
-  cgroup?.destroy();
+  await cgroup?.destroy();
 
   const code = exit.code;
   if (ending === "timed_out") {

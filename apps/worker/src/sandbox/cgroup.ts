@@ -16,7 +16,7 @@ export interface StepCgroup {
   oomKilled(): boolean;
   pidsLimitHit(): boolean;
   pids(): number[];
-  destroy(): void;
+  destroy(): Promise<void>;
 }
 
 const ROOT = "/sys/fs/cgroup";
@@ -45,11 +45,28 @@ function pidsIn(file: string): number[] {
     .map(Number);
 }
 
-function removeDir(dir: string): void {
+function removeDir(dir: string): boolean {
   try {
     if (existsSync(dir)) rmdirSync(dir);
+    return true;
   } catch {
-    // Still has processes (they are being killed); the orphan sweep at next start removes it.
+    return false;
+  }
+}
+
+/**
+ * Removes the step's cgroup directories, retrying for a short while: the step's processes leave
+ * the cgroup asynchronously as they exit (even after bwrap itself has been reaped), and rmdir of a
+ * cgroup that still lists one fails. Removing only once meant that on a busy host a good share of
+ * steps left an empty cgroup behind for the life of the worker. What still will not go (a process
+ * that refuses to die) is left for the orphan sweep at the next start.
+ */
+async function removeDirs(dirs: string[], timeoutMs = 2_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let left = dirs.filter((d) => !removeDir(d));
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    left = left.filter((d) => !removeDir(d));
   }
 }
 
@@ -94,7 +111,7 @@ function v2(name: string, limits: Limits): StepCgroup {
       } catch {
         // cgroup.kill needs Linux 5.14; the sandbox's own teardown killed the processes anyway.
       }
-      removeDir(dir);
+      return removeDirs([dir]);
     },
   };
 }
@@ -139,7 +156,7 @@ function v1(name: string, limits: Limits): StepCgroup {
           // already gone
         }
       }
-      for (const d of Object.values(dirs)) removeDir(d);
+      return removeDirs(Object.values(dirs));
     },
   };
 }
