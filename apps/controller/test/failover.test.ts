@@ -29,15 +29,36 @@ async function startController(databaseUrl: string, name: string, home: string):
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "apps/cli/src/main.ts", "controller", "--scaler", "process", "--port", String(port), "--name", name],
-    { cwd: root, env: { ...process.env, DATABASE_URL: databaseUrl, SKIFF_HOME: home, SKIFF_LOG_LEVEL: "warn" }, stdio: "ignore" },
+    [
+      "--import",
+      "tsx",
+      "apps/cli/src/main.ts",
+      "controller",
+      "--scaler",
+      "process",
+      "--port",
+      String(port),
+      "--name",
+      name,
+    ],
+    {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: databaseUrl, SKIFF_HOME: home, SKIFF_LOG_LEVEL: "warn" },
+      stdio: "ignore",
+    },
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`controller ${name} to answer`, async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok, 30_000, 100);
+  await waitFor(
+    `controller ${name} to answer`,
+    async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok,
+    30_000,
+    100,
+  );
   return { name, child, url };
 }
 
-const snapshot = async (c: Ctl) => (await (await fetch(`${c.url}/snapshot`)).json()) as { leader: { leading: boolean; epoch: number | null } };
+const snapshot = async (c: Ctl) =>
+  (await (await fetch(`${c.url}/snapshot`)).json()) as { leader: { leading: boolean; epoch: number | null } };
 
 describeWith(await pgGate(), "two skiff controller processes on one PostgreSQL", () => {
   let database: TestDatabase;
@@ -51,14 +72,18 @@ describeWith(await pgGate(), "two skiff controller processes on one PostgreSQL",
     await store.updateFleet({ mode: "manual", replicas: 0 }, { actor: "test", role: "operator" });
   });
   afterAll(async () => {
-    for (const c of ctls) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill("SIGKILL");
+    for (const c of ctls)
+      if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill("SIGKILL");
     await store?.close();
     await database?.drop();
     rmSync(home, { recursive: true, force: true });
   });
 
   it("exactly one leads; kill -9 of the leader hands over within seconds; the old epoch is refused", async () => {
-    ctls.push(await startController(database.url, "ctl-a", home), await startController(database.url, "ctl-b", home));
+    ctls.push(
+      await startController(database.url, "ctl-a", home),
+      await startController(database.url, "ctl-b", home),
+    );
     const leader = await waitFor(
       "one leader",
       async () => {
@@ -80,7 +105,15 @@ describeWith(await pgGate(), "two skiff controller processes on one PostgreSQL",
     expect(handover).toBeLessThan(15_000);
     const newEpoch = (await snapshot(follower)).leader.epoch ?? -1;
     expect(newEpoch).toBeGreaterThan(oldEpoch);
-    expect(await store.recordDecision({ leaderEpoch: oldEpoch, desired: 5, actual: 0, reason: "late write", inputs: {} })).toBe(false);
+    expect(
+      await store.recordDecision({
+        leaderEpoch: oldEpoch,
+        desired: 5,
+        actual: 0,
+        reason: "late write",
+        inputs: {},
+      }),
+    ).toBe(false);
     const leaders = await store.listAudit({ action: "controller.leader", limit: 10 });
     expect(leaders[0]?.actor).toBe(follower.name);
     follower.child.kill("SIGTERM");

@@ -6,6 +6,12 @@ import { createLogger, databaseUrl, onShutdownSignals, parsePort, skiffHome, Usa
 
 interface ControllerCliOptions {
   scaler: string;
+  composeFile?: string;
+  composeProject?: string;
+  composeService?: string;
+  namespace?: string;
+  deployment?: string;
+  kubeconfig?: string;
   port: string;
   host: string;
   apiUrl?: string;
@@ -17,7 +23,13 @@ export function registerController(program: Command): void {
   program
     .command("controller")
     .description("run the fleet controller: leader-elected, reconciles the worker count through a scaler")
-    .option("--scaler <kind>", "embedded or process (compose and kubernetes: not in this build)", "process")
+    .option("--scaler <kind>", "process, embedded, compose or kubernetes", "process")
+    .option("--compose-file <file>", "compose scaler: the compose file", "docker-compose.local.yml")
+    .option("--compose-project <name>", "compose scaler: the project (-p)", "skiff-local")
+    .option("--compose-service <name>", "compose scaler: the worker service", "worker")
+    .option("--namespace <ns>", "kubernetes scaler: the namespace", "skiff")
+    .option("--deployment <name>", "kubernetes scaler: the worker Deployment", "skiff-worker")
+    .option("--kubeconfig <file>", "kubernetes scaler: a kubeconfig (default: in-cluster, else $KUBECONFIG)")
     .option("--host <host>", "address for /healthz, /readyz, /snapshot and /metrics", "127.0.0.1")
     .option("--port <port>", "port for /healthz, /readyz, /snapshot and /metrics", "8788")
     .option(
@@ -27,15 +39,30 @@ export function registerController(program: Command): void {
     )
     .option("--slots <n>", "slots per worker it starts", "2")
     .option("--name <name>", "this controller's name in leader election and the audit log")
-    .action(async (opts: ControllerCliOptions) => {
-      const url = databaseUrl();
+    .option(
+      "--config <file>",
+      "config file (default $SKIFF_HOME/skiff.yaml when present): its `controller:` section",
+    )
+    .action(async (flags: ControllerCliOptions & { config?: string }, cmd: Command) => {
+      const { loadConfig } = await import("../config.ts");
+      const loaded = loadConfig(flags.config, skiffHome()).config;
+      const file = loaded.controller ?? {};
+      const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+      const opts: ControllerCliOptions = {
+        ...flags,
+        scaler: given("scaler") ? flags.scaler : (file.scaler ?? flags.scaler),
+        port: given("port") ? flags.port : String(file.port ?? flags.port),
+        apiUrl: given("apiUrl") ? flags.apiUrl : (file.apiUrl ?? flags.apiUrl),
+        slots: given("slots") ? flags.slots : String(file.slots ?? flags.slots),
+      };
+      const url = databaseUrl() ?? loaded.database?.url;
       if (!url)
         throw new UsageError(
           "`skiff controller` needs DATABASE_URL (the API's PostgreSQL): it elects a leader there",
         );
-      if (opts.scaler !== "process" && opts.scaler !== "embedded") {
+      if (!["process", "embedded", "compose", "kubernetes"].includes(opts.scaler)) {
         throw new UsageError(
-          `--scaler must be process or embedded in this build, got "${opts.scaler}" (compose and kubernetes: issue 5)`,
+          `--scaler must be process, embedded, compose or kubernetes, got "${opts.scaler}"`,
         );
       }
       const slots = Number(opts.slots);
@@ -44,7 +71,9 @@ export function registerController(program: Command): void {
       const port = parsePort(opts.port);
       const {
         Controller,
+        createComposeScaler,
         createEmbeddedScaler,
+        createKubernetesScaler,
         createProcessScaler,
         mintWorkerToken,
         startControllerServer,
@@ -55,20 +84,39 @@ export function registerController(program: Command): void {
       const store = await openStore({ databaseUrl: url, applicationName: "skiff-controller", poolSize: 4 });
       const apiUrl = opts.apiUrl ?? "http://127.0.0.1:8787";
       const token = await mintWorkerToken(store, `controller-workers-${opts.scaler}`, holder);
-      const scaler: Scaler =
-        opts.scaler === "process"
-          ? createProcessScaler({
-              apiUrl,
-              token,
-              namePrefix: `${hostname()}-w`,
-              extraArgs: ["--slots", String(slots), "--work-dir", join(skiffHome(), "work")],
-              onEvent: (msg, fields) => logger.info(fields, msg),
-            })
-          : createEmbeddedScaler(
-              { apiUrl, token, slots, workRoot: join(skiffHome(), "work") },
-              `${hostname()}-embedded`,
-              logger,
-            );
+      const onEvent = (msg: string, fields: Record<string, unknown>) => logger.info(fields, msg);
+      const workRoot = join(skiffHome(), "work");
+      // Compose and Kubernetes workers get their API URL and agent token from their own
+      // deployment (compose file, Secret); this controller only changes how many there are.
+      const scalers: Record<string, () => Scaler> = {
+        process: () =>
+          createProcessScaler({
+            apiUrl,
+            token,
+            namePrefix: `${hostname()}-w`,
+            extraArgs: ["--slots", String(slots), "--work-dir", workRoot],
+            onEvent,
+          }),
+        embedded: () =>
+          createEmbeddedScaler({ apiUrl, token, slots, workRoot }, `${hostname()}-embedded`, logger),
+        compose: () =>
+          createComposeScaler({
+            file: opts.composeFile ?? "docker-compose.local.yml",
+            project: opts.composeProject ?? "skiff-local",
+            service: opts.composeService ?? "worker",
+            onEvent,
+          }),
+        kubernetes: () =>
+          createKubernetesScaler({
+            namespace: opts.namespace ?? "skiff",
+            deployment: opts.deployment ?? "skiff-worker",
+            kubeconfig: opts.kubeconfig,
+            onEvent,
+          }),
+      };
+      const make = scalers[opts.scaler];
+      if (!make) throw new UsageError(`unknown scaler ${opts.scaler}`);
+      const scaler = make();
       const controller = new Controller(store, scaler, {
         holder,
         tickMs: 1_000,

@@ -15,6 +15,7 @@ import {
 import type { EmbeddedFleet } from "./embedded.ts";
 
 interface ServeOptions {
+  config?: string;
   host: string;
   port: string;
   workers?: string;
@@ -53,13 +54,27 @@ function describeStartup(mode: string, running: RunningApi, home: string): strin
   ].join("\n");
 }
 
-async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
+async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Promise<void> {
   // Loaded here, not at the top: every other `skiff` command starts without the server stack.
   const { startApiServer } = await import("@skiff/api");
   const { startEmbeddedFleet } = await import("./embedded.ts");
   const home = skiffHome();
+  const { loadConfig } = await import("../config.ts");
+  const { file: configFile, config } = loadConfig(flags.config, home);
+  // A flag given on the command line wins over the config file, which wins over the flag's default.
+  const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+  const opts: ServeOptions = {
+    ...flags,
+    host: given("host") ? flags.host : (config.api?.host ?? flags.host),
+    port: given("port") ? flags.port : String(config.api?.port ?? flags.port),
+    workers: flags.workers ?? (config.up?.workers === undefined ? undefined : String(config.up.workers)),
+    slots: given("slots") ? flags.slots : String(config.up?.slots ?? flags.slots ?? "2"),
+    sandbox: given("sandbox") ? flags.sandbox : (config.up?.sandbox ?? flags.sandbox),
+  };
+  const dbUrl = databaseUrl() ?? config.database?.url;
+  const busUrl = redisUrl() ?? config.redis?.url;
   const port = parsePort(opts.port);
-  if (mode === "api" && (!databaseUrl() || !redisUrl())) {
+  if (mode === "api" && (!dbUrl || !busUrl)) {
     throw new UsageError(
       "`skiff api` is the split-mode API and needs DATABASE_URL and REDIS_URL; for one process with embedded storage run `skiff up`",
     );
@@ -74,17 +89,19 @@ async function serve(mode: "up" | "api", opts: ServeOptions): Promise<void> {
   const started = Date.now();
   const running = await startApiServer(
     {
+      ...config.api,
       host: opts.host,
       port,
       skiffHome: home,
-      databaseUrl: databaseUrl(),
-      redisUrl: redisUrl(),
+      databaseUrl: dbUrl,
+      redisUrl: busUrl,
       busPrefix: busPrefix(),
       ...agentTimingFromEnv(),
     },
     logger,
   );
   process.stderr.write(describeStartup(mode, running, home));
+  if (configFile) process.stderr.write(`  config       ${shown(configFile)}\n`);
   let fleet: EmbeddedFleet | null = null;
   if (mode === "up") {
     const started = await startEmbeddedFleet({
@@ -135,11 +152,13 @@ export function registerServe(program: Command): void {
     .option("--slots <n>", "jobs each embedded worker runs at once", "2")
     .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
     .option("--no-tui", "run headless (the console is not attached in this build either way)")
-    .action((opts: ServeOptions) => serve("up", opts));
+    .option("--config <file>", "config file (default $SKIFF_HOME/skiff.yaml when present)")
+    .action((opts: ServeOptions, cmd: Command) => serve("up", opts, cmd));
   program
     .command("api")
     .description("run an API replica for split mode (needs DATABASE_URL and REDIS_URL)")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8787")
-    .action((opts: ServeOptions) => serve("api", opts));
+    .option("--config <file>", "config file (default $SKIFF_HOME/skiff.yaml when present)")
+    .action((opts: ServeOptions, cmd: Command) => serve("api", opts, cmd));
 }

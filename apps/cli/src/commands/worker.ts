@@ -40,7 +40,30 @@ export function registerWorker(program: Command): void {
     .option("--health-port <port>", "port for /healthz, /readyz and /metrics (0 picks a free one)", "8789")
     .option("--work-dir <dir>", "where job workspaces live (default $SKIFF_HOME/work)")
     .option("--unsafe-no-sandbox", "run steps as plain child processes, UNCONFINED (development only)")
-    .action(async (opts: WorkerOptions) => {
+    .option(
+      "--config <file>",
+      "config file (default $SKIFF_HOME/skiff.yaml when present): its `worker:` section",
+    )
+    .action(async (flags: WorkerOptions & { config?: string }, cmd: Command) => {
+      const { loadConfig } = await import("../config.ts");
+      const file = loadConfig(flags.config, skiffHome()).config.worker ?? {};
+      const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+      const opts: WorkerOptions = {
+        ...flags,
+        apiUrl: flags.apiUrl ?? file.apiUrl,
+        name: flags.name ?? file.name,
+        slots: given("slots") ? flags.slots : String(file.slots ?? flags.slots),
+        sandbox: given("sandbox") ? flags.sandbox : (file.sandbox ?? flags.sandbox),
+        healthPort: given("healthPort") ? flags.healthPort : String(file.healthPort ?? flags.healthPort),
+        workDir: flags.workDir ?? file.workDir,
+        labels:
+          flags.labels ??
+          (file.labels
+            ? Object.entries(file.labels)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(",")
+            : undefined),
+      };
       if (!opts.apiUrl)
         throw new UsageError("--api-url (or SKIFF_URL) is required, e.g. --api-url http://127.0.0.1:8787");
       if (!opts.token)

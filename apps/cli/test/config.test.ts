@@ -1,0 +1,43 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "skiff-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe("skiff.yaml", () => {
+  it("the template's example parses, with ${env.NAME} substituted", () => {
+    const template = new URL("../../../template/deploy-root/skiff.yaml", import.meta.url).pathname;
+    const { config } = loadConfig(template, dir, {
+      DATABASE_URL: "postgres://db/skiff",
+      REDIS_URL: "redis://r:6379",
+    });
+    expect(config.database?.url).toBe("postgres://db/skiff");
+    expect(config.redis?.url).toBe("redis://r:6379");
+    expect(config.api?.port).toBe(8787);
+  });
+
+  it("is optional: no file in $SKIFF_HOME means defaults", () => {
+    expect(loadConfig(undefined, join(dir, "nowhere"))).toEqual({ file: null, config: {} });
+  });
+
+  it("a bad value stops with the field's path and what was expected", () => {
+    const file = write("bad.yaml", "api:\n  port: eighty\n");
+    expect(() => loadConfig(file, dir)).toThrow(/bad\.yaml: api\.port: .*number/);
+    const unknown = write("unknown.yaml", "worker:\n  slots: 2\n  colour: red\n");
+    expect(() => loadConfig(unknown, dir)).toThrow(/worker\.colour: unknown field/);
+    const unset = write("unset.yaml", "database:\n  url: ${env.SKIFF_SURELY_UNSET}\n");
+    expect(() => loadConfig(unset, dir, {})).toThrow(
+      /database\.url: \$\{env\.SKIFF_SURELY_UNSET\} is not set/,
+    );
+    expect(() => loadConfig(join(dir, "missing.yaml"), dir)).toThrow(/no such file/);
+  });
+});
