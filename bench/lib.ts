@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "@skiff/testkit";
 import { Pool } from "undici";
 
 export const root = new URL("../", import.meta.url).pathname;
@@ -18,16 +18,6 @@ export function median(values: number[]): number {
     [...values].sort((a, b) => a - b),
     50,
   );
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 export async function waitUntil(
@@ -200,3 +190,5 @@ export async function startWorkerProcess(opts: {
       }),
   };
 }
+
+export { freePort } from "@skiff/testkit";

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   createTestDatabase,
   describeWith,
+  freePort,
   pgGate,
   redisGate,
   TEST_REDIS_URL,
@@ -20,16 +20,6 @@ const root = new URL("../../../", import.meta.url).pathname;
 const pg = await pgGate();
 const redis = await redisGate();
 const both = { available: pg.available && redis.available, missing: pg.missing ?? redis.missing };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 interface ApiProcess {
   child: ChildProcess;

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "@skiff/testkit";
@@ -110,15 +109,6 @@ export async function runCli(
 }
 
 /** A loopback port nothing listens on (for the "API is down" cases). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 /** Kills any CLI child a failed test left behind and reports how many there were. */
 export function killLeftovers(): number {
@@ -162,3 +152,5 @@ export async function claimAs(t: TestApi, queue: string) {
     },
   };
 }
+
+export { freePort } from "@skiff/testkit";

@@ -1,23 +1,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, type Store } from "@skiff/store";
-import { createTestDatabase, describeWith, pgGate, type TestDatabase, waitFor } from "@skiff/testkit";
+import {
+  createTestDatabase,
+  describeWith,
+  freePort,
+  pgGate,
+  type TestDatabase,
+  waitFor,
+} from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 const root = new URL("../../../", import.meta.url).pathname;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 interface Ctl {
   name: string;

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import net from "node:net";
 import { waitFor } from "@skiff/testkit";
 
 const root = new URL("../../../", import.meta.url).pathname;
@@ -15,16 +14,6 @@ export interface Proc {
 
 /** Every child started through `startSkiff`, so a suite can prove none is left running. */
 const started: Proc[] = [];
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === "object" ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 /** Starts `node --import tsx apps/cli/src/main.ts <args>` from the repository root. */
 export function startSkiff(name: string, args: string[], env: Record<string, string>): Proc {
@@ -184,3 +173,5 @@ export async function startWorkerProc(
   });
   return { proc, healthUrl, agentId };
 }
+
+export { freePort } from "@skiff/testkit";

@@ -1,4 +1,5 @@
 export { createTestDatabase, type TestDatabase } from "./databases.ts";
+export { freePort } from "./ports.ts";
 export {
   gate,
   inCi,

@@ -1,5 +1,7 @@
 import {
+  type AuditEntry,
   isFinal,
+  type Job,
   JobCancelBody,
   JobSpec,
   JobState,
@@ -48,6 +50,15 @@ export function jobStateEvent(
   };
 }
 
+/** Tells every replica about a new queued job: its events, then a wake-up for its queue's claimers. */
+async function announceNewJob(ctx: ApiContext, job: Job, audit: AuditEntry[]): Promise<void> {
+  await ctx.publish(
+    [{ name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } }, jobStateEvent(job)],
+    audit,
+  );
+  await ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers"));
+}
+
 export function jobRoutes(ctx: ApiContext): RouteDef[] {
   return [
     {
@@ -58,14 +69,7 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, reply, who) {
         const spec = parseOrThrow(JobSpec, req.body, "job spec");
         const { value: job, audit } = await ctx.store.submitJob(spec, actorOf(req, who));
-        await ctx.publish(
-          [
-            { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
-            jobStateEvent(job),
-          ],
-          audit,
-        );
-        await ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers"));
+        await announceNewJob(ctx, job, audit);
         reply.code(201);
         return job;
       },
@@ -141,14 +145,7 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
           );
         }
         const job = res.job;
-        await ctx.publish(
-          [
-            { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
-            jobStateEvent(job),
-          ],
-          audit,
-        );
-        await ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers"));
+        await announceNewJob(ctx, job, audit);
         reply.code(201);
         return job;
       },
