@@ -3,7 +3,7 @@ import type { Bus } from "@skiff/bus";
 import { type AuditEntry, roleAllows, SkiffError, type SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
-import { authenticate, hashToken, type Principal } from "./auth.ts";
+import { hashToken, type Principal } from "./auth.ts";
 import { ApiConfig, type ApiConfigInput } from "./config.ts";
 import type { ApiContext, RouteDef } from "./context.ts";
 import { EventLog } from "./event-log.ts";
@@ -11,6 +11,7 @@ import { HeartbeatLog } from "./heartbeats.ts";
 import { toSkiffError } from "./http-errors.ts";
 import { levelOf, quietLevel } from "./log-level.ts";
 import { createMetrics } from "./metrics.ts";
+import { PrincipalCache } from "./principals.ts";
 import { FailureLimiter } from "./ratelimit.ts";
 import { Reaper } from "./reaper.ts";
 import { agentProtocolRoutes } from "./routes/agent-protocol.ts";
@@ -68,6 +69,7 @@ export function buildApi(deps: ApiDeps): Api {
   const events = new EventLog();
   const limiter = new FailureLimiter(config.failureLimitPerMinute);
   const state = { shuttingDown: false };
+  const principals = new PrincipalCache(store, bus);
 
   const ctx: ApiContext = {
     config,
@@ -79,6 +81,7 @@ export function buildApi(deps: ApiDeps): Api {
     sse: new SseRegistry(),
     heartbeats: new HeartbeatLog(),
     state,
+    principals,
     async publish(list: SkiffEvent[], audit: AuditEntry[] = []) {
       const all: SkiffEvent[] = [
         ...list,
@@ -152,7 +155,7 @@ export function buildApi(deps: ApiDeps): Api {
 
   /** Authenticates and authorises; every refusal is audited with who tried what. */
   async function guard(req: FastifyRequest, role: RouteDef["role"], action: string): Promise<Principal> {
-    const who = await authenticate(store, req.headers.authorization);
+    const { who, fresh } = await principals.resolve(req.headers.authorization);
     if (!who) {
       const wait = limiter.retryAfter(`ip:${req.ip}`);
       if (wait > 0) {
@@ -192,7 +195,7 @@ export function buildApi(deps: ApiDeps): Api {
     if (role !== "none" && !roleAllows(who.role, role)) {
       return deny(who, "forbidden", `this needs the ${role} role; your token "${who.name}" has ${who.role}`);
     }
-    void store.touchToken(who.tokenId).catch(() => {});
+    if (fresh) void store.touchToken(who.tokenId).catch(() => {});
     return who;
   }
 
@@ -236,6 +239,7 @@ export function buildApi(deps: ApiDeps): Api {
       ctx.waiters.close();
       ctx.sse.closeAll();
       stopEvents();
+      principals.close();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {
         timer = setTimeout(() => {

@@ -6,6 +6,7 @@ import type { Principal } from "./auth.ts";
 import type { ApiConfig } from "./config.ts";
 import type { HeartbeatLog } from "./heartbeats.ts";
 import type { Metrics } from "./metrics.ts";
+import type { PrincipalCache } from "./principals.ts";
 import type { SseRegistry } from "./sse.ts";
 import type { ClaimWaiters } from "./waiters.ts";
 
@@ -20,6 +21,7 @@ export interface ApiContext {
   sse: SseRegistry;
   heartbeats: HeartbeatLog;
   state: { shuttingDown: boolean };
+  principals: PrincipalCache;
   /** Publishes events and audit entries after a commit; a bus failure is logged, not thrown. */
   publish(events: SkiffEvent[], audit?: AuditEntry[]): Promise<void>;
 }

@@ -19,10 +19,39 @@ import { logKey } from "../waiters.ts";
 import { jobStateEvent } from "./jobs.ts";
 import { idParam } from "./params.ts";
 
-/** An agent may act only as itself: the agent id must exist and belong to the calling token. */
-async function ownAgent(ctx: ApiContext, who: Principal, agentId: string): Promise<AgentLease> {
+/**
+ * An agent may act only as itself: the agent id must exist and belong to the calling token. With
+ * `fresh` the whole record is read (for the drain flag); otherwise only ownership is checked.
+ */
+async function ownAgent(
+  ctx: ApiContext,
+  owners: Owners,
+  who: Principal,
+  agentId: string,
+  fresh = false,
+): Promise<void> {
+  const known = owners.get(agentId);
+  if (!fresh && known !== undefined) {
+    if (known !== who.tokenId)
+      throw new SkiffError("forbidden", `agent ${agentId} was registered with another token`);
+    return;
+  }
+  await leaseOf(ctx, owners, who, agentId);
+}
+
+/** An agent's registering token never changes, so once looked up it is remembered. */
+type Owners = Map<string, string | null>;
+
+async function leaseOf(
+  ctx: ApiContext,
+  owners: Owners,
+  who: Principal,
+  agentId: string,
+): Promise<AgentLease> {
   const lease = await ctx.store.getAgentLease(agentId);
   if (!lease) throw new SkiffError("not_found", `no agent ${agentId}; register again`);
+  if (owners.size > 100_000) owners.clear();
+  owners.set(agentId, lease.tokenId);
   if (lease.tokenId !== who.tokenId) {
     throw new SkiffError("forbidden", `agent ${agentId} was registered with another token`);
   }
@@ -36,6 +65,7 @@ function leaseError(reason: "not_found" | "lease_lost" | "already_final", jobId:
 }
 
 export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
+  const owners: Owners = new Map();
   const { store, config } = ctx;
   return [
     {
@@ -75,7 +105,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentHeartbeatBody, req.body, "heartbeat body");
-        await ownAgent(ctx, who, body.agentId);
+        await ownAgent(ctx, owners, who, body.agentId);
         const hb = await store.heartbeat({
           agentId: body.agentId,
           activity: body.status,
@@ -115,7 +145,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentClaimBody, req.body, "claim body");
-        const lease = await ownAgent(ctx, who, body.agentId);
+        const lease = await leaseOf(ctx, owners, who, body.agentId);
         const deadline = Date.now() + Math.min(body.waitMs, config.maxClaimWaitMs);
         const gone = abortOnClose(req);
         for (;;) {
@@ -145,7 +175,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const jobId = idParam(req);
         const body = parseOrThrow(AgentEventsBody, req.body, "events body");
-        await ownAgent(ctx, who, body.agentId);
+        await ownAgent(ctx, owners, who, body.agentId);
         const res = await store.appendEvents({
           jobId,
           agentId: body.agentId,
@@ -167,7 +197,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const jobId = idParam(req);
         const body = parseOrThrow(AgentFinishBody, req.body, "finish body");
-        await ownAgent(ctx, who, body.agentId);
+        await ownAgent(ctx, owners, who, body.agentId);
         const res = await store.finishJob({ jobId, ...body });
         if (!res.ok) throw leaseError(res.reason, jobId);
         await ctx.publish([jobStateEvent(res.job, body.error)]);
@@ -182,7 +212,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentDeregisterBody, req.body, "deregister body");
-        const lease = await ownAgent(ctx, who, body.agentId);
+        const lease = await leaseOf(ctx, owners, who, body.agentId);
         const { value, audit } = await store.deregisterAgent(body.agentId, {
           ...actorOf(req, who),
           actor: `${who.name}/${lease.name}`,

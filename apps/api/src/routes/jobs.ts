@@ -53,7 +53,10 @@ export function jobStateEvent(
 /** Tells every replica about a new queued job: its events, then a wake-up for its queue's claimers. */
 async function announceNewJob(ctx: ApiContext, job: Job, audit: AuditEntry[]): Promise<void> {
   await ctx.publish(
-    [{ name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } }, jobStateEvent(job)],
+    [
+      { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
+      jobStateEvent(job),
+    ],
     audit,
   );
   await ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers"));

@@ -158,6 +158,7 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
         const id = idParam(req);
         const { value: token, audit } = await store.revokeToken(id, actorOf(req, who));
         if (!token) throw new SkiffError("not_found", `no token ${id}`);
+        await ctx.principals.revoked(id);
         await ctx.publish([], audit);
         return token;
       },
