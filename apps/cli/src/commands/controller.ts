@@ -94,6 +94,8 @@ export function registerController(program: Command): void {
             apiUrl,
             token,
             namePrefix: `${hostname()}-w`,
+            // The workers run this very binary (the checkout through tsx, or the image's bundle).
+            command: [process.execPath, ...process.execArgv, process.argv[1] ?? "skiff", "worker"],
             extraArgs: ["--slots", String(slots), "--work-dir", workRoot],
             onEvent,
           }),
