@@ -48,8 +48,10 @@ export function agentTimingFromEnv(): {
   return out;
 }
 
-export function createLogger(name: string) {
-  return pino({ name, level: process.env.SKIFF_LOG_LEVEL ?? "info" });
+/** JSON-line logs on stdout, or appended to `file` (created with its directory) when given. */
+export function createLogger(name: string, file?: string) {
+  const options = { name, level: process.env.SKIFF_LOG_LEVEL ?? "info" };
+  return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
 }
 
 /** Parses a port option, or throws a usage error naming the option. */

@@ -9,11 +9,9 @@ import { registerJobs } from "./commands/jobs.ts";
 import { registerMigrate } from "./commands/migrate.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerTokens } from "./commands/tokens.ts";
+import { registerTui } from "./commands/tui.ts";
 import { registerWorker } from "./commands/worker.ts";
 import { UsageError } from "./env.ts";
-
-// Commands whose issue has not landed yet: listed in --help and honest about it when run.
-const PLANNED: [string, string, string][] = [["tui", "6", "open the admin console"]];
 
 const program = new Command("skiff")
   .description("Skiff: a control stack for fleets of sandboxed job workers")
@@ -31,19 +29,7 @@ registerAgents(program);
 registerFleet(program);
 registerAudit(program);
 registerTokens(program);
-for (const [name, issue, description] of PLANNED) {
-  program
-    .command(name)
-    .description(`${description} (not yet available: issue ${issue})`)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      throw new UsageError(
-        `\`skiff ${name}\` is not yet available in this build (tracked in issue ${issue})`,
-      );
-    });
-}
-
+registerTui(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

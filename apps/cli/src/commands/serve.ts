@@ -1,4 +1,5 @@
-import { relative } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import type { RunningApi } from "@skiff/api";
 import type { Command } from "commander";
 import {
@@ -16,6 +17,7 @@ import type { EmbeddedFleet } from "./embedded.ts";
 
 interface ServeOptions {
   config?: string;
+  tui?: boolean;
   host: string;
   port: string;
   workers?: string;
@@ -85,7 +87,11 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   if (!["auto", "bwrap", "docker"].includes(sandbox)) {
     throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${sandbox}"`);
   }
-  const logger = createLogger(`skiff-${mode}`);
+  // With the console attached, logs go to a file so they never print over the screen.
+  const attach =
+    mode === "up" && flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true;
+  const logFile = attach ? join(home, "logs", `skiff-${mode}.log`) : undefined;
+  const logger = createLogger(`skiff-${mode}`, logFile);
   const started = Date.now();
   const running = await startApiServer(
     {
@@ -123,17 +129,29 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
         settings.mode === "manual" ? `${settings.replicas}` : `auto ${settings.min}-${settings.max}`;
       line = `${size} embedded (fleet setting; \`PUT /v1/fleet\` rescales), ${slots} slots each, sandbox ${started.sandbox}`;
     }
-    process.stderr.write(`  workers      ${line}\n  console      \`skiff tui\` lands with issue 6\n\n`);
+    const console = attach
+      ? `attaching now (logs in ${shown(logFile ?? "")}); q quits and stops skiff up`
+      : `pnpm tui (or skiff tui --base-url ${running.url}) in another terminal`;
+    process.stderr.write(`  workers      ${line}\n  console      ${console}\n\n`);
   }
   logger.info(
     { url: running.url, ms: Date.now() - started, store: running.store.kind, bus: running.bus.kind },
     "ready",
   );
-  await onShutdownSignals(`skiff ${mode}`, async () => {
+  const shutdown = async () => {
     // Workers first, so running jobs finish or are canceled and reported while the API is still up.
     await fleet?.stop();
     await running.stop();
-  });
+  };
+  if (attach) {
+    const { runTui } = await import("../tui/index.ts");
+    const token = readFileSync(running.adminTokenFile, "utf8").trim();
+    await runTui({ baseUrl: running.url, token });
+    process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
+    await shutdown();
+  } else {
+    await onShutdownSignals(`skiff ${mode}`, shutdown);
+  }
   logger.info("stopped; data kept");
 }
 
@@ -151,7 +169,7 @@ export function registerServe(program: Command): void {
     )
     .option("--slots <n>", "jobs each embedded worker runs at once", "2")
     .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
-    .option("--no-tui", "run headless (the console is not attached in this build either way)")
+    .option("--no-tui", "run headless, logs on stdout (the console attaches when stdout is a terminal)")
     .option("--config <file>", "config file (default $SKIFF_HOME/skiff.yaml when present)")
     .action((opts: ServeOptions, cmd: Command) => serve("up", opts, cmd));
   program

@@ -1,0 +1,20 @@
+import type { Command } from "commander";
+import { action } from "../action.ts";
+import type { TuiOptions } from "../tui/index.ts";
+
+export function registerTui(program: Command): void {
+  program
+    .command("tui")
+    .description("open the admin console")
+    .option("--base-url <url>", "the API's URL (env SKIFF_URL, default http://127.0.0.1:8787)")
+    .option("--token <token>", "an API token (env SKIFF_TOKEN, else $SKIFF_HOME/admin.token)")
+    .option("--read-only", "offer no action that changes the server")
+    .option("--no-color", "no colours (also with NO_COLOR set)")
+    .action(
+      action(async (opts: TuiOptions) => {
+        // blessed loads only for the console, not for every other command.
+        const { runTui } = await import("../tui/index.ts");
+        await runTui(opts);
+      }),
+    );
+}

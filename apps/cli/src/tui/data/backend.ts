@@ -1,0 +1,54 @@
+import type {
+  Agent,
+  AuditEntry,
+  AuditVerifyResult,
+  FleetUpdateBody,
+  Job,
+  JobState,
+  JobWithSteps,
+} from "@skiff/protocol";
+import type { FleetView, Whoami } from "./schemas.ts";
+
+/** Where a live stream stands, as the status bar shows it. */
+export type FeedState =
+  | { kind: "connecting" }
+  | { kind: "live" }
+  | { kind: "reconnecting"; retryAt: number; reason: string }
+  | { kind: "unauthorised"; retryAt: number; reason: string }
+  | { kind: "ended" }
+  | { kind: "closed" };
+
+export interface FeedHandlers {
+  /** An event with its JSON data parsed (not yet validated) and its id. */
+  onEvent(name: string, data: unknown, id: string | undefined): void;
+  onState(state: FeedState): void;
+}
+
+export interface Feed {
+  close(): void;
+}
+
+/**
+ * Everything the console asks of the server. `HttpBackend` is the real one; the screen tests give a
+ * fake with fixtures, so the views are tested without a network.
+ */
+export interface Backend {
+  readonly baseUrl: string;
+  whoami(): Promise<Whoami>;
+  listAgents(): Promise<Agent[]>;
+  getAgent(id: string): Promise<Agent>;
+  drainAgent(id: string, reason: string): Promise<void>;
+  listJobs(query: { state?: JobState; limit: number }): Promise<Job[]>;
+  getJob(id: string): Promise<JobWithSteps>;
+  cancelJob(id: string, reason: string): Promise<Job>;
+  retryJob(id: string): Promise<Job>;
+  submitJob(spec: unknown): Promise<Job>;
+  getFleet(): Promise<FleetView>;
+  setFleet(body: FleetUpdateBody): Promise<FleetView>;
+  listAudit(limit: number): Promise<AuditEntry[]>;
+  verifyAudit(): Promise<AuditVerifyResult>;
+  /** `/v1/events` for the topics, reconnecting by itself and resuming from the last event id. */
+  events(topics: readonly string[], handlers: FeedHandlers): Feed;
+  /** A job's log from its first line, resuming from the last seq; ends after the `end` event. */
+  jobLog(jobId: string, handlers: FeedHandlers): Feed;
+}

@@ -1,0 +1,64 @@
+import type { ConnectionOptions } from "../client.ts";
+import { App } from "./app.ts";
+import { connectBackend } from "./data/connection.ts";
+import { DEFAULT_HEARTBEAT_POLICY, type HeartbeatPolicy } from "./render/heartbeat.ts";
+
+export interface TuiOptions extends ConnectionOptions {
+  readOnly?: boolean;
+  color?: boolean;
+}
+
+/** The API's heartbeat timing, when the operator set it for the server in this environment too. */
+function policyFromEnv(): HeartbeatPolicy {
+  const read = (name: string, fallback: number) => {
+    const n = Number(process.env[name]);
+    return Number.isInteger(n) && n > 0 ? n : fallback;
+  };
+  return {
+    intervalMs: read("SKIFF_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_POLICY.intervalMs),
+    offlineAfterMs: read("SKIFF_OFFLINE_AFTER_MS", DEFAULT_HEARTBEAT_POLICY.offlineAfterMs),
+  };
+}
+
+/**
+ * Runs the console until the operator quits. The terminal is restored on every way out: q and Ctrl-C
+ * (keys, the terminal being raw), SIGTERM, SIGHUP (the SSH session went away), and a crash, after
+ * which the error is printed on the restored screen.
+ */
+export async function runTui(opts: TuiOptions): Promise<void> {
+  const backend = connectBackend(opts);
+  const color = opts.color !== false && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb";
+  const app = new App({ backend, readOnly: opts.readOnly === true, color, policy: policyFromEnv() });
+  let crash: unknown = null;
+  const quit = () => app.stop();
+  const crashed = (err: unknown) => {
+    crash = err;
+    app.stop();
+  };
+  process.on("SIGTERM", quit);
+  process.on("SIGHUP", quit);
+  process.on("SIGINT", quit);
+  process.on("uncaughtException", crashed);
+  process.on("unhandledRejection", crashed);
+  try {
+    app.start();
+    await app.done;
+  } catch (err) {
+    crash = err;
+    app.stop();
+  } finally {
+    process.off("SIGTERM", quit);
+    process.off("SIGHUP", quit);
+    process.off("SIGINT", quit);
+    process.off("uncaughtException", crashed);
+    process.off("unhandledRejection", crashed);
+  }
+  if (crash !== null) {
+    const e = crash instanceof Error ? crash : new Error(String(crash));
+    process.stderr.write(`skiff tui crashed; the terminal was restored.\n${e.stack ?? e.message}\n`);
+    process.exitCode = 1;
+  }
+  // Everything the console opened is closed; a stray handle (a socket in keep-alive) must not keep a
+  // closed console hanging on the operator's shell.
+  setTimeout(() => process.exit(), 1500).unref();
+}

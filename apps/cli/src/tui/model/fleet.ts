@@ -1,0 +1,56 @@
+import type { AuditEntry, AuditVerifyResult, EventPayload } from "@skiff/protocol";
+import type { FleetView } from "../data/schemas.ts";
+import { Emitter } from "./emitter.ts";
+
+/** The fleet as `GET /v1/fleet` last said, with `fleet.changed` settings merged in until the next fetch. */
+export class FleetStore extends Emitter {
+  view: FleetView | null = null;
+
+  set(view: FleetView): void {
+    this.view = view;
+    this.changed();
+  }
+
+  merge(p: EventPayload<"fleet.changed">): void {
+    if (!this.view) return;
+    const { reason: _reason, leaderEpoch: _epoch, ...settings } = p;
+    this.view = { ...this.view, ...settings };
+    if (this.view.mode === "manual") this.view.desired = this.view.replicas;
+    this.changed();
+  }
+}
+
+/** The newest audit entries, new ones arriving by event, and the last chain verification. */
+export class AuditStore extends Emitter {
+  private entries: AuditEntry[] = [];
+  /** Set when the token may not read the audit log (a viewer). */
+  forbidden: string | null = null;
+  verification: { result: AuditVerifyResult; at: number } | null = null;
+
+  load(entries: readonly AuditEntry[]): void {
+    this.entries = [...entries].sort((a, b) => b.seq - a.seq);
+    this.forbidden = null;
+    this.changed();
+  }
+
+  append(e: AuditEntry): void {
+    if (this.entries.some((x) => x.seq === e.seq)) return;
+    this.entries = [e, ...this.entries].sort((a, b) => b.seq - a.seq).slice(0, 5000);
+    this.changed();
+  }
+
+  deny(message: string): void {
+    this.forbidden = message;
+    this.changed();
+  }
+
+  verified(result: AuditVerifyResult, at = Date.now()): void {
+    this.verification = { result, at };
+    this.changed();
+  }
+
+  /** Newest first. */
+  list(): readonly AuditEntry[] {
+    return this.entries;
+  }
+}

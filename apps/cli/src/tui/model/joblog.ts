@@ -1,0 +1,112 @@
+import { type JobWithSteps, LogLine } from "@skiff/protocol";
+import type { Backend, Feed } from "../data/backend.ts";
+import { type LogEnd, LogEnd as LogEndSchema } from "../data/schemas.ts";
+import { Emitter } from "./emitter.ts";
+import type { FeedState } from "./types.ts";
+
+export type LogEntry = { kind: "line"; line: LogLine } | { kind: "step"; step: number };
+
+/** Lines kept in memory per open log; older ones are dropped (and counted) beyond it. */
+const MAX_ENTRIES = 200_000;
+
+/**
+ * One job's log while its view is open: the lines so far and as they are written (resuming from the
+ * last seq after a drop), a marker where each step's output begins, and the job itself, fetched again
+ * when a step starts or the job ends so markers and header show states and exit codes.
+ */
+export class JobLogStore extends Emitter {
+  job: JobWithSteps | null = null;
+  entries: LogEntry[] = [];
+  dropped = 0;
+  end: LogEnd | null = null;
+  feedState: FeedState = { kind: "connecting" };
+  error: string | null = null;
+  private lastSeq = 0;
+  private lastStep: number | null = null;
+  private feed: Feed | null = null;
+  private refetchTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly backend: Backend,
+    readonly jobId: string,
+  ) {
+    super();
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.fetchJob();
+    this.feed = this.backend.jobLog(this.jobId, {
+      onEvent: (name, data) => this.onEvent(name, data),
+      onState: (state) => {
+        if (this.stopped) return;
+        this.feedState = state;
+        this.changed();
+      },
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.refetchTimer);
+    this.feed?.close();
+    this.feed = null;
+  }
+
+  /** The job changed state elsewhere (a `job.state` event): its steps and exit codes are worth a look. */
+  jobChanged(): void {
+    this.scheduleRefetch();
+  }
+
+  append(line: LogLine): void {
+    if (line.seq <= this.lastSeq) return;
+    this.lastSeq = line.seq;
+    if (line.step !== null && line.step !== this.lastStep) {
+      this.entries.push({ kind: "step", step: line.step });
+      this.lastStep = line.step;
+      this.scheduleRefetch();
+    }
+    this.entries.push({ kind: "line", line });
+    if (this.entries.length > MAX_ENTRIES) {
+      const cut = Math.floor(MAX_ENTRIES / 10);
+      this.entries.splice(0, cut);
+      this.dropped += cut;
+    }
+    this.changed();
+  }
+
+  private onEvent(name: string, data: unknown): void {
+    if (this.stopped) return;
+    if (name === "line") {
+      const line = LogLine.safeParse(data);
+      if (line.success) this.append(line.data);
+    } else if (name === "end") {
+      const end = LogEndSchema.safeParse(data);
+      if (end.success) this.end = end.data;
+      this.scheduleRefetch(0);
+      this.changed();
+    }
+  }
+
+  private scheduleRefetch(delayMs = 300): void {
+    if (this.refetchTimer || this.stopped) return;
+    this.refetchTimer = setTimeout(() => {
+      this.refetchTimer = undefined;
+      void this.fetchJob();
+    }, delayMs);
+  }
+
+  private async fetchJob(): Promise<void> {
+    try {
+      const job = await this.backend.getJob(this.jobId);
+      if (this.stopped) return;
+      this.job = job;
+      this.error = null;
+    } catch (err) {
+      if (this.stopped) return;
+      this.error = (err as Error).message;
+    }
+    this.changed();
+  }
+}

@@ -1,0 +1,98 @@
+import { type EventPayload, isFinal, type Job, type JobState } from "@skiff/protocol";
+import { Emitter } from "./emitter.ts";
+
+/** How many jobs the console keeps; the oldest finished ones go first, queued ones never. */
+const CAP = 2000;
+
+/**
+ * The newest jobs (and every queued one the API listed), kept current by job events. Times the events
+ * do not carry (started, finished) are stamped on arrival and replaced by the server's on the next
+ * fetch of that job.
+ */
+export class JobStore extends Emitter {
+  private readonly byId = new Map<string, Job>();
+  private sorted: Job[] | null = null;
+  private readonly stateCounts = new Map<JobState, number>();
+
+  load(jobs: readonly Job[]): void {
+    this.byId.clear();
+    this.stateCounts.clear();
+    for (const j of jobs) this.put(j);
+    this.trim();
+    this.sorted = null;
+    this.changed();
+  }
+
+  upsert(job: Job): void {
+    const existing = this.byId.get(job.id);
+    if (existing) {
+      this.count(existing.state, -1);
+      Object.assign(existing, job);
+      this.count(job.state, 1);
+    } else {
+      this.put(job);
+      this.trim();
+      this.sorted = null;
+    }
+    this.changed();
+  }
+
+  /** Applies a state change; false when the job is unknown (the caller fetches it). */
+  state(p: EventPayload<"job.state">, now = Date.now()): boolean {
+    const j = this.byId.get(p.jobId);
+    if (!j) return false;
+    const at = new Date(now).toISOString();
+    this.count(j.state, -1);
+    j.state = p.state;
+    this.count(p.state, 1);
+    j.agentId = p.agentId;
+    j.epoch = p.epoch;
+    if (p.state === "running" && !j.startedAt) j.startedAt = at;
+    if (p.state === "queued") j.startedAt = null;
+    if (isFinal(p.state) && !j.finishedAt) j.finishedAt = at;
+    if (p.state === "canceling" || p.state === "canceled") j.cancelReason = p.reason ?? j.cancelReason;
+    this.changed();
+    return true;
+  }
+
+  get(id: string): Job | undefined {
+    return this.byId.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  /** Newest first. */
+  list(): readonly Job[] {
+    if (!this.sorted)
+      this.sorted = [...this.byId.values()].sort((a, b) =>
+        a.createdAt === b.createdAt ? b.id.localeCompare(a.id) : b.createdAt.localeCompare(a.createdAt),
+      );
+    return this.sorted;
+  }
+
+  countOf(state: JobState): number {
+    return this.stateCounts.get(state) ?? 0;
+  }
+
+  private put(j: Job): void {
+    this.byId.set(j.id, { ...j });
+    this.count(j.state, 1);
+  }
+
+  private count(state: JobState, by: number): void {
+    this.stateCounts.set(state, (this.stateCounts.get(state) ?? 0) + by);
+  }
+
+  private trim(): void {
+    if (this.byId.size <= CAP) return;
+    const finished = [...this.byId.values()]
+      .filter((j) => isFinal(j.state))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const j of finished.slice(0, this.byId.size - CAP)) {
+      this.byId.delete(j.id);
+      this.count(j.state, -1);
+    }
+  }
+}

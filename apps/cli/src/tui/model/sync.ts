@@ -1,0 +1,239 @@
+import { EVENT_SCHEMAS, type EventName, isFinal, TOPICS } from "@skiff/protocol";
+import type { Backend, Feed } from "../data/backend.ts";
+import type { AgentStore } from "./agents.ts";
+import { describeEvent } from "./describe.ts";
+import type { AuditStore, FleetStore } from "./fleet.ts";
+import type { JobStore } from "./jobs.ts";
+import type { MetricsStore } from "./metrics.ts";
+import type { SessionStore } from "./session.ts";
+
+export interface Stores {
+  session: SessionStore;
+  agents: AgentStore;
+  jobs: JobStore;
+  fleet: FleetStore;
+  audit: AuditStore;
+  metrics: MetricsStore;
+}
+
+const JOB_PAGE = 500;
+const AUDIT_PAGE = 1000;
+/** Beyond this many unknown agents or jobs at once, one reload beats that many single fetches. */
+const BATCH = 50;
+
+function errorText(err: unknown): string {
+  const e = err as { message?: string; code?: string; status?: number };
+  return e.code && e.status ? `${e.message} (${e.code})` : (e.message ?? String(err));
+}
+
+/**
+ * Keeps the stores current: REST for whole lists (at start, and again when the event stream could not
+ * resume), `/v1/events` for everything after. Objects an event names but the stores do not hold yet
+ * are fetched in small batches.
+ */
+export class Sync {
+  private feed: Feed | null = null;
+  private lastEventId = 0;
+  private seenReady = false;
+  private loading: Promise<void> | null = null;
+  private again = false;
+  private readonly missingAgents = new Set<string>();
+  private readonly missingJobs = new Set<string>();
+  private fetchTimer: NodeJS.Timeout | undefined;
+  private fleetTimer: NodeJS.Timeout | undefined;
+  private readonly jobListeners = new Set<(jobId: string) => void>();
+  private stopped = false;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly s: Stores,
+  ) {}
+
+  start(): void {
+    this.feed = this.backend.events(TOPICS, {
+      onEvent: (name, data, id) => this.onEvent(name, data, id),
+      onState: (state) => {
+        if (!this.stopped) this.s.session.setConnection(state);
+      },
+    });
+    void this.reload();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.fetchTimer);
+    clearTimeout(this.fleetTimer);
+    this.feed?.close();
+    this.feed = null;
+  }
+
+  /** Calls `fn` with the id of every job whose state changes. */
+  onJobChange(fn: (jobId: string) => void): () => void {
+    this.jobListeners.add(fn);
+    return () => this.jobListeners.delete(fn);
+  }
+
+  /** Loads every list again; overlapping calls fold into one more run. */
+  reload(): Promise<void> {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = (async () => {
+      do {
+        this.again = false;
+        await this.loadAll();
+      } while (this.again && !this.stopped);
+      this.loading = null;
+    })();
+    return this.loading;
+  }
+
+  refetchFleet(delayMs = 250): void {
+    if (this.fleetTimer || this.stopped) return;
+    this.fleetTimer = setTimeout(() => {
+      this.fleetTimer = undefined;
+      this.backend.getFleet().then(
+        (f) => this.s.fleet.set(f),
+        () => {},
+      );
+    }, delayMs);
+  }
+
+  private async loadAll(): Promise<void> {
+    const { session, agents, jobs, fleet, audit, metrics } = this.s;
+    const b = this.backend;
+    const fail = (err: unknown) => {
+      if (!this.stopped) session.say(errorText(err), "error");
+    };
+    const who = await b.whoami().catch((err) => {
+      fail(err);
+      return null;
+    });
+    if (this.stopped) return;
+    if (who) session.setWho(who);
+    await Promise.all([
+      b.listAgents().then((list) => agents.load(list), fail),
+      Promise.all([b.listJobs({ limit: JOB_PAGE }), b.listJobs({ state: "queued", limit: JOB_PAGE })]).then(
+        ([recent, queued]) => {
+          jobs.load([...recent, ...queued.filter((q) => !recent.some((r) => r.id === q.id))]);
+          metrics.queueDepth(jobs.countOf("queued"));
+        },
+        fail,
+      ),
+      b.getFleet().then((f) => fleet.set(f), fail),
+      who?.role === "viewer"
+        ? Promise.resolve(audit.deny("the audit log needs the operator role; this token is a viewer"))
+        : b.listAudit(AUDIT_PAGE).then((list) => audit.load(list), fail),
+    ]);
+  }
+
+  private onEvent(name: string, data: unknown, id: string | undefined): void {
+    if (this.stopped) return;
+    if (name === "ready") {
+      this.onReady(data);
+      return;
+    }
+    if (name === "reset") {
+      void this.reload();
+      return;
+    }
+    if (name === "shutdown") {
+      this.s.session.say("the API is shutting down; reconnecting", "error");
+      return;
+    }
+    if (!(name in EVENT_SCHEMAS)) return;
+    const schema = EVENT_SCHEMAS[name as EventName];
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) return;
+    const n = Number(id);
+    if (Number.isSafeInteger(n)) this.lastEventId = n;
+    this.apply(name as EventName, parsed.data);
+  }
+
+  private onReady(data: unknown): void {
+    const serverLast = Number((data as { lastEventId?: unknown } | null)?.lastEventId ?? 0);
+    // The first stream of a session, or a server that has forgotten our place (it restarted: its
+    // event ids start again), cannot be resumed: load the lists afresh.
+    if (!this.seenReady || serverLast < this.lastEventId) void this.reload();
+    this.seenReady = true;
+    this.lastEventId = serverLast;
+  }
+
+  private apply(name: EventName, p: unknown): void {
+    const { agents, jobs, fleet, audit, metrics } = this.s;
+    const described = describeEvent(name, p, agents);
+    if (described) metrics.event(described);
+    switch (name) {
+      case "agent.registered":
+        if (!agents.has((p as { agentId: string }).agentId))
+          this.fetchAgent((p as { agentId: string }).agentId);
+        this.refetchFleet();
+        return;
+      case "agent.heartbeat": {
+        const hb = p as Parameters<AgentStore["heartbeat"]>[0];
+        if (!agents.heartbeat(hb)) this.fetchAgent(hb.agentId);
+        return;
+      }
+      case "agent.status": {
+        const st = p as Parameters<AgentStore["status"]>[0];
+        if (!agents.status(st)) this.fetchAgent(st.agentId);
+        this.refetchFleet();
+        return;
+      }
+      case "job.created": {
+        const jobId = (p as { jobId: string }).jobId;
+        if (!jobs.has(jobId)) this.fetchJob(jobId);
+        return;
+      }
+      case "job.state": {
+        const js = p as Parameters<JobStore["state"]>[0];
+        if (!jobs.state(js)) this.fetchJob(js.jobId);
+        if (isFinal(js.state)) metrics.jobFinished(js.state === "succeeded");
+        metrics.queueDepth(jobs.countOf("queued"));
+        for (const fn of this.jobListeners) fn(js.jobId);
+        return;
+      }
+      case "fleet.changed":
+        fleet.merge(p as Parameters<FleetStore["merge"]>[0]);
+        this.refetchFleet();
+        return;
+      case "audit.appended":
+        audit.append(p as Parameters<AuditStore["append"]>[0]);
+        return;
+    }
+  }
+
+  private fetchAgent(id: string): void {
+    this.missingAgents.add(id);
+    this.scheduleFetch();
+  }
+
+  private fetchJob(id: string): void {
+    this.missingJobs.add(id);
+    this.scheduleFetch();
+  }
+
+  private scheduleFetch(): void {
+    if (this.fetchTimer || this.stopped) return;
+    this.fetchTimer = setTimeout(() => {
+      this.fetchTimer = undefined;
+      void this.fetchMissing();
+    }, 150);
+  }
+
+  private async fetchMissing(): Promise<void> {
+    const { agents, jobs, metrics } = this.s;
+    const agentIds = [...this.missingAgents];
+    const jobIds = [...this.missingJobs];
+    this.missingAgents.clear();
+    this.missingJobs.clear();
+    const b = this.backend;
+    const tasks: Promise<unknown>[] = [];
+    if (agentIds.length > BATCH) tasks.push(b.listAgents().then((l) => agents.load(l)));
+    else for (const id of agentIds) tasks.push(b.getAgent(id).then((a) => agents.upsert(a)));
+    for (const id of jobIds.slice(0, BATCH)) tasks.push(b.getJob(id).then((j) => jobs.upsert(j)));
+    await Promise.allSettled(tasks);
+    if (!this.stopped && jobIds.length > 0) metrics.queueDepth(jobs.countOf("queued"));
+  }
+}

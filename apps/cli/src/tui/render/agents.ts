@@ -1,0 +1,68 @@
+import type { AgentRecord } from "../model/types.ts";
+import { formatMb } from "./format.ts";
+import { type HeartbeatPolicy, heartbeatCell } from "./heartbeat.ts";
+import type { Seg } from "./style.ts";
+import type { Column } from "./table.ts";
+
+/** The status cell: offline, or the activity of an online agent, with a pending drain noted. */
+export function agentStatusCell(a: AgentRecord): Seg {
+  if (a.status === "offline") return { text: "offline", color: "red" };
+  const drain = a.drainRequested && a.activity !== "draining" ? " (drain)" : "";
+  switch (a.activity) {
+    case "idle":
+      return { text: `idle${drain}`, color: drain ? "yellow" : "green" };
+    case "busy":
+      return { text: `busy${drain}`, color: drain ? "yellow" : "cyan" };
+    case "draining":
+      return { text: "draining", color: "yellow" };
+    case "degraded":
+      return { text: "degraded", color: "red" };
+  }
+}
+
+function cpuCell(a: AgentRecord): string {
+  const r = a.resources;
+  if (r.cpuPercent !== undefined) return `${Math.round(r.cpuPercent)}%`;
+  if (r.load1 !== undefined) return `load ${r.load1.toFixed(1)}`;
+  return "-";
+}
+
+function memCell(a: AgentRecord): string {
+  const { memoryUsedMb: used, memoryTotalMb: total } = a.resources;
+  if (used === undefined) return "-";
+  return total === undefined ? formatMb(used) : `${formatMb(used)}/${formatMb(total)}`;
+}
+
+/** Sandboxless agents are shown loudly, as DESIGN §6 asks. */
+export function sandboxCell(a: AgentRecord): Seg {
+  if (a.unsafe || a.sandbox === "none") return { text: "UNSAFE", color: "red", bold: true };
+  return { text: a.sandbox };
+}
+
+export function labelsText(labels: Record<string, string>): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return parts.length === 0 ? "-" : parts.join(",");
+}
+
+/** Milliseconds since the agent's last heartbeat by the server's clock (`skewMs`: ours minus its). */
+export function heartbeatAge(a: AgentRecord, now: number, skewMs: number): number {
+  return Math.max(0, now - skewMs - Date.parse(a.lastHeartbeatAt));
+}
+
+export function agentColumns(now: number, skewMs: number, policy: HeartbeatPolicy): Column<AgentRecord>[] {
+  return [
+    { title: "NAME", width: 16, flex: 2, cell: (a) => (a.unsafe ? `⚠ ${a.name}` : a.name) },
+    { title: "STATUS", width: 13, cell: agentStatusCell },
+    {
+      title: "HEARTBEAT",
+      width: 13,
+      cell: (a) => heartbeatCell(heartbeatAge(a, now, skewMs), a.status, policy),
+    },
+    { title: "JOBS", width: 5, align: "right", cell: (a) => `${a.running}/${a.slots}` },
+    { title: "CPU", width: 8, align: "right", cell: cpuCell },
+    { title: "MEMORY", width: 16, align: "right", cell: memCell },
+    { title: "VERSION", width: 8, cell: (a) => a.version },
+    { title: "SANDBOX", width: 7, cell: sandboxCell },
+    { title: "LABELS", width: 10, flex: 1, cell: (a) => labelsText(a.labels) },
+  ];
+}

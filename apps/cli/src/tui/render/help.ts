@@ -1,0 +1,78 @@
+import { type KeyBinding, type KeyGroup, keysOf } from "../model/keys.ts";
+import type { Line } from "./style.ts";
+import { displayWidth } from "./text.ts";
+
+const NAMES: Record<string, string> = {
+  enter: "Enter",
+  escape: "Esc",
+  up: "↑",
+  down: "↓",
+  left: "←",
+  right: "→",
+  pageup: "PgUp",
+  pagedown: "PgDn",
+  home: "Home",
+  end: "End",
+  tab: "Tab",
+  space: "Space",
+};
+
+/** How a key is written for people: `Ctrl-L`, `Esc`, `↓`, `G`. */
+export function keyLabel(key: string): string {
+  const named = NAMES[key];
+  if (named) return named;
+  if (key.startsWith("C-")) return `Ctrl-${key.slice(2).toUpperCase()}`;
+  return key;
+}
+
+export function bindingKeys(b: KeyBinding): string {
+  return keysOf(b).map(keyLabel).join(" ");
+}
+
+/** The `?` screen: every bound key by group, dangerous ones marked as asking for confirmation. */
+export function helpLines(groups: readonly KeyGroup[]): Line[] {
+  const width = Math.max(8, ...groups.flatMap((g) => g.bindings.map((b) => displayWidth(bindingKeys(b)))));
+  const lines: Line[] = [];
+  for (const g of groups) {
+    if (lines.length > 0) lines.push([]);
+    lines.push([{ text: g.title, bold: true }]);
+    for (const b of g.bindings) {
+      const keys = bindingKeys(b);
+      const line: Line = [
+        { text: `  ${keys}${" ".repeat(width - displayWidth(keys))}  `, color: "cyan" },
+        { text: b.description },
+      ];
+      if (b.dangerous) line.push({ text: "  (asks to confirm)", color: "yellow" });
+      lines.push(line);
+    }
+  }
+  return lines;
+}
+
+/** The footer: the hinted bindings as `key description` pairs, as many as fit. */
+export function footerLine(groups: readonly KeyGroup[], width: number): Line {
+  const line: Line = [];
+  let used = 0;
+  for (const b of groups.flatMap((g) => g.bindings).filter((x) => x.hint)) {
+    const key = keyLabel(b.key);
+    const w = displayWidth(key) + 1 + displayWidth(b.description) + 2;
+    if (used + w > width) break;
+    line.push({ text: key, color: "cyan", bold: true }, { text: ` ${b.description}  ` });
+    used += w;
+  }
+  return line;
+}
+
+/** The palette's commands, after the keys on the help screen. */
+export function commandLines(commands: readonly { name: string; description: string }[]): Line[] {
+  const width = Math.max(8, ...commands.map((c) => displayWidth(c.name)));
+  return [
+    [{ text: "Commands (type : and a name; Tab completes)", bold: true }],
+    ...commands.map(
+      (c): Line => [
+        { text: `  ${c.name}${" ".repeat(width - displayWidth(c.name))}  `, color: "cyan" },
+        { text: c.description },
+      ],
+    ),
+  ];
+}

@@ -1,0 +1,74 @@
+import type { Job } from "@skiff/protocol";
+import type { FleetView } from "../data/schemas.ts";
+import type { AgentCounts } from "../model/agents.ts";
+import type { RecentEvent } from "../model/metrics.ts";
+import { workersCell } from "./fleet.ts";
+import { formatClock, formatPercent } from "./format.ts";
+import type { Color, Line } from "./style.ts";
+import { fieldLines } from "./table.ts";
+
+export interface Rate {
+  succeeded: number;
+  finished: number;
+}
+
+/** Succeeded among finished jobs (canceled ones are not counted either way). */
+export function successRate(jobs: readonly Job[]): Rate {
+  let succeeded = 0;
+  let finished = 0;
+  for (const j of jobs) {
+    if (j.state === "succeeded") succeeded++;
+    if (j.state === "succeeded" || j.state === "failed" || j.state === "timed_out") finished++;
+  }
+  return { succeeded, finished };
+}
+
+export interface OverviewInput {
+  agents: AgentCounts;
+  queued: number;
+  running: number;
+  rate: Rate;
+  fleet: FleetView | null;
+}
+
+export function overviewLines(o: OverviewInput): Line[] {
+  const a = o.agents;
+  const agents: Line[0] = {
+    text: `${a.online} online (${a.busy} busy, ${a.idle} idle, ${a.draining} draining, ${a.degraded} degraded), ${a.offline} offline`,
+    ...(a.offline > 0 || a.degraded > 0 ? { color: "yellow" as const } : {}),
+  };
+  const rateText =
+    o.rate.finished === 0
+      ? "no finished jobs yet"
+      : `${formatPercent(o.rate.succeeded, o.rate.finished)} succeeded (${o.rate.succeeded} of ${o.rate.finished} recent)`;
+  const rateColor: Color = o.rate.finished > 0 && o.rate.succeeded < o.rate.finished ? "yellow" : "green";
+  return fieldLines([
+    ["Agents", agents],
+    ["Jobs", `${o.queued} queued, ${o.running} running`],
+    ["Success", { text: rateText, color: rateColor }],
+    ["Fleet", o.fleet ? workersCell(o.fleet.desired, a.online) : "-"],
+    [
+      "Mode",
+      o.fleet
+        ? o.fleet.mode === "manual"
+          ? `manual ${o.fleet.replicas}`
+          : `auto ${o.fleet.min}-${o.fleet.max}`
+        : "-",
+    ],
+  ]);
+}
+
+const LEVEL_COLORS: Record<RecentEvent["level"], Color | undefined> = {
+  info: undefined,
+  good: "green",
+  warn: "yellow",
+  bad: "red",
+};
+
+export function recentEventLine(e: RecentEvent): Line {
+  const color = LEVEL_COLORS[e.level];
+  return [
+    { text: `${formatClock(new Date(e.at).toISOString())} `, color: "gray" },
+    { text: e.text, ...(color ? { color } : {}) },
+  ];
+}

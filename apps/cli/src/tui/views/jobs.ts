@@ -1,0 +1,85 @@
+import type { Job } from "@skiff/protocol";
+import type { Emitter } from "../model/emitter.ts";
+import type { Fields } from "../model/filter.ts";
+import type { KeyBinding } from "../model/keys.ts";
+import { jobColumns } from "../render/jobs.ts";
+import type { Column } from "../render/table.ts";
+import { TableView } from "./table-view.ts";
+import type { ViewContext } from "./view.ts";
+
+/** The newest jobs, filterable by state, queue and text; Enter opens the log. */
+export class JobsView extends TableView<Job> {
+  readonly name = "jobs";
+
+  constructor(ctx: ViewContext) {
+    super(ctx, 1000);
+  }
+
+  protected label() {
+    return "Jobs";
+  }
+
+  protected store(): Emitter {
+    return this.ctx.stores.jobs;
+  }
+
+  protected source() {
+    return this.ctx.stores.jobs.list();
+  }
+
+  protected idOf(j: Job) {
+    return j.id;
+  }
+
+  protected fields(j: Job): Fields {
+    return {
+      id: j.id,
+      name: j.name,
+      state: j.state,
+      queue: j.queue,
+      agent: j.agentId ? this.ctx.stores.agents.nameOf(j.agentId) : "",
+      by: j.createdBy,
+    };
+  }
+
+  protected columns(now: number): Column<Job>[] {
+    return jobColumns(now, (id) => this.ctx.stores.agents.nameOf(id));
+  }
+
+  protected viewKeys(): KeyBinding[] {
+    const { actions } = this.ctx;
+    const withJob = (fn: (j: Job) => void) => () => {
+      const j = this.selected();
+      if (j) fn(j);
+    };
+    return [
+      {
+        key: "enter",
+        description: "open the job's log",
+        hint: true,
+        handler: withJob((j) => this.ctx.openJob(j.id)),
+      },
+      {
+        key: "c",
+        description: "cancel the job (asks a reason)",
+        dangerous: true,
+        hint: true,
+        handler: withJob(actions.cancel),
+      },
+      {
+        key: "r",
+        description: "retry the job",
+        dangerous: true,
+        hint: true,
+        handler: withJob(actions.retry),
+      },
+      {
+        key: "n",
+        description: "submit a job from a file",
+        dangerous: true,
+        hint: true,
+        handler: () => actions.submit(),
+      },
+    ];
+  }
+}

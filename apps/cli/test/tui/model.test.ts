@@ -1,0 +1,234 @@
+import { waitFor } from "@skiff/testkit";
+import { describe, expect, it } from "vitest";
+import { completeCommand, runCommand } from "../../src/tui/commands.ts";
+import { AgentStore } from "../../src/tui/model/agents.ts";
+import { Cursor } from "../../src/tui/model/cursor.ts";
+import { applyFilter } from "../../src/tui/model/filter.ts";
+import { AuditStore, FleetStore } from "../../src/tui/model/fleet.ts";
+import { JobStore } from "../../src/tui/model/jobs.ts";
+import { KeyMap } from "../../src/tui/model/keys.ts";
+import { MetricsStore } from "../../src/tui/model/metrics.ts";
+import { Prompt } from "../../src/tui/model/prompt.ts";
+import { SessionStore } from "../../src/tui/model/session.ts";
+import { type Stores, Sync } from "../../src/tui/model/sync.ts";
+import { agent, FakeBackend, job } from "./fixtures.ts";
+
+function stores(): Stores {
+  return {
+    session: new SessionStore("http://x", false),
+    agents: new AgentStore(),
+    jobs: new JobStore(),
+    fleet: new FleetStore(),
+    audit: new AuditStore(),
+    metrics: new MetricsStore(),
+  };
+}
+
+describe("Sync", () => {
+  it("reloads the lists only when the stream cannot resume (first connect, or a restarted server)", async () => {
+    const b = new FakeBackend();
+    b.agents = [agent({ id: "a1", name: "one" })];
+    let loads = 0;
+    const list = b.listAgents.bind(b);
+    b.listAgents = async () => {
+      loads++;
+      return list();
+    };
+    const s = stores();
+    const sync = new Sync(b, s);
+    sync.start();
+    await waitFor("the first load", () => loads === 1 && s.agents.size === 1);
+    const feed = b.eventFeeds[0];
+    feed?.emit("ready", { lastEventId: 40 });
+    await waitFor("the reload on the first ready", () => loads === 2);
+    feed?.emit(
+      "agent.heartbeat",
+      { agentId: "a1", activity: "busy", at: new Date().toISOString(), running: 1 },
+      41,
+    );
+    // Resumed: the server knows where we were (41), so nothing is fetched again.
+    feed?.emit("ready", { lastEventId: 41 });
+    // A restarted server numbers its events from the start again: everything is loaded afresh.
+    b.agents.push(agent({ id: "a2", name: "two" }));
+    feed?.emit("ready", { lastEventId: 3 });
+    await waitFor("the reload after a restart", () => loads === 3 && s.agents.size === 2);
+    sync.stop();
+  });
+
+  it("fetches an agent it hears of but does not know, and counts queue depth", async () => {
+    const b = new FakeBackend();
+    const s = stores();
+    const sync = new Sync(b, s);
+    sync.start();
+    await waitFor("the first load", () => s.session.who !== null);
+    b.agents = [agent({ id: "late", name: "latecomer" })];
+    b.jobs = [job({ id: "j1", name: "one" }, "queued")];
+    b.eventFeeds[0]?.emit(
+      "agent.heartbeat",
+      { agentId: "late", activity: "idle", at: new Date().toISOString(), running: 0 },
+      1,
+    );
+    b.eventFeeds[0]?.emit("job.created", { jobId: "j1", name: "one", queue: "default" }, 2);
+    await waitFor("the agent and the job", () => s.agents.has("late") && s.jobs.has("j1"));
+    expect(s.jobs.countOf("queued")).toBe(1);
+    expect(s.metrics.series().queueDepth.at(-1)).toBe(1);
+    b.eventFeeds[0]?.emit(
+      "job.state",
+      { jobId: "j1", state: "succeeded", queue: "default", agentId: "late", epoch: 1 },
+      3,
+    );
+    expect(s.jobs.countOf("queued")).toBe(0);
+    expect(s.metrics.series().succeeded).toBe(1);
+    expect(s.metrics.events()[0]?.text).toBe("job j1 succeeded on latecomer");
+    sync.stop();
+  });
+});
+
+describe("key table", () => {
+  const noop = () => {};
+  it("leaves dangerous keys unbound when changes are not allowed, and lets a view's key win", () => {
+    let allow = false;
+    const keys = new KeyMap(() => allow);
+    const groups = [
+      {
+        title: "view",
+        bindings: [
+          { key: "d", description: "drain", dangerous: true, handler: noop },
+          { key: "/", description: "search", handler: noop },
+        ],
+      },
+      {
+        title: "global",
+        bindings: [
+          { key: "/", aliases: ["C-s"], description: "filter", handler: noop },
+          { key: "q", description: "quit", handler: noop },
+        ],
+      },
+    ];
+    keys.set(groups);
+    expect(keys.keys().sort()).toEqual(["/", "C-s", "q"]);
+    expect(keys.dispatch("d")).toBe(false);
+    expect(keys.bound().flatMap((g) => g.bindings.map((b) => b.description))).toEqual([
+      "search",
+      "filter",
+      "quit",
+    ]);
+    allow = true;
+    keys.set(groups);
+    expect(keys.keys()).toContain("d");
+  });
+});
+
+describe("prompt", () => {
+  it("edits, completes with Tab, validates and submits", () => {
+    let submitted = "";
+    const p = new Prompt({
+      kind: "input",
+      label: ":",
+      complete: (v) => ["agents", "audit", "autoscale "].filter((c) => c.startsWith(v)),
+      validate: (v) => (v === "a" ? "too short" : null),
+      onSubmit: (v) => {
+        submitted = v;
+      },
+    });
+    p.key("a", "a");
+    expect(p.key("enter", "\r")).toBe("open");
+    expect(p.error).toBe("too short");
+    p.key("u", "u");
+    p.key("tab", "\t");
+    expect(p.value).toBe("au");
+    p.key("t", "t");
+    p.key("tab", "\t");
+    expect(p.value).toBe("autoscale ");
+    p.key("C-w", undefined);
+    expect(p.value).toBe("");
+    p.key("a", "a");
+    p.key("g", "g");
+    p.key("tab", "\t");
+    expect(p.value).toBe("agents");
+    p.key("backspace", "\x7f");
+    expect(p.key("enter", "\r")).toBe("done");
+    expect(submitted).toBe("agent");
+  });
+
+  it("confirms only on y", () => {
+    let yes = 0;
+    const p = new Prompt({ kind: "confirm", question: "?", onYes: () => yes++ });
+    expect(p.key("x", "x")).toBe("open");
+    expect(p.key("enter", "\r")).toBe("done");
+    expect(yes).toBe(0);
+    expect(new Prompt({ kind: "confirm", question: "?", onYes: () => yes++ }).key("y", "y")).toBe("done");
+    expect(yes).toBe(1);
+  });
+});
+
+describe("palette", () => {
+  const host = (canChange: boolean) => {
+    const said: string[] = [];
+    const ran: string[] = [];
+    return {
+      said,
+      ran,
+      show: (v: string) => ran.push(`show ${v}`),
+      openJob: (id: string) => ran.push(`log ${id}`),
+      scaleTo: (n: number) => ran.push(`scale ${n}`),
+      autoscale: (a: number, b: number, w: number) => ran.push(`auto ${a} ${b} ${w}`),
+      verify: () => ran.push("verify"),
+      submit: (f: string) => ran.push(`submit ${f}`),
+      help: () => ran.push("help"),
+      quit: () => ran.push("quit"),
+      canChange: () => canChange,
+      jobIds: () => ["job_abc", "job_abd", "job_x"],
+      say: (t: string) => said.push(t),
+    };
+  };
+
+  it("completes commands, and job ids after :log", () => {
+    expect(completeCommand(host(true), "a")).toEqual(["agents", "audit", "autoscale "]);
+    expect(completeCommand(host(false), "a")).toEqual(["agents", "audit"]);
+    expect(completeCommand(host(false), "log job_ab")).toEqual(["log job_abc", "log job_abd"]);
+  });
+
+  it("runs commands and explains the ones it cannot", () => {
+    const h = host(true);
+    runCommand(h, "scale 5");
+    runCommand(h, "ag");
+    runCommand(h, "autoscale 1 4");
+    runCommand(h, "scale five");
+    runCommand(h, "frobnicate");
+    expect(h.ran).toEqual(["scale 5", "show agents", "auto 1 4 0"]);
+    expect(h.said[0]).toContain("usage: :scale <n>");
+    expect(h.said[1]).toContain('no command "frobnicate"');
+    const ro = host(false);
+    runCommand(ro, "scale 5");
+    expect(ro.ran).toEqual([]);
+    expect(ro.said[0]).toContain("changes the server");
+  });
+});
+
+describe("cursor and filter", () => {
+  it("follows the end of a growing list until moved up", () => {
+    const c = new Cursor(true);
+    c.clamp(100, 10);
+    expect([c.index, c.offset]).toEqual([99, 90]);
+    c.move(-5, 100);
+    expect(c.follow).toBe(false);
+    c.clamp(120, 10);
+    expect(c.index).toBe(94);
+    c.bottom(120, true);
+    c.clamp(130, 10);
+    expect([c.index, c.offset]).toEqual([129, 120]);
+  });
+
+  it("matches field:value terms and bare words", () => {
+    const rows = [
+      { state: "running", name: "build" },
+      { state: "failed", name: "running-man" },
+    ];
+    const fields = (r: (typeof rows)[0]) => r;
+    expect(applyFilter(rows, "state:running", fields)).toEqual([rows[0]]);
+    expect(applyFilter(rows, "running", fields)).toEqual(rows);
+    expect(applyFilter(rows, "RUNNING man", fields)).toEqual([rows[1]]);
+    expect(applyFilter(rows, "", fields)).toBe(rows);
+  });
+});

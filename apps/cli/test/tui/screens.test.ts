@@ -1,0 +1,323 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { keysOf } from "../../src/tui/model/keys.ts";
+import { bindingKeys } from "../../src/tui/render/help.ts";
+import { startConsole, type TestConsole } from "./console.ts";
+import { agent, auditEntry, FakeBackend, fleetView, job, logLines } from "./fixtures.ts";
+
+const ESC = "\x1b";
+const ENTER = "\r";
+const DANGEROUS_KEYS = ["d", "s", "+", "-", "c", "r", "n", "a"];
+
+function backendWithData(): FakeBackend {
+  const b = new FakeBackend();
+  b.agents = [
+    agent({ id: "agt_1", name: "worker-alpha", activity: "busy", runningJobs: ["job_run"] }),
+    agent({ id: "agt_2", name: "worker-beta", labels: { queue: "gpu" } }),
+    agent({
+      id: "agt_3",
+      name: "worker-gamma",
+      status: "offline",
+      lastHeartbeatAt: new Date(Date.now() - 95_000).toISOString(),
+      heartbeatAgeMs: 95_000,
+    }),
+  ];
+  b.jobs = [
+    job({ id: "job_run", name: "build-site", agentId: "agt_1" }, "running"),
+    job({ id: "job_bad", name: "lint-all" }, "failed"),
+    job({ id: "job_q", name: "deploy-docs" }, "queued"),
+  ];
+  b.fleet = fleetView();
+  b.audit = [
+    auditEntry(7, "fleet.update", "alice", { mode: "manual", replicas: 3 }),
+    auditEntry(6, "job.submit", "bob", { name: "build-site" }),
+  ];
+  b.logs.set("job_run", logLines(["compiling pages", "compiled 42 pages"]));
+  return b;
+}
+
+let c: TestConsole | null = null;
+afterEach(() => {
+  c?.close();
+  c = null;
+});
+
+describe("the console's views", () => {
+  it("Overview shows counts, the fleet and recent events", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.waitForText("2 online (1 busy, 1 idle, 0 draining, 0 degraded), 1 offline");
+    await c.waitForText("1 queued, 1 running");
+    await c.waitForText("fleet 2 of 3 workers");
+    await c.waitForText("queue depth");
+    b.eventFeeds[0]?.emit(
+      "job.state",
+      { jobId: "job_q", state: "running", queue: "default", agentId: "agt_2", epoch: 1 },
+      1,
+    );
+    await c.waitForText("job job_q running on worker-beta");
+    await c.waitForText("0 queued, 2 running");
+    await c.waitForText("● live");
+    await c.waitForText("alice (operator)");
+  });
+
+  it("Agents lists every agent with status and heartbeat age, and applies heartbeats", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":agents\r");
+    const text = await c.waitForText("worker-gamma");
+    expect(text).toMatch(/NAME\s+STATUS\s+HEARTBEAT\s+JOBS/);
+    expect(text).toMatch(/worker-alpha\s+busy\s+\d+s\s+1\/2/);
+    expect(text).toMatch(/worker-beta\s+idle\s+\d+s\s+0\/2 .*queue=gpu/);
+    expect(text).toMatch(/worker-gamma\s+offline\s+1m3\ds offline/);
+    b.eventFeeds[0]?.emit("agent.status", { agentId: "agt_3", status: "online", activity: "idle" }, 1);
+    b.eventFeeds[0]?.emit(
+      "agent.heartbeat",
+      { agentId: "agt_3", activity: "busy", at: new Date().toISOString(), running: 2 },
+      2,
+    );
+    await c.waitForText(/worker-gamma\s+busy\s+[0-2]s\s+2\/2/);
+    await c.press("/gam");
+    await c.waitForText("Agents (1/3)");
+    expect(c.screen.text()).not.toContain("worker-alpha");
+  });
+
+  it("Jobs lists jobs with state labels, and Enter opens the log, which follows new lines", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    const text = await c.waitForText("deploy-docs");
+    expect(text).toMatch(/job_run\s+build-site\s+▶ running/);
+    expect(text).toMatch(/job_bad\s+lint-all\s+✗ failed .* 2$/m);
+    expect(text).toMatch(/job_q\s+deploy-docs\s+· queued/);
+    await c.press("g");
+    await c.press(ENTER);
+    await c.waitForText("compiled 42 pages");
+    await c.waitForText("── step 1: build ✓ ok exit 0 ──");
+    await c.waitForText("following");
+    b.logFeeds
+      .get("job_run")
+      ?.emit(
+        "line",
+        { seq: 3, step: 1, stream: "stderr", ts: new Date().toISOString(), text: "warning: slow test" },
+        3,
+      );
+    await c.waitForText("err warning: slow test");
+    await c.waitForText("── step 2: test ▶ running ──");
+    b.logFeeds.get("job_run")?.emit("end", { jobId: "job_run", state: "succeeded", exitCode: 0 });
+    await c.waitForText("── job succeeded, exit 0 ──");
+    await c.press(ESC);
+    await c.waitForText("Jobs (3)");
+  });
+
+  it("Fleet shows mode, desired against actual, leader and decisions", async () => {
+    c = startConsole(backendWithData());
+    await c.press(":fleet\r");
+    const text = await c.waitForText("manual: 2 replicas");
+    expect(text).toContain("manual, 3 replicas");
+    expect(text).toContain("desired 3  actual 2  ↑ scaling up");
+    expect(text).toContain("skiff-up@host (epoch 4");
+    expect(text).toContain("manual: 3 replicas");
+  });
+
+  it("Audit lists entries with their actor, and verifies the chain", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":audit\r");
+    const text = await c.waitForText("fleet.update");
+    expect(text).toMatch(/7\s+\S+ \S+\s+alice\s+admin\s+fleet\.update\s+fleet\s+ok\s+mode=manual replicas=3/);
+    b.eventFeeds[0]?.emit(
+      "audit.appended",
+      auditEntry(8, "agent.drain", "carol", { reason: "maintenance" }),
+      5,
+    );
+    await c.waitForText(/8\s+\S+ \S+\s+carol\s+admin\s+agent\.drain/);
+    await c.press("v");
+    await c.waitForText("audit chain intact: 2 entries checked");
+  });
+});
+
+describe("keys", () => {
+  it("the help screen lists exactly the bound keys", async () => {
+    c = startConsole(backendWithData(), { rows: 60 });
+    await c.waitForText("● live");
+    await c.press(":agents\r");
+    await c.waitForText("worker-alpha");
+    await c.waitForText("d drain the agent");
+    await c.press("?");
+    const text = await c.waitForText("Commands (type : and a name");
+    const helpKeys = text
+      .split("Commands (type")[0]
+      ?.split("\n")
+      .map((l) => /│ {2}(\S.*?) {2,}\S/.exec(l)?.[1])
+      .filter((k): k is string => k !== undefined);
+    const bound = c.app.keys.bound().flatMap((g) => g.bindings.map(bindingKeys));
+    expect(helpKeys?.sort()).toEqual([...bound].sort());
+    expect(bound).toContain("d");
+    expect(bound).toContain("q Ctrl-C");
+    await c.press(ESC);
+    await c.waitForText("worker-beta");
+  });
+
+  it("binds no dangerous key with --read-only, and says read-only", async () => {
+    const b = backendWithData();
+    b.who = { name: "root", role: "admin" };
+    c = startConsole(b, { readOnly: true });
+    await c.waitForText("root (admin)  read-only");
+    for (const view of ["agents", "jobs", "fleet", "audit", "overview"]) {
+      await c.press(`:${view}\r`);
+      await c.waitForText(new RegExp(` ${view} `, "i"));
+      const keys = c.app.keys.keys();
+      for (const k of DANGEROUS_KEYS) expect(keys, `${k} in ${view}`).not.toContain(k);
+      expect(
+        c.app.keys
+          .bound()
+          .flatMap((g) => g.bindings)
+          .some((x) => x.dangerous),
+      ).toBe(false);
+    }
+    await c.press("s");
+    await c.press(":scale 5\r");
+    await c.waitForText("changes the server, which this session may not");
+    expect(b.calls).toEqual([]);
+  });
+
+  it("binds no dangerous key for a viewer token", async () => {
+    const b = backendWithData();
+    b.who = { name: "reader", role: "viewer" };
+    c = startConsole(b);
+    await c.waitForText("reader (viewer)  read-only");
+    await c.press(":agents\r");
+    await c.waitForText("worker-alpha");
+    expect(c.app.keys.keys().filter((k) => DANGEROUS_KEYS.includes(k))).toEqual([]);
+    await c.press(":audit\r");
+    await c.waitForText("the audit log needs the operator role");
+  });
+
+  it("scales only after confirmation, from `s` and from the palette", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.waitForText("alice (operator)");
+    await c.press("s");
+    await c.waitForText("Scale to how many workers? 3");
+    await c.press("\x7f5\r");
+    await c.waitForText("Scale the fleet to 5 workers (now 3)? [y/N]");
+    expect(b.calls).toEqual([]);
+    await c.press("n");
+    await c.waitForText("nothing changed");
+    await c.press(":sc");
+    await c.press("\t");
+    await c.waitForText(":scale ");
+    await c.press("4\r");
+    await c.waitForText("Scale the fleet to 4 workers");
+    await c.press("y");
+    await c.waitForText("fleet set to 4 workers");
+    expect(b.calls).toEqual([{ method: "setFleet", args: [{ mode: "manual", replicas: 4 }] }]);
+  });
+
+  it("asks a reason before cancelling a job", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    await c.waitForText("build-site");
+    await c.press("g");
+    await c.press("c");
+    await c.waitForText("Reason to cancel build-site:");
+    await c.press(ENTER);
+    await c.waitForText("a reason is required");
+    await c.press("stuck\r");
+    await c.waitForText('Cancel job build-site (job_run), reason "stuck"?');
+    await c.press("y");
+    await c.waitForText("job job_run is canceling");
+    expect(b.calls).toEqual([{ method: "cancelJob", args: ["job_run", "stuck"] }]);
+  });
+
+  it("submits a job from a file after checking and confirming it, then opens its log", async () => {
+    const b = backendWithData();
+    b.jobs.push(job({ id: "job_new", name: "from-file" }, "queued"));
+    const dir = mkdtempSync(join(tmpdir(), "skiff-tui-submit-"));
+    writeFileSync(join(dir, "bad.yaml"), "name: x\nsteps: []\n");
+    writeFileSync(join(dir, "job.yaml"), "name: from-file\nsteps:\n  - { name: hi, run: echo hi }\n");
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    await c.waitForText("deploy-docs");
+    await c.press("n");
+    await c.waitForText("Job file (YAML or JSON):");
+    await c.press(`${join(dir, "bad")}\t`);
+    await c.waitForText(`Job file (YAML or JSON): ${join(dir, "bad.yaml")}`);
+    await c.press(ENTER);
+    await c.waitForText("a job needs at least one step");
+    expect(b.calls).toEqual([]);
+    await c.press("n");
+    await c.press(`${join(dir, "job.yaml")}\r`);
+    await c.waitForText(`Submit job from-file from ${join(dir, "job.yaml")}? [y/N]`);
+    await c.press("y");
+    await c.waitForText("submitted job job_new");
+    await c.waitForText(/Job log job_new/);
+    expect(b.calls).toEqual([
+      { method: "submitJob", args: [{ name: "from-file", steps: [{ name: "hi", run: "echo hi" }] }] },
+    ]);
+  });
+});
+
+describe("terminal manners", () => {
+  it("draws no colour with --no-color, yet says every status in words", async () => {
+    c = startConsole(backendWithData(), { color: false });
+    await c.press(":agents\r");
+    const text = await c.waitForText("worker-gamma");
+    expect(text).toMatch(/1m3\ds offline/);
+    expect(c.screen.anyColour()).toBe(false);
+    await c.press(":overview\r");
+    await c.waitForText(/fleet 2 of 3 workers[^\n]*\n[^\n]*█+░+ 67%/);
+    expect(c.screen.anyColour()).toBe(false);
+  });
+
+  it("lays itself out again when the terminal is resized", async () => {
+    c = startConsole(backendWithData());
+    await c.press(":agents\r");
+    await c.waitForText("worker-alpha");
+    c.screen.resize(90, 20);
+    await c.waitForText(/^ skiff ● live {2}alice \(operator\) +http:\/\/fake\.test:8787 $/m);
+    const lines = c.screen.lines();
+    expect(lines[19]).toMatch(/^ skiff ● live/);
+    expect(lines[19]?.length).toBe(90);
+    expect(lines.find((l) => l.includes("worker-alpha"))?.length).toBeLessThanOrEqual(90);
+  });
+
+  it("shows the connection state: reconnecting with a countdown, then live", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.waitForText("● live");
+    b.eventFeeds[0]?.state({
+      kind: "reconnecting",
+      retryAt: Date.now() + 4_000,
+      reason: "connection refused",
+    });
+    await c.waitForText(/◌ reconnecting in [34]s/);
+    await c.waitForText(/◌ reconnecting in [123]s/);
+    b.eventFeeds[0]?.state({ kind: "live" });
+    await c.waitForText("● live");
+    b.eventFeeds[0]?.state({ kind: "unauthorised", retryAt: Date.now() + 4_000, reason: "HTTP 401" });
+    await c.waitForText("✗ unauthorised");
+  });
+
+  it("quits on q and puts the terminal back", async () => {
+    c = startConsole(backendWithData());
+    await c.waitForText("● live");
+    await c.press("q");
+    await c.app.done;
+    await c.screen.flush();
+    // Left the alternate screen and showed the cursor again.
+    expect(c.screen.written).toContain("\x1b[?1049l");
+    expect(c.screen.written).toContain("\x1b[?25h");
+  });
+});
+
+it("keysOf lists a binding's key and its aliases", () => {
+  expect(keysOf({ key: "j", aliases: ["down"], description: "down", handler: () => {} })).toEqual([
+    "j",
+    "down",
+  ]);
+});
