@@ -210,3 +210,20 @@ export class Actions {
     });
   }
 }
+
+/** The keys for a job that every job screen offers: cancel and retry, both dangerous. */
+export function jobActionKeys(
+  actions: Actions,
+  withJob: (fn: (job: Job) => void) => () => void,
+): KeyBinding[] {
+  return [
+    {
+      key: "c",
+      description: "cancel the job (asks a reason)",
+      dangerous: true,
+      hint: true,
+      handler: withJob(actions.cancel),
+    },
+    { key: "r", description: "retry the job", dangerous: true, hint: true, handler: withJob(actions.retry) },
+  ];
+}

@@ -6,6 +6,7 @@ import { endMarker, jobHeader, logLineView, stepMarker, stepsLine } from "../ren
 import { connectionCell } from "../render/status.ts";
 import type { Line } from "../render/style.ts";
 import { TableWidget, TextWidget } from "../widgets/table.ts";
+import { jobActionKeys } from "./actions.ts";
 import { listKeys } from "./listkeys.ts";
 import { Ticker, type View, type ViewContext } from "./view.ts";
 
@@ -72,20 +73,7 @@ export class JobLogView implements View {
     };
     return [
       { key: "f", description: "follow new lines", hint: true, handler: follow },
-      {
-        key: "c",
-        description: "cancel the job (asks a reason)",
-        dangerous: true,
-        hint: true,
-        handler: withJob(actions.cancel),
-      },
-      {
-        key: "r",
-        description: "retry the job",
-        dangerous: true,
-        hint: true,
-        handler: withJob(actions.retry),
-      },
+      ...jobActionKeys(actions, withJob),
       ...listKeys(this.cursor, () => this.entries().length, page, moved).map((b) =>
         b.key === "G" ? { ...b, description: "last line, and follow", handler: follow } : b,
       ),

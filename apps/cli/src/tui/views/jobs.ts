@@ -4,6 +4,7 @@ import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import { jobColumns } from "../render/jobs.ts";
 import type { Column } from "../render/table.ts";
+import { jobActionKeys } from "./actions.ts";
 import { TableView } from "./table-view.ts";
 import type { ViewContext } from "./view.ts";
 
@@ -59,20 +60,7 @@ export class JobsView extends TableView<Job> {
         hint: true,
         handler: withJob((j) => this.ctx.openJob(j.id)),
       },
-      {
-        key: "c",
-        description: "cancel the job (asks a reason)",
-        dangerous: true,
-        hint: true,
-        handler: withJob(actions.cancel),
-      },
-      {
-        key: "r",
-        description: "retry the job",
-        dangerous: true,
-        hint: true,
-        handler: withJob(actions.retry),
-      },
+      ...jobActionKeys(actions, withJob),
       {
         key: "n",
         description: "submit a job from a file",
