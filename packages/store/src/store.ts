@@ -136,7 +136,10 @@ export class Store {
   // Agent protocol -----------------------------------------------------------------------------
 
   claimJobs(agentId: string, queues: string[], max: number) {
-    return this.db.tx((q) => jobs.claimJobs(q, { agentId, queues, max }));
+    return this.db.tx(async (q) => {
+      await relaxDurability(q);
+      return jobs.claimJobs(q, { agentId, queues, max });
+    });
   }
 
   appendEvents(input: {
@@ -191,6 +194,7 @@ export class Store {
     running: { jobId: string; epoch: number }[];
   }) {
     return this.db.tx(async (q) => {
+      await relaxDurability(q);
       const row = await agents.recordHeartbeat(q, input);
       if (!row) return null;
       const cancels = await agents.commandsForLeases(q, input.agentId, input.running);
@@ -362,4 +366,14 @@ function settingsOf(s: { mode: string; replicas: number; min: number; max: numbe
   return s.mode === "manual"
     ? { mode: s.mode, replicas: s.replicas }
     : { mode: s.mode, min: s.min, max: s.max, warm: s.warm };
+}
+
+/**
+ * For writes that may be lost in a database crash without harm, the commit does not wait for the
+ * WAL to reach disk. A lost heartbeat is the next heartbeat; a lost claim leaves the job queued with
+ * its old epoch, so the worker that got it is fenced out (409) and another runs it. Submits, results,
+ * log lines and the audit log keep full durability.
+ */
+async function relaxDurability(q: Queryable): Promise<void> {
+  await q.query("set local synchronous_commit = off");
 }
