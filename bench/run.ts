@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createTestDatabase, TEST_REDIS_URL } from "@skiff/testkit";
 import pg from "pg";
+import { comparisonRows, measureCompetitors } from "./compare.ts";
 import { median, root, startApi, startWorkerProcess, waitUntil } from "./lib.ts";
 import { firstStepLatency, logFollowLatency } from "./pipeline.ts";
 import { claimLatency, heartbeatCapacity, type Measured, protocolThroughput } from "./protocol.ts";
@@ -15,6 +16,9 @@ import type { TuiBenchResult } from "./tui.ts";
 const execFileP = promisify(execFile);
 const quick = process.argv.includes("--quick");
 const runs = quick ? 2 : 5;
+// Shared by the Skiff rows and the graphile-worker / BullMQ comparison, so both see the same sizes.
+const latencySamples = quick ? 100 : 300;
+const throughputJobs = quick ? 2000 : 10000;
 
 interface Row {
   figure: string;
@@ -47,6 +51,8 @@ async function main() {
     env: { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, SKIFF_BUS_PREFIX: `bench${process.pid}` },
   });
   const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+  const lat: Measured[] = [];
+  const tp: number[] = [];
   try {
     const agentToken = (await api.client.call("POST", "/v1/tokens", { name: "bench-agents", role: "agent" }))
       .token as string;
@@ -68,10 +74,9 @@ async function main() {
       );
     };
 
-    const lat: Measured[] = [];
     for (let r = 0; r < runs; r++) {
       progress(`enqueue → claimed, run ${r + 1}/${runs}`);
-      lat.push(await claimLatency(api, agentToken, quick ? 100 : 300));
+      lat.push(await claimLatency(api, agentToken, latencySamples));
     }
     const p50s = lat.map((m) => m.extra?.p50 ?? Number.NaN);
     const p99s = lat.map((m) => m.extra?.p99 ?? Number.NaN);
@@ -82,10 +87,9 @@ async function main() {
       verdict: median(p50s) <= 5 && median(p99s) <= 25 ? "pass" : "short",
     });
 
-    const tp: number[] = [];
     for (let r = 0; r < runs; r++) {
       progress(`protocol throughput, run ${r + 1}/${runs}`);
-      tp.push((await protocolThroughput(api, agentToken, quick ? 3000 : 10000, enqueue)).value);
+      tp.push((await protocolThroughput(api, agentToken, throughputJobs, enqueue)).value);
     }
     rows.push({
       figure: "protocol throughput (16 simulated agents: claim → finish, no sandbox), PostgreSQL",
@@ -98,7 +102,7 @@ async function main() {
     const hbP99: number[] = [];
     for (let r = 0; r < runs; r++) {
       progress(`heartbeat capacity, run ${r + 1}/${runs}`);
-      const m = await heartbeatCapacity(api, agentToken, quick ? 3 : 8);
+      const m = await heartbeatCapacity(api, agentToken, quick ? 2 : 8);
       hbRate.push(m.value);
       hbP99.push(m.extra?.p99 ?? Number.NaN);
     }
@@ -153,7 +157,7 @@ async function main() {
   }
 
   progress("sandbox overhead: Skiff's drivers vs raw bwrap and raw docker run, alternating");
-  const pairs = quick ? 15 : 40;
+  const pairs = quick ? 10 : 40;
   const bw = await bwrapOverhead(pairs);
   let dockerCell = "Docker engine not reachable";
   let dockerRatio = Number.NaN;
@@ -177,7 +181,7 @@ async function main() {
     const first = await startApi({ command: "up", env: {}, home });
     await first.stop();
     const starts: number[] = [];
-    for (let r = 0; r < runs; r++) {
+    for (let r = 0; r < (quick ? 1 : runs); r++) {
       const t0 = performance.now();
       const again = await startApi({ command: "up", env: {}, home });
       starts.push(performance.now() - t0);
@@ -194,13 +198,13 @@ async function main() {
     rmSync(home, { recursive: true, force: true });
   }
 
-  progress(`console with 10,000 agents: frames, idle CPU over ${quick ? 10 : 30} s, RSS`);
+  progress(`console with 10,000 agents: frames, idle CPU over ${quick ? 5 : 30} s, RSS`);
   // In a process of its own, so its RSS is the console's and not the rest of this bench's.
   const tui = JSON.parse(
     (
       await execFileP(
         process.execPath,
-        ["--import", "tsx", "bench/tui.ts", "--idle-ms", String(quick ? 10_000 : 30_000)],
+        ["--import", "tsx", "bench/tui.ts", "--idle-ms", String(quick ? 5_000 : 30_000)],
         {
           cwd: root,
           maxBuffer: 1 << 20,
@@ -214,6 +218,20 @@ async function main() {
     measured: `${ms(tui.frameMs.p95)} (p50 ${ms(tui.frameMs.p50)}, max ${ms(tui.frameMs.max)}) / ${tui.idleCpuPercent.toFixed(1)} % / ${tui.rssMb.toFixed(0)} MB`,
     verdict: tui.frameMs.p95 <= 50 && tui.idleCpuPercent <= 2 && tui.rssMb <= 200 ? "pass" : "short",
   });
+
+  // Side by side with graphile-worker and BullMQ: same PostgreSQL server (a fresh database) and
+  // Redis, same no-op work and sizes; Skiff's figures are the medians measured above.
+  const competitors = await measureCompetitors({ runs, latencySamples, throughputJobs, progress });
+  rows.push(
+    ...comparisonRows(
+      {
+        p50: median(lat.map((m) => m.extra?.p50 ?? Number.NaN)),
+        p99: median(lat.map((m) => m.extra?.p99 ?? Number.NaN)),
+        throughput: median(tp),
+      },
+      competitors,
+    ),
+  );
 
   const widths = [0, 1, 2, 3].map((i) =>
     Math.max(
