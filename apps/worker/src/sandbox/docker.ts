@@ -1,12 +1,10 @@
 import { chown, stat } from "node:fs/promises";
-import type { Duplex } from "node:stream";
-import { Pool } from "undici";
 import { z } from "zod";
-import { LineSplitter } from "./lines.ts";
+import { API_VERSION, DockerApiError, Engine, pumpOutput } from "./docker-engine.ts";
 import type { SandboxDriver, StepEnd, StepRun } from "./types.ts";
 
-/** Docker 20.10's API; later engines still serve it, so field meanings stay fixed. */
-const API_VERSION = "1.41";
+export { DockerApiError } from "./docker-engine.ts";
+
 const SANDBOX_USER = { uid: 1000, gid: 1000 };
 const MIB = 1024 * 1024;
 /** How long to wait for the output stream to drain after the container stopped. */
@@ -28,138 +26,11 @@ export interface DockerDriverOptions {
   logger?: { warn(obj: object, msg: string): void };
 }
 
-/** A non-2xx answer from the Docker Engine API, with its status and the engine's message. */
-export class DockerApiError extends Error {
-  readonly code = "docker_api";
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "DockerApiError";
-  }
-}
-
-const ApiMessage = z.object({ message: z.string() });
 const Created = z.object({ Id: z.string(), Warnings: z.array(z.string()).nullish() });
 const Waited = z.object({ StatusCode: z.number() });
 const Inspected = z.object({ State: z.object({ OOMKilled: z.boolean() }) });
 const Listed = z.array(z.object({ Id: z.string(), Labels: z.record(z.string(), z.string()).nullish() }));
 const PullProgress = z.object({ error: z.string().optional() });
-
-interface CallOptions {
-  body?: unknown;
-  /** For calls that last as long as the container does (wait, stop): no undici timeouts. */
-  long?: boolean;
-  signal?: AbortSignal;
-}
-
-/** Just enough of the Engine API, over its Unix socket. */
-class Engine {
-  private readonly pool: Pool;
-
-  constructor(readonly socketPath: string) {
-    this.pool = new Pool("http://docker", { socketPath, connections: null });
-  }
-
-  async text(method: "GET" | "POST" | "DELETE", path: string, opts: CallOptions = {}) {
-    const res = await this.pool.request({
-      method,
-      path: `/v${API_VERSION}${path}`,
-      headers: opts.body === undefined ? {} : { "content-type": "application/json" },
-      body: opts.body === undefined ? null : JSON.stringify(opts.body),
-      signal: opts.signal ?? null,
-      ...(opts.long
-        ? { headersTimeout: 0, bodyTimeout: 0 }
-        : { headersTimeout: 10_000, bodyTimeout: 30_000 }),
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 400) {
-      let message = text.trim();
-      try {
-        message = ApiMessage.parse(JSON.parse(text)).message;
-      } catch {
-        // not the engine's JSON error body; keep the raw text
-      }
-      throw new DockerApiError(res.statusCode, `${method} ${path}: ${res.statusCode} ${message}`);
-    }
-    return { status: res.statusCode, text, headers: res.headers };
-  }
-
-  async json<T>(method: "GET" | "POST", path: string, schema: z.ZodType<T>, opts: CallOptions = {}) {
-    const { text } = await this.text(method, path, opts);
-    return schema.parse(JSON.parse(text));
-  }
-
-  /** Attaches to a created container's stdout and stderr: a raw, multiplexed stream. */
-  async attach(id: string): Promise<Duplex> {
-    const { socket } = await this.pool.upgrade({
-      method: "POST",
-      path: `/v${API_VERSION}/containers/${id}/attach?stream=1&stdout=1&stderr=1`,
-      protocol: "tcp",
-    });
-    return socket;
-  }
-
-  async ping(): Promise<string | undefined> {
-    const res = await this.pool.request({ method: "GET", path: "/_ping", headersTimeout: 5_000 });
-    await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`/_ping answered ${res.statusCode}`);
-    const version = res.headers["api-version"];
-    return typeof version === "string" ? version : undefined;
-  }
-}
-
-/**
- * Decodes the engine's multiplexed stream: frames of an 8-byte header (stream id, 3 zero bytes,
- * big-endian payload size) and the payload, which may arrive split across any number of chunks.
- */
-class Demuxer {
-  private readonly header = Buffer.alloc(8);
-  private headerBytes = 0;
-  private stream = 0;
-  private remaining = 0;
-
-  constructor(private readonly out: (stream: number, payload: Buffer) => void) {}
-
-  push(chunk: Buffer): void {
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.remaining === 0) {
-        const n = Math.min(8 - this.headerBytes, chunk.length - offset);
-        chunk.copy(this.header, this.headerBytes, offset, offset + n);
-        this.headerBytes += n;
-        offset += n;
-        if (this.headerBytes < 8) return;
-        this.headerBytes = 0;
-        this.stream = this.header.readUInt8(0);
-        this.remaining = this.header.readUInt32BE(4);
-        continue;
-      }
-      const n = Math.min(this.remaining, chunk.length - offset);
-      this.out(this.stream, chunk.subarray(offset, offset + n));
-      this.remaining -= n;
-      offset += n;
-    }
-  }
-}
-
-/** Feeds the attached stream into per-stream line splitters; resolves once it closed. */
-function pumpOutput(socket: Duplex, step: StepRun): Promise<void> {
-  const stdout = new LineSplitter((line) => step.onLine("stdout", line));
-  const stderr = new LineSplitter((line) => step.onLine("stderr", line));
-  const demuxer = new Demuxer((stream, payload) => (stream === 2 ? stderr : stdout).push(payload));
-  socket.on("data", (chunk: Buffer) => demuxer.push(chunk));
-  return new Promise((resolve) => {
-    socket.once("close", () => {
-      stdout.end();
-      stderr.end();
-      resolve();
-    });
-    // A broken stream only loses output; the exit status still comes from /wait.
-    socket.once("error", () => socket.destroy());
-  });
-}
 
 function describeConfinement(image: string, network: string, step: StepRun): string {
   const { memoryMb, cpus, pids } = step.limits;
