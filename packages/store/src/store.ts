@@ -187,19 +187,17 @@ export class Store {
     }, who);
   }
 
-  heartbeat(input: {
-    agentId: string;
-    activity: AgentActivity;
-    resources: AgentResources;
-    running: { jobId: string; epoch: number }[];
-  }) {
+  /** Records heartbeats, several agents' in one transaction; see `recordHeartbeats`. */
+  heartbeats(inputs: agents.HeartbeatInput[]) {
     return this.db.tx(async (q) => {
       await relaxDurability(q);
-      const row = await agents.recordHeartbeat(q, input);
-      if (!row) return null;
-      const cancels = await agents.commandsForLeases(q, input.agentId, input.running);
-      return { ...row, cancels };
+      return agents.recordHeartbeats(q, inputs);
     });
+  }
+
+  async heartbeat(input: agents.HeartbeatInput) {
+    const [result] = await this.heartbeats([input]);
+    return result ?? null;
   }
 
   getAgent(id: string) {

@@ -15,6 +15,7 @@ import type { AgentLease } from "@skiff/store";
 import type { FastifyRequest } from "fastify";
 import type { Principal } from "../auth.ts";
 import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
+import { HeartbeatBatch } from "../heartbeat-batch.ts";
 import { logKey } from "../waiters.ts";
 import { jobStateEvent } from "./jobs.ts";
 import { idParam } from "./params.ts";
@@ -66,6 +67,7 @@ function leaseError(reason: "not_found" | "lease_lost" | "already_final", jobId:
 
 export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
   const owners: Owners = new Map();
+  const heartbeats = new HeartbeatBatch(ctx.store);
   const { store, config } = ctx;
   return [
     {
@@ -106,7 +108,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentHeartbeatBody, req.body, "heartbeat body");
         await ownAgent(ctx, owners, who, body.agentId);
-        const hb = await store.heartbeat({
+        const hb = await heartbeats.submit({
           agentId: body.agentId,
           activity: body.status,
           resources: body.resources,

@@ -63,11 +63,27 @@ export interface HeartbeatRow {
   previousActivity: AgentActivity;
 }
 
-/** Records a heartbeat; an agent the reaper had marked offline comes back online. */
-export async function recordHeartbeat(
+export interface HeartbeatInput {
+  agentId: string;
+  activity: AgentActivity;
+  resources: AgentResources;
+  running: { jobId: string; epoch: number }[];
+}
+
+export type Cancel = { jobId: string; epoch: number; reason: string };
+
+/**
+ * Records a batch of heartbeats (one per agent) in one statement; an agent the reaper had marked
+ * offline comes back online. Rows are locked in id order so concurrent batches cannot deadlock.
+ * Returns, per input, the agent's drain state and the jobs it should stop (canceled by an operator,
+ * or no longer its lease), or null for an unknown agent.
+ */
+export async function recordHeartbeats(
   q: Queryable,
-  input: { agentId: string; activity: AgentActivity; resources: AgentResources },
-): Promise<HeartbeatRow | null> {
+  inputs: HeartbeatInput[],
+): Promise<((HeartbeatRow & { cancels: Cancel[] }) | null)[]> {
+  if (inputs.length === 0) return [];
+  const ids = inputs.map((i) => i.agentId);
   const res = await q.query<{
     id: string;
     status: "online" | "offline";
@@ -75,53 +91,57 @@ export async function recordHeartbeat(
     drain_reason: string | null;
     previous_activity: AgentActivity;
   }>(
-    `update agents a set last_heartbeat_at = now(), status = 'online', activity = $2, resources = $3
-       from (select id, activity as previous_activity from agents where id = $1 for update) prev
-      where a.id = prev.id
+    `with prev as (
+       select id, activity as previous_activity from agents where id = any($1::text[]) order by id for update
+     )
+     update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources
+       from unnest($1::text[], $2::text[], $3::jsonb[]) as v(id, activity, resources), prev
+      where a.id = v.id and prev.id = v.id
       returning a.id, a.status, a.drain_requested, a.drain_reason, prev.previous_activity`,
-    [input.agentId, input.activity, JSON.stringify(input.resources)],
+    [ids, inputs.map((i) => i.activity), inputs.map((i) => JSON.stringify(i.resources))],
   );
-  const row = res.rows[0];
-  if (!row) return null;
-  return {
-    id: row.id,
-    status: row.status,
-    drainRequested: row.drain_requested,
-    drainReason: row.drain_reason,
-    previousActivity: row.previous_activity,
-  };
-}
-
-/** Jobs of this agent that it should stop: canceled by an operator, or no longer its lease. */
-export async function commandsForLeases(
-  q: Queryable,
-  agentId: string,
-  running: { jobId: string; epoch: number }[],
-): Promise<{ jobId: string; epoch: number; reason: string }[]> {
-  const out: { jobId: string; epoch: number; reason: string }[] = [];
-  const canceling = await q.query<{ id: string; epoch: number; cancel_reason: string | null }>(
-    "select id, epoch, cancel_reason from jobs where agent_id = $1 and state = 'canceling'",
-    [agentId],
+  const rows = new Map(res.rows.map((r) => [r.id, r]));
+  const canceling = await q.query<{
+    id: string;
+    epoch: number;
+    cancel_reason: string | null;
+    agent_id: string;
+  }>(
+    "select id, epoch, cancel_reason, agent_id from jobs where agent_id = any($1::text[]) and state = 'canceling'",
+    [ids],
   );
-  for (const r of canceling.rows)
-    out.push({ jobId: r.id, epoch: Number(r.epoch), reason: r.cancel_reason ?? "canceled" });
-  if (running.length > 0) {
-    const res = await q.query<{ id: string; epoch: number; agent_id: string | null; state: string }>(
-      "select id, epoch, agent_id, state from jobs where id = any($1::text[])",
-      [running.map((r) => r.jobId)],
-    );
-    const byId = new Map(res.rows.map((r) => [r.id, r]));
-    for (const lease of running) {
-      const row = byId.get(lease.jobId);
+  const reported = inputs.flatMap((i) => i.running.map((r) => r.jobId));
+  const leases = reported.length
+    ? await q.query<{ id: string; epoch: number; agent_id: string | null; state: string }>(
+        "select id, epoch, agent_id, state from jobs where id = any($1::text[])",
+        [reported],
+      )
+    : { rows: [] };
+  const jobs = new Map(leases.rows.map((r) => [r.id, r]));
+  return inputs.map((input) => {
+    const row = rows.get(input.agentId);
+    if (!row) return null;
+    const cancels: Cancel[] = canceling.rows
+      .filter((r) => r.agent_id === input.agentId)
+      .map((r) => ({ jobId: r.id, epoch: Number(r.epoch), reason: r.cancel_reason ?? "canceled" }));
+    for (const lease of input.running) {
+      const job = jobs.get(lease.jobId);
       const held =
-        row &&
-        row.agent_id === agentId &&
-        Number(row.epoch) === lease.epoch &&
-        ["assigned", "running", "canceling"].includes(row.state);
-      if (!held) out.push({ jobId: lease.jobId, epoch: lease.epoch, reason: "lease_lost" });
+        job &&
+        job.agent_id === input.agentId &&
+        Number(job.epoch) === lease.epoch &&
+        ["assigned", "running", "canceling"].includes(job.state);
+      if (!held) cancels.push({ jobId: lease.jobId, epoch: lease.epoch, reason: "lease_lost" });
     }
-  }
-  return out;
+    return {
+      id: row.id,
+      status: row.status,
+      drainRequested: row.drain_requested,
+      drainReason: row.drain_reason,
+      previousActivity: row.previous_activity,
+      cancels,
+    };
+  });
 }
 
 export async function requestDrain(q: Queryable, agentId: string, reason: string): Promise<Agent | null> {
