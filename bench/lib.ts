@@ -45,14 +45,23 @@ export async function startApi(opts: {
   command: "api" | "up";
   env: Record<string, string>;
   home?: string;
+  /** Extra flags for node itself, e.g. `--cpu-prof` for `bench/profile.ts`. */
+  nodeArgs?: string[];
 }): Promise<ApiUnderTest> {
   const port = await freePort();
   const home = opts.home ?? mkdtempSync(join(tmpdir(), "skiff-bench-"));
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", "tsx", "apps/cli/src/main.ts", opts.command, "--port", String(port), "--no-tui"].filter(
-      (a) => opts.command === "up" || a !== "--no-tui",
-    ),
+    [
+      ...(opts.nodeArgs ?? []),
+      "--import",
+      "tsx",
+      "apps/cli/src/main.ts",
+      opts.command,
+      "--port",
+      String(port),
+      "--no-tui",
+    ].filter((a) => opts.command === "up" || a !== "--no-tui"),
     {
       cwd: root,
       env: { ...process.env, SKIFF_HOME: home, SKIFF_LOG_LEVEL: "warn", ...opts.env },

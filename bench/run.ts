@@ -15,6 +15,33 @@ import type { TuiBenchResult } from "./tui.ts";
 
 const execFileP = promisify(execFile);
 const quick = process.argv.includes("--quick");
+const ROWS = [
+  "claim",
+  "throughput",
+  "heartbeats",
+  "first-step",
+  "log-follow",
+  "sandbox",
+  "startup",
+  "tui",
+  "compare",
+];
+const onlyArg = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+const only = onlyArg ? onlyArg.split(",") : ROWS;
+for (const name of only) {
+  if (!ROWS.includes(name)) {
+    process.stderr.write(`bench: unknown row "${name}" in --only; the rows are ${ROWS.join(", ")}\n`);
+    process.exit(2);
+  }
+}
+if (process.argv.includes("--help")) {
+  process.stdout.write(
+    `usage: pnpm bench [--quick] [--only=${ROWS.join(",")}]\n` +
+      "  Measures the DESIGN §10 targets on this machine and prints one table (see docs/benchmarks.md).\n",
+  );
+  process.exit(0);
+}
+const want = (row: string) => only.includes(row);
 const runs = quick ? 2 : 5;
 // Shared by the Skiff rows and the graphile-worker / BullMQ comparison, so both see the same sizes.
 const latencySamples = quick ? 100 : 300;
@@ -74,81 +101,90 @@ async function main() {
       );
     };
 
-    for (let r = 0; r < runs; r++) {
-      progress(`enqueue → claimed, run ${r + 1}/${runs}`);
-      lat.push(await claimLatency(api, agentToken, latencySamples));
-    }
-    const p50s = lat.map((m) => m.extra?.p50 ?? Number.NaN);
-    const p99s = lat.map((m) => m.extra?.p99 ?? Number.NaN);
-    rows.push({
-      figure: "enqueue → claimed by an idle worker (p50 / p99)",
-      target: "≤ 5 ms / ≤ 25 ms",
-      measured: `${summarise(p50s, ms)} / ${summarise(p99s, ms)}`,
-      verdict: median(p50s) <= 5 && median(p99s) <= 25 ? "pass" : "short",
-    });
-
-    for (let r = 0; r < runs; r++) {
-      progress(`protocol throughput, run ${r + 1}/${runs}`);
-      tp.push((await protocolThroughput(api, agentToken, throughputJobs, enqueue)).value);
-    }
-    rows.push({
-      figure: "protocol throughput (16 simulated agents: claim → finish, no sandbox), PostgreSQL",
-      target: "≥ 2,000 jobs/s",
-      measured: summarise(tp, (v) => `${v.toFixed(0)} jobs/s`),
-      verdict: median(tp) >= 2000 ? "pass" : "short",
-    });
-
-    const hbRate: number[] = [];
-    const hbP99: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      progress(`heartbeat capacity, run ${r + 1}/${runs}`);
-      const m = await heartbeatCapacity(api, agentToken, quick ? 2 : 8);
-      hbRate.push(m.value);
-      hbP99.push(m.extra?.p99 ?? Number.NaN);
-    }
-    rows.push({
-      figure: "heartbeats absorbed (200 agents, 64 in flight) / p99",
-      target: "≥ 5,000/s, p99 ≤ 50 ms",
-      measured: `${summarise(hbRate, (v) => `${v.toFixed(0)}/s`)} / ${summarise(hbP99, ms)}`,
-      verdict: median(hbRate) >= 5000 && median(hbP99) <= 50 ? "pass" : "short",
-    });
-
-    progress("starting a bwrap worker for the end-to-end rows");
-    const workDir = mkdtempSync(join(tmpdir(), "skiff-bench-work-"));
-    const worker = await startWorkerProcess({
-      apiUrl: api.url,
-      token: agentToken,
-      name: "bench-worker",
-      queue: "wb",
-      sandbox: "bwrap",
-      workDir,
-    });
-    try {
-      const firsts: number[] = [];
+    if (want("claim")) {
       for (let r = 0; r < runs; r++) {
-        progress(`enqueue → first step running, run ${r + 1}/${runs}`);
-        firsts.push((await firstStepLatency(api, "wb", quick ? 10 : 30)).p50);
+        progress(`enqueue → claimed, run ${r + 1}/${runs}`);
+        lat.push(await claimLatency(api, agentToken, latencySamples));
+      }
+      const p50s = lat.map((m) => m.extra?.p50 ?? Number.NaN);
+      const p99s = lat.map((m) => m.extra?.p99 ?? Number.NaN);
+      rows.push({
+        figure: "enqueue → claimed by an idle worker (p50 / p99)",
+        target: "≤ 5 ms / ≤ 25 ms",
+        measured: `${summarise(p50s, ms)} / ${summarise(p99s, ms)}`,
+        verdict: median(p50s) <= 5 && median(p99s) <= 25 ? "pass" : "short",
+      });
+    }
+    if (want("throughput")) {
+      for (let r = 0; r < runs; r++) {
+        progress(`protocol throughput, run ${r + 1}/${runs}`);
+        tp.push((await protocolThroughput(api, agentToken, throughputJobs, enqueue)).value);
       }
       rows.push({
-        figure: "enqueue → first step running (bwrap, `true`), p50",
-        target: "≤ 40 ms",
-        measured: summarise(firsts, ms),
-        verdict: median(firsts) <= 40 ? "pass" : "short",
+        figure: "protocol throughput (16 simulated agents: claim → finish, no sandbox), PostgreSQL",
+        target: "≥ 2,000 jobs/s",
+        measured: summarise(tp, (v) => `${v.toFixed(0)} jobs/s`),
+        verdict: median(tp) >= 2000 ? "pass" : "short",
       });
-      const logP99: number[] = [];
+    }
+    if (want("heartbeats")) {
+      const hbRate: number[] = [];
+      const hbP99: number[] = [];
       for (let r = 0; r < runs; r++) {
-        progress(`log line → SSE follower at 20,000 lines/s, run ${r + 1}/${runs}`);
-        logP99.push((await logFollowLatency(api, "wb", quick ? 3 : 5)).p99);
+        progress(`heartbeat capacity, run ${r + 1}/${runs}`);
+        const m = await heartbeatCapacity(api, agentToken, quick ? 2 : 8);
+        hbRate.push(m.value);
+        hbP99.push(m.extra?.p99 ?? Number.NaN);
       }
       rows.push({
-        figure: "live log line → SSE follower, one job writing 20,000 lines/s, p99",
-        target: "≤ 250 ms",
-        measured: summarise(logP99, ms),
-        verdict: median(logP99) <= 250 ? "pass" : "short",
+        figure: "heartbeats absorbed (200 agents, 64 in flight) / p99",
+        target: "≥ 5,000/s, p99 ≤ 50 ms",
+        measured: `${summarise(hbRate, (v) => `${v.toFixed(0)}/s`)} / ${summarise(hbP99, ms)}`,
+        verdict: median(hbRate) >= 5000 && median(hbP99) <= 50 ? "pass" : "short",
       });
-    } finally {
-      await worker.stop();
-      rmSync(workDir, { recursive: true, force: true });
+    }
+    if (want("first-step") || want("log-follow")) {
+      progress("starting a bwrap worker for the end-to-end rows");
+      const workDir = mkdtempSync(join(tmpdir(), "skiff-bench-work-"));
+      const worker = await startWorkerProcess({
+        apiUrl: api.url,
+        token: agentToken,
+        name: "bench-worker",
+        queue: "wb",
+        sandbox: "bwrap",
+        workDir,
+      });
+      try {
+        if (want("first-step")) {
+          const firsts: number[] = [];
+          for (let r = 0; r < runs; r++) {
+            progress(`enqueue → first step running, run ${r + 1}/${runs}`);
+            firsts.push((await firstStepLatency(api, "wb", quick ? 10 : 30)).p50);
+          }
+          rows.push({
+            figure: "enqueue → first step running (bwrap, `true`), p50",
+            target: "≤ 40 ms",
+            measured: summarise(firsts, ms),
+            verdict: median(firsts) <= 40 ? "pass" : "short",
+          });
+        }
+        if (want("log-follow")) {
+          const logP99: number[] = [];
+          for (let r = 0; r < runs; r++) {
+            progress(`log line → SSE follower at 20,000 lines/s, run ${r + 1}/${runs}`);
+            logP99.push((await logFollowLatency(api, "wb", quick ? 3 : 5)).p99);
+          }
+          rows.push({
+            figure: "live log line → SSE follower, one job writing 20,000 lines/s, p99",
+            target: "≤ 250 ms",
+            measured: summarise(logP99, ms),
+            verdict: median(logP99) <= 250 ? "pass" : "short",
+          });
+        }
+      } finally {
+        await worker.stop();
+        rmSync(workDir, { recursive: true, force: true });
+      }
     }
   } finally {
     await pool.end();
@@ -156,83 +192,87 @@ async function main() {
     await database.drop();
   }
 
-  progress("sandbox overhead: Skiff's drivers vs raw bwrap and raw docker run, alternating");
-  const pairs = quick ? 10 : 40;
-  const bw = await bwrapOverhead(pairs);
-  let dockerCell = "Docker engine not reachable";
-  let dockerRatio = Number.NaN;
-  try {
-    const dk = await dockerOverhead(Math.ceil(pairs / 2));
-    dockerRatio = dk.ratio;
-    dockerCell = `${dk.ratio.toFixed(2)}× (${ms(dk.skiff)} vs ${ms(dk.raw)})`;
-  } catch (err) {
-    dockerCell = `not measured: ${(err as Error).message.split("\n")[0]}`;
-  }
-  rows.push({
-    figure: "sandbox overhead per step vs raw `bwrap true` / raw `docker run --rm true` (medians)",
-    target: "≤ 1.5× / ≤ 1.2×",
-    measured: `${bw.ratio.toFixed(2)}× (${ms(bw.skiff)} vs ${ms(bw.raw)}) / ${dockerCell}`,
-    verdict: bw.ratio <= 1.5 && dockerRatio <= 1.2 ? "pass" : "short",
-  });
-
-  progress("skiff up --no-tui to /readyz with an existing data dir");
-  const home = mkdtempSync(join(tmpdir(), "skiff-bench-up-"));
-  try {
-    const first = await startApi({ command: "up", env: {}, home });
-    await first.stop();
-    const starts: number[] = [];
-    for (let r = 0; r < (quick ? 1 : runs); r++) {
-      const t0 = performance.now();
-      const again = await startApi({ command: "up", env: {}, home });
-      starts.push(performance.now() - t0);
-      await waitUntil("readyz", async () => (await fetch(`${again.url}/readyz`)).ok);
-      await again.stop();
+  if (want("sandbox")) {
+    progress("sandbox overhead: Skiff's drivers vs raw bwrap and raw docker run, alternating");
+    const pairs = quick ? 10 : 40;
+    const bw = await bwrapOverhead(pairs);
+    let dockerCell = "Docker engine not reachable";
+    let dockerRatio = Number.NaN;
+    try {
+      const dk = await dockerOverhead(Math.ceil(pairs / 2));
+      dockerRatio = dk.ratio;
+      dockerCell = `${dk.ratio.toFixed(2)}× (${ms(dk.skiff)} vs ${ms(dk.raw)})`;
+    } catch (err) {
+      dockerCell = `not measured: ${(err as Error).message.split("\n")[0]}`;
     }
     rows.push({
-      figure: "`skiff up --no-tui` to /readyz, existing data dir",
-      target: "≤ 3 s",
-      measured: summarise(starts, (v) => `${(v / 1000).toFixed(2)} s`),
-      verdict: median(starts) <= 3000 ? "pass" : "short",
+      figure: "sandbox overhead per step vs raw `bwrap true` / raw `docker run --rm true` (medians)",
+      target: "≤ 1.5× / ≤ 1.2×",
+      measured: `${bw.ratio.toFixed(2)}× (${ms(bw.skiff)} vs ${ms(bw.raw)}) / ${dockerCell}`,
+      verdict: bw.ratio <= 1.5 && dockerRatio <= 1.2 ? "pass" : "short",
     });
-  } finally {
-    rmSync(home, { recursive: true, force: true });
   }
-
-  progress(`console with 10,000 agents: frames, idle CPU over ${quick ? 5 : 30} s, RSS`);
-  // In a process of its own, so its RSS is the console's and not the rest of this bench's.
-  const tui = JSON.parse(
-    (
-      await execFileP(
-        process.execPath,
-        ["--import", "tsx", "bench/tui.ts", "--idle-ms", String(quick ? 5_000 : 30_000)],
+  if (want("startup")) {
+    progress("skiff up --no-tui to /readyz with an existing data dir");
+    const home = mkdtempSync(join(tmpdir(), "skiff-bench-up-"));
+    try {
+      const first = await startApi({ command: "up", env: {}, home });
+      await first.stop();
+      const starts: number[] = [];
+      for (let r = 0; r < (quick ? 1 : runs); r++) {
+        const t0 = performance.now();
+        const again = await startApi({ command: "up", env: {}, home });
+        starts.push(performance.now() - t0);
+        await waitUntil("readyz", async () => (await fetch(`${again.url}/readyz`)).ok);
+        await again.stop();
+      }
+      rows.push({
+        figure: "`skiff up --no-tui` to /readyz, existing data dir",
+        target: "≤ 3 s",
+        measured: summarise(starts, (v) => `${(v / 1000).toFixed(2)} s`),
+        verdict: median(starts) <= 3000 ? "pass" : "short",
+      });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+  if (want("tui")) {
+    progress(`console with 10,000 agents: frames, idle CPU over ${quick ? 5 : 30} s, RSS`);
+    // In a process of its own, so its RSS is the console's and not the rest of this bench's.
+    const tui = JSON.parse(
+      (
+        await execFileP(
+          process.execPath,
+          ["--import", "tsx", "bench/tui.ts", "--idle-ms", String(quick ? 5_000 : 30_000)],
+          {
+            cwd: root,
+            maxBuffer: 1 << 20,
+          },
+        )
+      ).stdout,
+    ) as TuiBenchResult;
+    rows.push({
+      figure: "TUI with 10,000 agents: frame p95 / idle CPU / RSS",
+      target: "≤ 50 ms / ≤ 2 % / ≤ 200 MB",
+      measured: `${ms(tui.frameMs.p95)} (p50 ${ms(tui.frameMs.p50)}, max ${ms(tui.frameMs.max)}) / ${tui.idleCpuPercent.toFixed(1)} % / ${tui.rssMb.toFixed(0)} MB`,
+      verdict: tui.frameMs.p95 <= 50 && tui.idleCpuPercent <= 2 && tui.rssMb <= 200 ? "pass" : "short",
+    });
+  }
+  if (want("compare")) {
+    // Side by side with graphile-worker and BullMQ: same PostgreSQL server (a fresh database) and
+    // Redis, same no-op work and sizes; Skiff's figures are the medians measured above.
+    const competitors = await measureCompetitors({ runs, latencySamples, throughputJobs, progress });
+    rows.push(
+      ...comparisonRows(
         {
-          cwd: root,
-          maxBuffer: 1 << 20,
+          p50: median(lat.map((m) => m.extra?.p50 ?? Number.NaN)),
+          p99: median(lat.map((m) => m.extra?.p99 ?? Number.NaN)),
+          throughput: median(tp),
         },
-      )
-    ).stdout,
-  ) as TuiBenchResult;
-  rows.push({
-    figure: "TUI with 10,000 agents: frame p95 / idle CPU / RSS",
-    target: "≤ 50 ms / ≤ 2 % / ≤ 200 MB",
-    measured: `${ms(tui.frameMs.p95)} (p50 ${ms(tui.frameMs.p50)}, max ${ms(tui.frameMs.max)}) / ${tui.idleCpuPercent.toFixed(1)} % / ${tui.rssMb.toFixed(0)} MB`,
-    verdict: tui.frameMs.p95 <= 50 && tui.idleCpuPercent <= 2 && tui.rssMb <= 200 ? "pass" : "short",
-  });
-
-  // Side by side with graphile-worker and BullMQ: same PostgreSQL server (a fresh database) and
-  // Redis, same no-op work and sizes; Skiff's figures are the medians measured above.
-  const competitors = await measureCompetitors({ runs, latencySamples, throughputJobs, progress });
-  rows.push(
-    ...comparisonRows(
-      {
-        p50: median(lat.map((m) => m.extra?.p50 ?? Number.NaN)),
-        p99: median(lat.map((m) => m.extra?.p99 ?? Number.NaN)),
-        throughput: median(tp),
-      },
-      competitors,
-    ),
-  );
-
+        competitors,
+      ),
+    );
+  }
   const widths = [0, 1, 2, 3].map((i) =>
     Math.max(
       ...[

@@ -87,11 +87,12 @@ export function buildApi(deps: ApiDeps): Api {
         ...list,
         ...audit.map((a): SkiffEvent => ({ name: "audit.appended", payload: a })),
       ];
-      for (const event of all) {
-        await bus
-          .publish(event)
-          .catch((err) => app.log.warn({ err, event: event.name }, "event not published"));
-      }
+      // Sent together: the bus coalesces what is published in one turn into one message, in order.
+      await Promise.all(
+        all.map((event) =>
+          bus.publish(event).catch((err) => app.log.warn({ err, event: event.name }, "event not published")),
+        ),
+      );
     },
   };
   const stopEvents = bus.subscribe((event) => {

@@ -1,5 +1,6 @@
 import { parseEvent, type SkiffEvent } from "@skiff/protocol";
 import { closeRedisClient, createRedisClient, withTimeout } from "./client.ts";
+import { Coalescer } from "./coalesce.ts";
 import { describeError, Listeners } from "./listeners.ts";
 import { type Bus, BusClosedError, type BusLogger, consoleLogger } from "./types.ts";
 import { checkQueueName, parseWakeMessage } from "./wake.ts";
@@ -37,23 +38,49 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   let closed = false;
 
   subscriber.on("message", (channel: string, message: string) => {
-    if (channel === channels.events) deliver(channel, message, parseEvent, events);
+    if (channel === channels.events) deliver(channel, message, (raw) => [parseEvent(raw)], events);
     else if (channel === channels.wake) deliver(channel, message, parseWakeMessage, wakes);
   });
 
-  function deliver<T>(channel: string, message: string, parse: (raw: unknown) => T, to: Listeners<T>): void {
-    let value: T;
-    try {
-      value = parse(JSON.parse(message));
-    } catch (err) {
+  // Events travel one per message or, from the coalescer below, as an array; a bad element of an
+  // array is dropped on its own and the rest are delivered.
+  function deliver<T>(
+    channel: string,
+    message: string,
+    parse: (raw: unknown) => T[],
+    to: Listeners<T>,
+  ): void {
+    const drop = (err: unknown, text: string) =>
       logger.warn(
-        { channel, err: describeError(err).slice(0, 500), message: message.slice(0, 200) },
+        { channel, err: describeError(err).slice(0, 500), message: text.slice(0, 200) },
         "dropped an invalid bus message",
       );
+    let raw: unknown;
+    try {
+      raw = JSON.parse(message);
+    } catch (err) {
+      drop(err, message);
       return;
     }
-    to.emit(value);
+    const parts = channel === channels.events && Array.isArray(raw) ? raw : [raw];
+    for (const part of parts) {
+      let values: T[];
+      try {
+        values = parse(part);
+      } catch (err) {
+        drop(err, parts.length > 1 ? JSON.stringify(part) : message);
+        continue;
+      }
+      for (const value of values) to.emit(value);
+    }
   }
+
+  const outgoingEvents = new Coalescer<SkiffEvent>(async (batch) => {
+    await publisher.publish(channels.events, JSON.stringify(batch.length === 1 ? batch[0] : batch));
+  });
+  const outgoingWakes = new Coalescer<string>(async (batch) => {
+    await publisher.publish(channels.wake, JSON.stringify({ queues: [...new Set(batch)] }));
+  });
 
   const subscribed = subscriber.subscribe(channels.events, channels.wake);
   await new Promise<void>((resolve) => {
@@ -80,13 +107,13 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     kind: "redis",
     async publish(event) {
       ensureOpen();
-      await publisher.publish(channels.events, JSON.stringify(parseEvent(event)));
+      await outgoingEvents.push(parseEvent(event));
     },
     subscribe: (listener) => events.add(listener),
     async wake(queue) {
       ensureOpen();
       checkQueueName(queue);
-      await publisher.publish(channels.wake, JSON.stringify({ queue }));
+      await outgoingWakes.push(queue);
     },
     onWake: (listener) => wakes.add(listener),
     async ping() {

@@ -121,6 +121,68 @@ describe.runIf(reachable)("redis bus", () => {
     expect(wakes.seen).toEqual(["own"]);
   });
 
+  it("sends what is published in one turn as one message, in order, and each caller's promise settles", async () => {
+    const prefix = uniquePrefix();
+    const [one, two] = [await openBus(prefix), await openBus(prefix)];
+    const onTwo = new Recorder<SkiffEvent>();
+    const wakes = new Recorder<string>();
+    two.subscribe(onTwo.listener);
+    two.onWake(wakes.listener);
+    const raw = new Redis(redisUrl);
+    raw.on("error", () => {});
+    const messages: string[] = [];
+    try {
+      await raw.subscribe(`${prefix}:events`, `${prefix}:wake`);
+      raw.on("message", (_channel: string, message: string) => messages.push(message));
+      const ids = Array.from({ length: 50 }, (_, i) => `c${i}`);
+      await Promise.all([
+        ...ids.map((id) => one.publish(jobCreated(id))),
+        one.wake("gpu"),
+        one.wake("gpu"),
+        one.wake("cpu"),
+      ]);
+      await onTwo.until("fifty events", (seen) => seen.length === 50);
+      await wakes.until("two wakes", (seen) => seen.length === 2);
+      expect(jobIds(onTwo.seen)).toEqual(ids);
+      expect(wakes.seen).toEqual(["gpu", "cpu"]);
+      await eventually("the raw subscriber to hear both messages", async () => {
+        if (messages.length < 2) throw new Error(`${messages.length} messages`);
+      });
+      // One PUBLISH for the fifty events and one for the wakes, the repeated queue sent once.
+      expect(messages).toHaveLength(2);
+      expect(messages).toContain(JSON.stringify({ queues: ["gpu", "cpu"] }));
+    } finally {
+      await raw.quit();
+    }
+  });
+
+  it("delivers the valid events of a batch and drops only the bad ones", async () => {
+    const prefix = uniquePrefix();
+    const { logger, entries } = recordingLogger();
+    const bus = await openBus(prefix, logger);
+    const events = new Recorder<SkiffEvent>();
+    const wakes = new Recorder<string>();
+    bus.subscribe(events.listener);
+    bus.onWake(wakes.listener);
+    const raw = new Redis(redisUrl);
+    raw.on("error", () => {});
+    try {
+      await raw.publish(
+        `${prefix}:events`,
+        JSON.stringify([jobCreated("a"), { name: "job.created", payload: { jobId: 7 } }, jobCreated("b")]),
+      );
+      await raw.publish(`${prefix}:wake`, JSON.stringify({ queues: ["x", ""] }));
+      await raw.publish(`${prefix}:wake`, JSON.stringify({ queues: ["y", "z"] }));
+    } finally {
+      await raw.quit();
+    }
+    await events.until("the two valid events", (seen) => seen.length === 2);
+    await wakes.until("the valid wake batch", (seen) => seen.length === 2);
+    expect(jobIds(events.seen)).toEqual(["a", "b"]);
+    expect(wakes.seen).toEqual(["y", "z"]);
+    expect(entries.filter((e) => e.message === "dropped an invalid bus message")).toHaveLength(2);
+  });
+
   it("drops and logs invalid messages written raw on its channels, and keeps delivering", async () => {
     const prefix = uniquePrefix();
     const { logger, entries } = recordingLogger();

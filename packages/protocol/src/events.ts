@@ -49,11 +49,12 @@ export interface SkiffEvent<N extends EventName = EventName> {
   payload: EventPayload<N>;
 }
 
+// Built once, not per event: zod compiles an object schema on its first parse.
+const Envelope = z.object({ name: z.enum(EVENT_NAMES as [EventName, ...EventName[]]), payload: z.unknown() });
+
 /** Validates an event read from the bus (untrusted: another process wrote it). */
 export function parseEvent(raw: unknown): SkiffEvent {
-  const envelope = z
-    .object({ name: z.enum(EVENT_NAMES as [EventName, ...EventName[]]), payload: z.unknown() })
-    .parse(raw);
+  const envelope = Envelope.parse(raw);
   const payload = EVENT_SCHEMAS[envelope.name].parse(envelope.payload);
   return { name: envelope.name, payload } as SkiffEvent;
 }

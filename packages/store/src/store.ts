@@ -1,13 +1,11 @@
 import type {
   Agent,
-  AgentActivity,
   AgentResources,
   AuditEntry,
   Job,
   JobEvent,
   JobSpec,
   Labels,
-  Outcome,
   Role,
   SandboxKind,
   TokenInfo,
@@ -135,11 +133,9 @@ export class Store {
 
   // Agent protocol -----------------------------------------------------------------------------
 
+  /** One statement on the pool (no explicit transaction), committed without waiting for the WAL. */
   claimJobs(agentId: string, queues: string[], max: number) {
-    return this.db.tx(async (q) => {
-      await relaxDurability(q);
-      return jobs.claimJobs(q, { agentId, queues, max });
-    });
+    return jobs.claimJobs(this.db, { agentId, queues, max });
   }
 
   appendEvents(input: {
@@ -152,15 +148,15 @@ export class Store {
     return this.db.tx((q) => lease.appendEvents(q, input));
   }
 
-  finishJob(input: {
-    jobId: string;
-    agentId: string;
-    epoch: number;
-    outcome: Outcome;
-    exitCode: number | null;
-    error?: string;
-  }) {
-    return this.db.tx((q) => lease.finishJob(q, input));
+  /** Final outcomes of many jobs in one statement and one durable commit (the API group-commits finishes). */
+  finishJobs(inputs: lease.FinishInput[]) {
+    return lease.finishJobs(this.db, inputs);
+  }
+
+  async finishJob(input: lease.FinishInput) {
+    const [result] = await this.finishJobs([input]);
+    if (!result) throw new Error("finishJobs returned no result");
+    return result;
   }
 
   registerAgent(

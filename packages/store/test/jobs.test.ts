@@ -50,6 +50,16 @@ describeEachAdapter("jobs", (store) => {
     expect(other.map((c) => c.job.id)).toEqual([a.id]);
   });
 
+  it("takes the oldest jobs across several queues, at most max, leaving the rest queued", async () => {
+    const ids: string[] = [];
+    for (const queue of ["q-multi-a", "q-multi-b", "q-multi-a", "q-multi-b", "q-multi-a"])
+      ids.push((await store().submitJob(spec({ queue }), alice)).value.id);
+    const first = await store().claimJobs("agent-m", ["q-multi-b", "q-multi-a"], 3);
+    expect(first.map((c) => c.job.id)).toEqual(ids.slice(0, 3));
+    const rest = await store().claimJobs("agent-n", ["q-multi-a", "q-multi-b"], 5);
+    expect(rest.map((c) => c.job.id)).toEqual(ids.slice(3));
+  });
+
   it("cancels a queued job at once and a running job through canceling; a final job refuses", async () => {
     const queued = (await store().submitJob(spec({ queue: "q-cancel" }), alice)).value;
     const res = await store().cancelJob(queued.id, "not needed", alice);

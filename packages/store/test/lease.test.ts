@@ -82,6 +82,31 @@ describeEachAdapter("lease fencing", (store) => {
     });
   });
 
+  it("a batch of finishes answers each input on its own, a repeated job seeing the first outcome", async () => {
+    const a = await claimed("q-batch");
+    const b = await claimed("q-batch");
+    const c = await claimed("q-batch");
+    const results = await store().finishJobs([
+      { jobId: a.job.id, agentId: a.agentId, epoch: a.epoch, outcome: "succeeded", exitCode: 0 },
+      { jobId: b.job.id, agentId: b.agentId, epoch: b.epoch + 1, outcome: "succeeded", exitCode: 0 },
+      { jobId: "job_nope", agentId: a.agentId, epoch: 1, outcome: "failed", exitCode: 1 },
+      { jobId: c.job.id, agentId: c.agentId, epoch: c.epoch, outcome: "failed", exitCode: 3, error: "boom" },
+      { jobId: a.job.id, agentId: a.agentId, epoch: a.epoch, outcome: "failed", exitCode: 1 },
+    ]);
+    expect(results.map((r) => (r.ok ? r.job.state : r.reason))).toEqual([
+      "succeeded",
+      "lease_lost",
+      "not_found",
+      "failed",
+      "already_final",
+    ]);
+    expect(await store().getJob(a.job.id)).toMatchObject({ state: "succeeded", exitCode: 0 });
+    expect(await store().getJob(b.job.id)).toMatchObject({ state: "assigned", exitCode: null });
+    const failed = await store().getJob(c.job.id);
+    expect(failed).toMatchObject({ state: "failed", exitCode: 3, error: "boom" });
+    expect(failed?.steps.every((s) => s.state === "skipped")).toBe(true);
+  });
+
   it("a job requeued after its agent went silent fences the old holder out", async () => {
     const { job, epoch, agentId } = await claimed("q-requeue");
     const { value: agent } = await store().registerAgent(

@@ -15,7 +15,7 @@ import type { AgentLease } from "@skiff/store";
 import type { FastifyRequest } from "fastify";
 import type { Principal } from "../auth.ts";
 import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
-import { HeartbeatBatch } from "../heartbeat-batch.ts";
+import { GroupCommit } from "../group-commit.ts";
 import { logKey } from "../waiters.ts";
 import { jobStateEvent } from "./jobs.ts";
 import { idParam } from "./params.ts";
@@ -67,8 +67,18 @@ function leaseError(reason: "not_found" | "lease_lost" | "already_final", jobId:
 
 export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
   const owners: Owners = new Map();
-  const heartbeats = new HeartbeatBatch(ctx.store);
   const { store, config } = ctx;
+  // Heartbeats and finishes from many agents share commits (see GroupCommit); a heartbeat that
+  // supersedes an older one of the same agent in a batch replaces it.
+  const heartbeats = new GroupCommit(
+    (inputs: Parameters<typeof store.heartbeats>[0]) => store.heartbeats(inputs),
+    {
+      keyOf: (input) => input.agentId,
+    },
+  );
+  const finishes = new GroupCommit((inputs: Parameters<typeof store.finishJobs>[0]) =>
+    store.finishJobs(inputs),
+  );
   return [
     {
       method: "POST",
@@ -200,7 +210,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
         const jobId = idParam(req);
         const body = parseOrThrow(AgentFinishBody, req.body, "finish body");
         await ownAgent(ctx, owners, who, body.agentId);
-        const res = await store.finishJob({ jobId, ...body });
+        const res = await finishes.submit({ jobId, ...body });
         if (!res.ok) throw leaseError(res.reason, jobId);
         await ctx.publish([jobStateEvent(res.job, body.error)]);
         await ctx.bus.wake(logKey(jobId)).catch(() => {});

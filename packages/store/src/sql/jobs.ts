@@ -112,18 +112,34 @@ export async function claimJobs(
   input: { agentId: string; queues: string[]; max: number },
 ): Promise<ClaimedJob[]> {
   if (input.max <= 0 || input.queues.length === 0) return [];
+  // Per queue, so each scan walks jobs_queued_idx (queue, created_at, id) in order and reads only
+  // the rows it takes. \`queue = any($1)\` could not use that order: with a fresh backlog the
+  // planner sorted every queued job on each claim (12.8 ms a claim with 10,000 queued, found with
+  // pg_stat_statements under the protocol bench). With several queues, a few rows beyond \`max\`
+  // stay locked until this statement commits; other claimers skip them meanwhile.
+  // One statement, so it is its own transaction: one round trip instead of begin/claim/commit.
+  // `relaxed` sets synchronous_commit off for that implicit transaction only (see
+  // relaxDurability in store.ts for why a claim may be lost in a crash). Never call it inside a
+  // transaction whose other writes must be durable: the setting would cover the whole transaction.
   const res = await q.query(
-    `with picked as (
-       select id from jobs
-        where state = 'queued' and queue = any($1::text[])
-        order by created_at, id
+    `with relaxed as (select set_config('synchronous_commit', 'off', true) as v),
+     picked as (
+       select c.id
+         from unnest($1::text[]) as q(name)
+        cross join lateral (
+          select id, created_at from jobs
+           where state = 'queued' and queue = q.name
+           order by created_at, id
+           limit $2
+           for update skip locked
+        ) c
+        order by c.created_at, c.id
         limit $2
-        for update skip locked
      )
      update jobs j
         set state = 'assigned', agent_id = $3, epoch = j.epoch + 1, attempt = j.attempt + 1, assigned_at = now()
-       from picked
-      where j.id = picked.id
+       from picked, relaxed
+      where j.id = picked.id and relaxed.v is not null
      returning j.*`,
     [input.queues, input.max, input.agentId],
   );

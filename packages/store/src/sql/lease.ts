@@ -1,7 +1,6 @@
-import type { Job, JobEvent, LogLine, Outcome } from "@skiff/protocol";
+import type { JobEvent, LogLine, Outcome } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
-import { toJob } from "../rows.ts";
-import { getJob } from "./jobs.ts";
+import { JOB_HEAD_COLUMNS, type JobHead, toJobHead } from "../rows.ts";
 
 export const TRUNCATION_MARKER = "[log truncated]";
 
@@ -19,17 +18,32 @@ async function lockLease(
   jobId: string,
   agentId: string,
   epoch: number,
-): Promise<{ ok: true; job: Job } | { ok: false; reason: LeaseRefusal; job: Job | null }> {
-  const job = await getJob(q, jobId, { forUpdate: true });
-  if (!job) return { ok: false, reason: "not_found", job: null };
+): Promise<
+  { ok: true; job: JobHead; truncated: boolean } | { ok: false; reason: LeaseRefusal; job: JobHead | null }
+> {
+  const res = await q.query(`select ${JOB_HEAD_COLUMNS}, log_truncated from jobs where id = $1 for update`, [
+    jobId,
+  ]);
+  const row = res.rows[0];
+  if (!row) return { ok: false, reason: "not_found", job: null };
+  const job = toJobHead(row);
+  return checkLease(job, agentId, epoch) ?? { ok: true, job, truncated: row.log_truncated === true };
+}
+
+/** Why the caller does not hold the lease on `job`, or null when it does. */
+function checkLease(
+  job: JobHead,
+  agentId: string,
+  epoch: number,
+): { ok: false; reason: LeaseRefusal; job: JobHead } | null {
   if (job.agentId !== agentId || job.epoch !== epoch) return { ok: false, reason: "lease_lost", job };
   if (!LIVE.has(job.state)) return { ok: false, reason: "already_final", job };
-  return { ok: true, job };
+  return null;
 }
 
 export type EventsResult =
-  | { ok: true; job: Job; cancel: boolean; lines: LogLine[]; startedNow: boolean }
-  | { ok: false; reason: LeaseRefusal; job: Job | null };
+  | { ok: true; job: JobHead; cancel: boolean; lines: LogLine[]; startedNow: boolean }
+  | { ok: false; reason: LeaseRefusal; job: JobHead | null };
 
 /**
  * Applies a batch of step events and log chunks from the lease holder. Idempotent on log seq: a
@@ -46,19 +60,17 @@ export async function appendEvents(
   let startedNow = false;
   if (job.state === "assigned") {
     const res = await q.query(
-      "update jobs set state = 'running', started_at = now() where id = $1 returning *",
+      `update jobs set state = 'running', started_at = now() where id = $1 returning ${JOB_HEAD_COLUMNS}`,
       [job.id],
     );
     const row = res.rows[0];
-    if (row) job = toJob(row);
+    if (row) job = toJobHead(row);
     startedNow = true;
   }
 
   const lines: LogLine[] = [];
   let bytes = job.logBytes;
-  let truncated =
-    (await q.query<{ t: boolean }>("select log_truncated as t from jobs where id = $1", [job.id])).rows[0]
-      ?.t === true;
+  let truncated = lease.truncated;
   const seqs: number[] = [];
   const steps: (number | null)[] = [];
   const streams: string[] = [];
@@ -134,35 +146,86 @@ export async function appendEvents(
   return { ok: true, job, cancel: job.state === "canceling", lines, startedNow };
 }
 
-export type FinishResult = { ok: true; job: Job } | { ok: false; reason: LeaseRefusal; job: Job | null };
+export type FinishResult =
+  | { ok: true; job: JobHead }
+  | { ok: false; reason: LeaseRefusal; job: JobHead | null };
 
-/** Records the final outcome from the lease holder; a stale epoch or a final job changes nothing. */
-export async function finishJob(
-  q: Queryable,
-  input: {
-    jobId: string;
-    agentId: string;
-    epoch: number;
-    outcome: Outcome;
-    exitCode: number | null;
-    error?: string;
-  },
-): Promise<FinishResult> {
-  const lease = await lockLease(q, input.jobId, input.agentId, input.epoch);
-  if (!lease.ok) return lease;
-  const res = await q.query(
-    `update jobs set state = $2, exit_code = $3, error = $4, finished_at = now(),
-            started_at = coalesce(started_at, now())
-      where id = $1 returning *`,
-    [input.jobId, input.outcome, input.exitCode, input.error ?? null],
-  );
-  await q.query(
-    `update job_steps set state = case when state = 'running' then $2 else 'skipped' end,
-            finished_at = coalesce(finished_at, now())
-      where job_id = $1 and state in ('pending', 'running')`,
-    [input.jobId, input.outcome === "succeeded" ? "succeeded" : input.outcome],
-  );
-  const row = res.rows[0];
-  if (!row) return { ok: false, reason: "not_found", job: null };
-  return { ok: true, job: toJob(row) };
+export interface FinishInput {
+  jobId: string;
+  agentId: string;
+  epoch: number;
+  outcome: Outcome;
+  exitCode: number | null;
+  error?: string;
+}
+
+/**
+ * Records the final outcomes of a batch of jobs from their lease holders. Each input is checked on
+ * its own: a stale epoch or a final job changes nothing and gets its refusal, the others are
+ * written. One statement per round (so one round trip and one commit for a whole batch): the
+ * lease check sits in the UPDATE's own WHERE, which PostgreSQL re-evaluates against the newest row
+ * version when a concurrent writer (the reaper, a cancel) got there first. A job named twice in one
+ * batch goes in a second round and so sees the first outcome, as it would one batch later.
+ */
+export async function finishJobs(q: Queryable, inputs: FinishInput[]): Promise<FinishResult[]> {
+  const results: FinishResult[] = new Array(inputs.length);
+  let left = inputs.map((input, index) => ({ input, index }));
+  while (left.length > 0) {
+    const seen = new Set<string>();
+    const round: typeof left = [];
+    const later: typeof left = [];
+    for (const entry of left) {
+      if (seen.has(entry.input.jobId)) later.push(entry);
+      else {
+        seen.add(entry.input.jobId);
+        round.push(entry);
+      }
+    }
+    const res = await q.query(
+      `with f as (
+         select * from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[])
+           as f(id, agent_id, epoch, outcome, exit_code, error)
+       ),
+       done as (
+         update jobs j set state = f.outcome, exit_code = f.exit_code, error = f.error, finished_at = now(),
+                started_at = coalesce(j.started_at, now())
+           from f
+          where j.id = f.id and j.agent_id = f.agent_id and j.epoch = f.epoch
+            and j.state in ('assigned', 'running', 'canceling')
+         returning ${JOB_HEAD_COLUMNS.replace(/(\w+)/g, "j.$1")}
+       ),
+       steps as (
+         update job_steps s set state = case when s.state = 'running' then done.state else 'skipped' end,
+                finished_at = coalesce(s.finished_at, now())
+           from done
+          where s.job_id = done.id and s.state in ('pending', 'running')
+       )
+       select done.*, f.id as input_id, (old.id is not null) as found, old.state as old_state,
+              (old.agent_id is not distinct from f.agent_id and old.epoch = f.epoch) as holder
+         from f
+         left join done on done.id = f.id
+         left join jobs old on old.id = f.id`,
+      [
+        round.map((e) => e.input.jobId),
+        round.map((e) => e.input.agentId),
+        round.map((e) => e.input.epoch),
+        round.map((e) => e.input.outcome),
+        round.map((e) => e.input.exitCode),
+        round.map((e) => e.input.error ?? null),
+      ],
+    );
+    const byId = new Map(res.rows.map((row) => [String(row.input_id), row]));
+    for (const { input, index } of round) {
+      const row = byId.get(input.jobId);
+      if (row && row.id !== null && row.id !== undefined) results[index] = { ok: true, job: toJobHead(row) };
+      else if (!row?.found) results[index] = { ok: false, reason: "not_found", job: null };
+      else if (row.holder && !LIVE.has(String(row.old_state)))
+        results[index] = { ok: false, reason: "already_final", job: null };
+      // A stale holder, or one whose live row changed under this statement (the reaper requeued it,
+      // say): either way the lease has moved on.
+      else results[index] = { ok: false, reason: "lease_lost", job: null };
+    }
+    left = later;
+  }
+  return results;
 }
