@@ -187,6 +187,7 @@ export function flameSvg(profile: CpuProfile, title: string, minShare = 0.002): 
     .replace(/\{T(\d+)\}/g, (_, d) => String(y(Number(d)) + 11));
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="monospace" font-size="10">
+<title>${escapeXml(title)}</title>
 <text x="4" y="16" font-size="13">${escapeXml(title)}</text>
 <text x="4" y="32" fill="#555">orange: Skiff · blue: Node · grey: idle/GC/VM · yellow-green: dependencies · hover for details</text>
 ${body}

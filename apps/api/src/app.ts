@@ -3,7 +3,7 @@ import type { Bus } from "@skiff/bus";
 import { type AuditEntry, roleAllows, SkiffError, type SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
-import { hashToken, type Principal } from "./auth.ts";
+import { hashTokenCached, type Principal } from "./auth.ts";
 import { ApiConfig, type ApiConfigInput } from "./config.ts";
 import type { ApiContext, RouteDef } from "./context.ts";
 import { EventLog } from "./event-log.ts";
@@ -104,10 +104,11 @@ export function buildApi(deps: ApiDeps): Api {
   // need no token, are never limited.
   const tokenKey = (req: FastifyRequest) => {
     const auth = req.headers.authorization;
-    return auth ? `t:${hashToken(auth).slice(0, 32)}` : null;
+    return auth ? `t:${hashTokenCached(auth).slice(0, 32)}` : null;
   };
 
   app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", String(req.id));
     const key = tokenKey(req);
     const wait = key ? limiter.retryAfter(key) : 0;
     if (wait > 0) {
@@ -142,9 +143,6 @@ export function buildApi(deps: ApiDeps): Api {
     reply
       .code(404)
       .send(new SkiffError("not_found", `no route ${req.method} ${req.url.split("?")[0]}`).toBody());
-  });
-  app.addHook("onSend", async (req, reply) => {
-    reply.header("x-request-id", String(req.id));
   });
 
   registerHealth(app, ctx);

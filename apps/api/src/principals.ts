@@ -1,6 +1,6 @@
 import type { Bus } from "@skiff/bus";
 import type { Store } from "@skiff/store";
-import { authenticate, hashToken, type Principal } from "./auth.ts";
+import { authenticate, hashTokenCached, type Principal } from "./auth.ts";
 
 const REVOKED = "token-revoked:";
 
@@ -26,7 +26,7 @@ export class PrincipalCache {
 
   async resolve(header: string | undefined): Promise<{ who: Principal | null; fresh: boolean }> {
     if (!header) return { who: null, fresh: false };
-    const key = hashToken(header);
+    const key = hashTokenCached(header);
     const hit = this.byHash.get(key);
     if (hit && hit.until > Date.now()) return { who: hit.who, fresh: false };
     const who = await authenticate(this.store, header);

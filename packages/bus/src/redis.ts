@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { parseEvent, type SkiffEvent } from "@skiff/protocol";
 import { closeRedisClient, createRedisClient, withTimeout } from "./client.ts";
 import { Coalescer } from "./coalesce.ts";
@@ -33,13 +34,17 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     maxRetriesPerRequest: null,
   });
 
+  // Wake-ups are delivered to this process's claimers at once and tagged with this id on the wire,
+  // so the copy Redis echoes back is skipped: a claim woken by a local submit does not wait for a
+  // Redis round trip (ordering does not matter for wake-ups, unlike events).
+  const self = randomUUID();
   const events = new Listeners<SkiffEvent>("event", logger);
   const wakes = new Listeners<string>("wake", logger);
   let closed = false;
 
   subscriber.on("message", (channel: string, message: string) => {
     if (channel === channels.events) deliver(channel, message, (raw) => [parseEvent(raw)], events);
-    else if (channel === channels.wake) deliver(channel, message, parseWakeMessage, wakes);
+    else if (channel === channels.wake) deliver(channel, message, wakesFromOthers, wakes);
   });
 
   // Events travel one per message or, from the coalescer below, as an array; a bad element of an
@@ -75,11 +80,16 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     }
   }
 
+  function wakesFromOthers(raw: unknown): string[] {
+    const fromSelf = typeof raw === "object" && raw !== null && "from" in raw && raw.from === self;
+    return fromSelf ? [] : parseWakeMessage(raw);
+  }
+
   const outgoingEvents = new Coalescer<SkiffEvent>(async (batch) => {
     await publisher.publish(channels.events, JSON.stringify(batch.length === 1 ? batch[0] : batch));
   });
   const outgoingWakes = new Coalescer<string>(async (batch) => {
-    await publisher.publish(channels.wake, JSON.stringify({ queues: [...new Set(batch)] }));
+    await publisher.publish(channels.wake, JSON.stringify({ queues: [...new Set(batch)], from: self }));
   });
 
   const subscribed = subscriber.subscribe(channels.events, channels.wake);
@@ -113,6 +123,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     async wake(queue) {
       ensureOpen();
       checkQueueName(queue);
+      queueMicrotask(() => wakes.emit(queue));
       await outgoingWakes.push(queue);
     },
     onWake: (listener) => wakes.add(listener),

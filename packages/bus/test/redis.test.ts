@@ -150,10 +150,30 @@ describe.runIf(reachable)("redis bus", () => {
       });
       // One PUBLISH for the fifty events and one for the wakes, the repeated queue sent once.
       expect(messages).toHaveLength(2);
-      expect(messages).toContain(JSON.stringify({ queues: ["gpu", "cpu"] }));
+      expect(messages.map((m) => JSON.parse(m)).find((m) => "queues" in m)?.queues).toEqual(["gpu", "cpu"]);
     } finally {
       await raw.quit();
     }
+  });
+
+  it("wakes its own claimers at once and once: the echo from Redis is skipped", async () => {
+    const prefix = uniquePrefix();
+    const [one, two] = [await openBus(prefix), await openBus(prefix)];
+    const onOne = new Recorder<string>();
+    const onTwo = new Recorder<string>();
+    one.onWake(onOne.listener);
+    two.onWake(onTwo.listener);
+    const sent = one.wake("local");
+    await Promise.resolve();
+    expect(onOne.seen).toEqual(["local"]); // before any Redis round trip
+    await sent;
+    await onTwo.until("the other replica's wake", (seen) => seen.length === 1);
+    // A later message on the same connection arrives after the wake's echo would have.
+    const events = new Recorder<SkiffEvent>();
+    one.subscribe(events.listener);
+    await one.publish(jobCreated("marker"));
+    await events.until("the marker", (seen) => jobIds(seen).includes("marker"));
+    expect(onOne.seen).toEqual(["local"]);
   });
 
   it("delivers the valid events of a batch and drops only the bad ones", async () => {

@@ -184,11 +184,9 @@ export class Store {
   }
 
   /** Records heartbeats, several agents' in one transaction; see `recordHeartbeats`. */
+  /** One write statement and one read, on the pool (no explicit transaction; see recordHeartbeats). */
   heartbeats(inputs: agents.HeartbeatInput[]) {
-    return this.db.tx(async (q) => {
-      await relaxDurability(q);
-      return agents.recordHeartbeats(q, inputs);
-    });
+    return agents.recordHeartbeats(this.db, inputs);
   }
 
   async heartbeat(input: agents.HeartbeatInput) {
@@ -360,14 +358,4 @@ function settingsOf(s: { mode: string; replicas: number; min: number; max: numbe
   return s.mode === "manual"
     ? { mode: s.mode, replicas: s.replicas }
     : { mode: s.mode, min: s.min, max: s.max, warm: s.warm };
-}
-
-/**
- * For writes that may be lost in a database crash without harm, the commit does not wait for the
- * WAL to reach disk. A lost heartbeat is the next heartbeat; a lost claim leaves the job queued with
- * its old epoch, so the worker that got it is fenced out (409) and another runs it. Submits, results,
- * log lines and the audit log keep full durability.
- */
-async function relaxDurability(q: Queryable): Promise<void> {
-  await q.query("set local synchronous_commit = off");
 }

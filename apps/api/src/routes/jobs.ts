@@ -50,16 +50,20 @@ export function jobStateEvent(
   };
 }
 
-/** Tells every replica about a new queued job: its events, then a wake-up for its queue's claimers. */
+/** Tells every replica about a new queued job: a wake-up for its queue's claimers, and its events. */
 async function announceNewJob(ctx: ApiContext, job: Job, audit: AuditEntry[]): Promise<void> {
-  await ctx.publish(
-    [
-      { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
-      jobStateEvent(job),
-    ],
-    audit,
-  );
-  await ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers"));
+  // The wake-up goes first and both leave in the same turn: a parked claimer on this replica is
+  // woken at once, the others with the events' round trip rather than after it.
+  await Promise.all([
+    ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers")),
+    ctx.publish(
+      [
+        { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
+        jobStateEvent(job),
+      ],
+      audit,
+    ),
+  ]);
 }
 
 export function jobRoutes(ctx: ApiContext): RouteDef[] {

@@ -1,6 +1,7 @@
 import type { Agent, AgentActivity, AgentResources, Labels, SandboxKind } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { toAgent } from "../rows.ts";
+import { RELAXED_CTE } from "./relaxed.ts";
 
 const AGENT_COLUMNS = `a.*, coalesce((select array_agg(j.id order by j.assigned_at) from jobs j
   where j.agent_id = a.id and j.state in ('assigned', 'running', 'canceling')), '{}') as running_jobs`;
@@ -75,6 +76,7 @@ export type Cancel = { jobId: string; epoch: number; reason: string };
 /**
  * Records a batch of heartbeats (one per agent) in one statement; an agent the reaper had marked
  * offline comes back online. Rows are locked in id order so concurrent batches cannot deadlock.
+ * Not for use inside a transaction whose other writes must be durable (see the relaxed CTE).
  * Returns, per input, the agent's drain state and the jobs it should stop (canceled by an operator,
  * or no longer its lease), or null for an unknown agent.
  */
@@ -84,39 +86,46 @@ export async function recordHeartbeats(
 ): Promise<((HeartbeatRow & { cancels: Cancel[] }) | null)[]> {
   if (inputs.length === 0) return [];
   const ids = inputs.map((i) => i.agentId);
-  const res = await q.query<{
-    id: string;
-    status: "online" | "offline";
-    drain_requested: boolean;
-    drain_reason: string | null;
-    previous_activity: AgentActivity;
-  }>(
-    `with prev as (
-       select id, activity as previous_activity from agents where id = any($1::text[]) order by id for update
-     )
-     update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources
-       from unnest($1::text[], $2::text[], $3::jsonb[]) as v(id, activity, resources), prev
-      where a.id = v.id and prev.id = v.id
-      returning a.id, a.status, a.drain_requested, a.drain_reason, prev.previous_activity`,
-    [ids, inputs.map((i) => i.activity), inputs.map((i) => JSON.stringify(i.resources))],
-  );
-  const rows = new Map(res.rows.map((r) => [r.id, r]));
-  const canceling = await q.query<{
-    id: string;
-    epoch: number;
-    cancel_reason: string | null;
-    agent_id: string;
-  }>(
-    "select id, epoch, cancel_reason, agent_id from jobs where agent_id = any($1::text[]) and state = 'canceling'",
-    [ids],
-  );
   const reported = inputs.flatMap((i) => i.running.map((r) => r.jobId));
-  const leases = reported.length
-    ? await q.query<{ id: string; epoch: number; agent_id: string | null; state: string }>(
-        "select id, epoch, agent_id, state from jobs where id = any($1::text[])",
-        [reported],
-      )
-    : { rows: [] };
+  // Two statements sent together, each its own transaction: the write (committed without waiting
+  // for the WAL, see sql/relaxed.ts) and the read of what each agent should stop. The
+  // read may miss a cancel committed in the same instant; the next heartbeat carries it.
+  const [res, jobsRes] = await Promise.all([
+    q.query<{
+      id: string;
+      status: "online" | "offline";
+      drain_requested: boolean;
+      drain_reason: string | null;
+      previous_activity: AgentActivity;
+    }>(
+      `with ${RELAXED_CTE},
+       prev as (
+         select id, activity as previous_activity from agents where id = any($1::text[]) order by id for update
+       )
+       update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources
+         from unnest($1::text[], $2::text[], $3::jsonb[]) as v(id, activity, resources), prev, relaxed
+        where a.id = v.id and prev.id = v.id and relaxed.v is not null
+        returning a.id, a.status, a.drain_requested, a.drain_reason, prev.previous_activity`,
+      [ids, inputs.map((i) => i.activity), inputs.map((i) => JSON.stringify(i.resources))],
+    ),
+    q.query<{
+      kind: "canceling" | "reported";
+      id: string;
+      epoch: number;
+      cancel_reason: string | null;
+      agent_id: string | null;
+      state: string;
+    }>(
+      `select 'canceling' as kind, id, epoch, cancel_reason, agent_id, state
+         from jobs where agent_id = any($1::text[]) and state = 'canceling'
+       union all
+       select 'reported', id, epoch, null, agent_id, state from jobs where id = any($2::text[])`,
+      [ids, reported],
+    ),
+  ]);
+  const rows = new Map(res.rows.map((r) => [r.id, r]));
+  const canceling = { rows: jobsRes.rows.filter((r) => r.kind === "canceling") };
+  const leases = { rows: jobsRes.rows.filter((r) => r.kind === "reported") };
   const jobs = new Map(leases.rows.map((r) => [r.id, r]));
   return inputs.map((input) => {
     const row = rows.get(input.agentId);

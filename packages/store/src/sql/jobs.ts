@@ -1,15 +1,24 @@
 import type { Job, JobSpec, JobState, JobWithSteps } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { toJob, toStep } from "../rows.ts";
+import { RELAXED_CTE } from "./relaxed.ts";
 
 export async function insertJob(
   q: Queryable,
   input: { id: string; spec: JobSpec; createdBy: string; retryOf?: string | null },
 ): Promise<Job> {
   const { id, spec } = input;
+  // The job and its steps in one statement: one round trip on the submit path.
   const res = await q.query(
-    `insert into jobs (id, name, queue, state, spec, max_attempts, timeout_seconds, created_by, retry_of)
-     values ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) returning *`,
+    `with job as (
+       insert into jobs (id, name, queue, state, spec, max_attempts, timeout_seconds, created_by, retry_of)
+       values ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) returning *
+     ),
+     steps as (
+       insert into job_steps (job_id, idx, name)
+       select job.id, s.idx - 1, s.name from job, unnest($9::text[]) with ordinality as s(name, idx)
+     )
+     select * from job`,
     [
       id,
       spec.name,
@@ -19,12 +28,8 @@ export async function insertJob(
       spec.timeoutSeconds,
       input.createdBy,
       input.retryOf ?? null,
+      spec.steps.map((s) => s.name),
     ],
-  );
-  await q.query(
-    `insert into job_steps (job_id, idx, name)
-     select $1, s.idx - 1, s.name from unnest($2::text[]) with ordinality as s(name, idx)`,
-    [id, spec.steps.map((s) => s.name)],
   );
   const row = res.rows[0];
   if (!row) throw new Error("insert into jobs returned no row");
@@ -113,16 +118,16 @@ export async function claimJobs(
 ): Promise<ClaimedJob[]> {
   if (input.max <= 0 || input.queues.length === 0) return [];
   // Per queue, so each scan walks jobs_queued_idx (queue, created_at, id) in order and reads only
-  // the rows it takes. \`queue = any($1)\` could not use that order: with a fresh backlog the
+  // the rows it takes. `queue = any($1)` could not use that order: with a fresh backlog the
   // planner sorted every queued job on each claim (12.8 ms a claim with 10,000 queued, found with
-  // pg_stat_statements under the protocol bench). With several queues, a few rows beyond \`max\`
+  // pg_stat_statements under the protocol bench). With several queues, a few rows beyond `max`
   // stay locked until this statement commits; other claimers skip them meanwhile.
   // One statement, so it is its own transaction: one round trip instead of begin/claim/commit.
   // `relaxed` sets synchronous_commit off for that implicit transaction only (see
-  // relaxDurability in store.ts for why a claim may be lost in a crash). Never call it inside a
+  // sql/relaxed.ts for why a claim may be lost in a crash). Never call it inside a
   // transaction whose other writes must be durable: the setting would cover the whole transaction.
   const res = await q.query(
-    `with relaxed as (select set_config('synchronous_commit', 'off', true) as v),
+    `with ${RELAXED_CTE},
      picked as (
        select c.id
          from unnest($1::text[]) as q(name)
