@@ -102,8 +102,13 @@ export class JobReporter {
     this.push({ type: "log", seq: ++this.seq, step, stream, ts: new Date().toISOString(), text }, size);
   }
 
+  /**
+   * Sent at once, not with the next batch: the job shows as running (and the step as started) while
+   * the sandbox is still coming up, instead of up to one batch window later.
+   */
   stepStarted(step: number): void {
     this.push({ type: "step.started", step, ts: new Date().toISOString() }, 64);
+    this.kick(0);
   }
 
   stepFinished(
