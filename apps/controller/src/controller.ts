@@ -79,12 +79,14 @@ export class Controller {
     const managed = new Set(this.scaler.list());
     const onlineNames = new Set(agents.map((a) => a.name));
     for (const name of this.draining) {
-      if (!managed.has(name)) this.draining.delete(name);
-      else if (!onlineNames.has(name) && this.scaler.release) {
-        // It drained and deregistered: now the platform may lower its count without a busy victim.
-        await this.scaler.release(name);
-        this.draining.delete(name);
-      }
+      // Still registered: it is finishing its jobs.
+      if (managed.has(name) && onlineNames.has(name)) continue;
+      // It drained and deregistered, and may already have exited (a worker exits right after it
+      // deregisters, so one tick often sees both): either way the platform must now lower its count
+      // by this worker and clear it away (an exited compose container would otherwise be restarted
+      // or left behind), without a busy victim.
+      if (this.scaler.release) await this.scaler.release(name);
+      this.draining.delete(name);
     }
     const mine = agents.filter((a) => managed.has(a.name));
     const busy = mine.filter((a) => a.runningJobs.length > 0 || a.activity === "busy").length;

@@ -9,13 +9,8 @@ export {
   detectComposeCommand,
 } from "./scalers/compose.ts";
 export { createEmbeddedScaler } from "./scalers/embedded.ts";
-export {
-  createKubernetesScaler,
-  KUBERNETES_SCALER_RBAC,
-  KubernetesScalerError,
-  type KubernetesScalerOptions,
-  POD_DELETION_COST,
-} from "./scalers/kubernetes.ts";
+// The Kubernetes scaler is its own entry point, `@skiff/controller/kubernetes`: its client library
+// takes about a second to load, which every other shape (`skiff up` above all) should not pay.
 export { createProcessScaler } from "./scalers/process.ts";
 export type { Scaler } from "./scalers/types.ts";
 export { startControllerServer } from "./server.ts";

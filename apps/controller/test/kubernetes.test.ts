@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createKubernetesScaler, KubernetesScalerError, type Scaler } from "../src/index.ts";
+import type { Scaler } from "../src/index.ts";
+import { createKubernetesScaler, KubernetesScalerError } from "../src/scalers/kubernetes.ts";
 import { FakeKube } from "./support/fake-kube.ts";
 
 const NS = "skiff";

@@ -73,12 +73,12 @@ export function registerController(program: Command): void {
         Controller,
         createComposeScaler,
         createEmbeddedScaler,
-        createKubernetesScaler,
         createProcessScaler,
         mintWorkerToken,
         startControllerServer,
       } = await import("@skiff/controller");
       const { openStore } = await import("@skiff/store");
+      const k8s = opts.scaler === "kubernetes" ? await import("@skiff/controller/kubernetes") : null;
       const holder = opts.name ?? `controller@${hostname()}:${process.pid}`;
       const logger = createLogger("skiff-controller");
       const store = await openStore({ databaseUrl: url, applicationName: "skiff-controller", poolSize: 4 });
@@ -109,7 +109,8 @@ export function registerController(program: Command): void {
             onEvent,
           }),
         kubernetes: () =>
-          createKubernetesScaler({
+          // biome-ignore lint/style/noNonNullAssertion: loaded above exactly when this scaler is chosen
+          k8s!.createKubernetesScaler({
             namespace: opts.namespace ?? "skiff",
             deployment: opts.deployment ?? "skiff-worker",
             kubeconfig: opts.kubeconfig,

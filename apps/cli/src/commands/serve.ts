@@ -58,8 +58,11 @@ function describeStartup(mode: string, running: RunningApi, home: string): strin
 
 async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Promise<void> {
   // Loaded here, not at the top: every other `skiff` command starts without the server stack.
+  // The fleet's modules (controller, worker) load while the API opens its database; the API does not
+  // wait for them, so it is ready as soon as it listens and the workers register right after.
+  const embedded = mode === "up" ? import("./embedded.ts") : null;
+  embedded?.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
   const { startApiServer } = await import("@skiff/api");
-  const { startEmbeddedFleet } = await import("./embedded.ts");
   const home = skiffHome();
   const { loadConfig } = await import("../config.ts");
   const { file: configFile, config } = loadConfig(flags.config, home);
@@ -109,7 +112,8 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   process.stderr.write(describeStartup(mode, running, home));
   if (configFile) process.stderr.write(`  config       ${shown(configFile)}\n`);
   let fleet: EmbeddedFleet | null = null;
-  if (mode === "up") {
+  if (mode === "up" && embedded) {
+    const { startEmbeddedFleet } = await embedded;
     const started = await startEmbeddedFleet({
       apiUrl: running.url,
       store: running.store,
