@@ -9,7 +9,7 @@
 //   healthcheck.mjs the HEALTHCHECK
 // No tsx, TypeScript or test tooling reaches OUT. Run by the Dockerfile's build stage (SKIFF_DEPS=install),
 // or on the host before `docker build --build-arg SKIFF_DEPS=context` where the build has no network
-// (`--offline`: everything comes from the host's pnpm store).
+// (`--offline`: packages come from the host's pnpm store, the registry only for what it lacks).
 import { execFileSync } from "node:child_process";
 import { chmodSync, cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -31,7 +31,10 @@ execFileSync(
     "deploy",
     "--prod",
     "--legacy",
-    ...(offline ? ["--offline"] : []),
+    // pnpm's own --offline needs cached registry metadata, which a `--frozen-lockfile` install on a
+    // fresh machine never writes; --prefer-offline takes every package it can from the store and
+    // asks the registry only for what is missing there.
+    ...(offline ? ["--prefer-offline"] : []),
     out,
   ],
   { cwd: root, stdio: ["ignore", "ignore", "inherit"] },

@@ -79,8 +79,11 @@ export class Controller {
     const managed = new Set(this.scaler.list());
     const onlineNames = new Set(agents.map((a) => a.name));
     for (const name of this.draining) {
+      const gone = !managed.has(name);
       // Still registered: it is finishing its jobs.
-      if (managed.has(name) && onlineNames.has(name)) continue;
+      if (!gone && onlineNames.has(name)) continue;
+      // Deregistered but still running, on a platform with nothing to release: wait for its exit.
+      if (!gone && !this.scaler.release) continue;
       // It drained and deregistered, and may already have exited (a worker exits right after it
       // deregisters, so one tick often sees both): either way the platform must now lower its count
       // by this worker and clear it away (an exited compose container would otherwise be restarted
