@@ -64,8 +64,12 @@ function removeDir(dir: string): boolean {
 async function removeDirs(dirs: string[], timeoutMs = 2_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let left = dirs.filter((d) => !removeDir(d));
+  // The processes are usually out within a millisecond or two, so the first retries come quickly
+  // (a flat 10 ms wait was most of the driver's overhead per step over raw bwrap).
+  let wait = 1;
   while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(10, wait * 2);
     left = left.filter((d) => !removeDir(d));
   }
 }
