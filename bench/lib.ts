@@ -201,3 +201,27 @@ export async function startWorkerProcess(opts: {
 }
 
 export { freePort } from "@skiff/testkit";
+
+/** Queues `n` no-op jobs on `queue` straight in SQL (the throughput rows measure claim → finish only). */
+export async function enqueueNoops(
+  db: { query(sql: string, params: unknown[]): Promise<unknown> },
+  queue: string,
+  n: number,
+): Promise<void> {
+  const spec = {
+    name: "noop",
+    queue,
+    maxAttempts: 1,
+    timeoutSeconds: 600,
+    resources: { memoryMb: 512, cpus: 1, pids: 256 },
+    env: {},
+    secrets: [],
+    steps: [{ name: "noop", run: "true", network: "off" }],
+  };
+  await db.query(
+    `insert into jobs (id, name, queue, state, spec, max_attempts, timeout_seconds, created_by)
+     select 'job_b' || $3 || '_' || lpad(g::text, 7, '0'), 'noop', $1, 'queued', $2, 1, 600, 'bench'
+       from generate_series(1, $4) g`,
+    [queue, JSON.stringify(spec), `${Date.now()}${Math.floor(Math.random() * 1000)}`, n],
+  );
+}

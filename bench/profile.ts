@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createTestDatabase, TEST_REDIS_URL } from "@skiff/testkit";
 import pg from "pg";
 import { type CpuProfile, flameSvg, summarise, trimProfile } from "./flame.ts";
-import { root, startApi } from "./lib.ts";
+import { enqueueNoops, root, startApi } from "./lib.ts";
 import { claimLatency, heartbeatCapacity, type Measured, protocolThroughput } from "./protocol.ts";
 
 const workloads = ["throughput", "heartbeats", "claim"] as const;
@@ -50,28 +50,7 @@ try {
   process.stderr.write(`profile: running ${workload} against ${api.url}\n`);
   workloadAt = performance.now();
   if (workload === "throughput") {
-    measured = await protocolThroughput(api, agentToken, 6000, async (queue, n) => {
-      await pool.query(
-        `insert into jobs (id, name, queue, state, spec, max_attempts, timeout_seconds, created_by)
-         select 'job_p' || $3 || '_' || lpad(g::text, 7, '0'), 'noop', $1, 'queued', $2, 1, 600, 'bench'
-           from generate_series(1, $4) g`,
-        [
-          queue,
-          JSON.stringify({
-            name: "noop",
-            queue,
-            maxAttempts: 1,
-            timeoutSeconds: 600,
-            resources: { memoryMb: 512, cpus: 1, pids: 256 },
-            env: {},
-            secrets: [],
-            steps: [{ name: "noop", run: "true", network: "off" }],
-          }),
-          `${Date.now()}`,
-          n,
-        ],
-      );
-    });
+    measured = await protocolThroughput(api, agentToken, 6000, (queue, n) => enqueueNoops(pool, queue, n));
   } else if (workload === "heartbeats") {
     measured = await heartbeatCapacity(api, agentToken, 6);
   } else {

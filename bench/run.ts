@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { createTestDatabase, TEST_REDIS_URL } from "@skiff/testkit";
 import pg from "pg";
 import { comparisonRows, measureCompetitors } from "./compare.ts";
-import { median, root, startApi, startWorkerProcess, waitUntil } from "./lib.ts";
+import { enqueueNoops, median, root, startApi, startWorkerProcess, waitUntil } from "./lib.ts";
 import { firstStepLatency, logFollowLatency } from "./pipeline.ts";
 import { claimLatency, heartbeatCapacity, type Measured, protocolThroughput } from "./protocol.ts";
 import { bwrapOverhead, dockerOverhead } from "./sandbox.ts";
@@ -83,23 +83,7 @@ async function main() {
   try {
     const agentToken = (await api.client.call("POST", "/v1/tokens", { name: "bench-agents", role: "agent" }))
       .token as string;
-    const enqueue = async (queue: string, n: number) => {
-      const spec = {
-        name: "noop",
-        queue,
-        maxAttempts: 1,
-        timeoutSeconds: 600,
-        resources: { memoryMb: 512, cpus: 1, pids: 256 },
-        env: {},
-        secrets: [],
-        steps: [{ name: "noop", run: "true", network: "off" }],
-      };
-      await pool.query(
-        `insert into jobs (id, name, queue, state, spec, max_attempts, timeout_seconds, created_by)
-         select 'job_b' || $3 || '_' || lpad(g::text, 7, '0'), 'noop', $1, 'queued', $2, 1, 600, 'bench' from generate_series(1, $4) g`,
-        [queue, JSON.stringify(spec), `${Date.now()}`, n],
-      );
-    };
+    const enqueue = (queue: string, n: number) => enqueueNoops(pool, queue, n);
 
     if (want("claim")) {
       for (let r = 0; r < runs; r++) {
