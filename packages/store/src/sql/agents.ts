@@ -1,10 +1,11 @@
 import type { Agent, AgentActivity, AgentResources, Labels, SandboxKind } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { toAgent } from "../rows.ts";
+import { LIVE_SQL, LIVE_STATES } from "./live.ts";
 import { RELAXED_CTE } from "./relaxed.ts";
 
 const AGENT_COLUMNS = `a.*, coalesce((select array_agg(j.id order by j.assigned_at) from jobs j
-  where j.agent_id = a.id and j.state in ('assigned', 'running', 'canceling')), '{}') as running_jobs`;
+  where j.agent_id = a.id and j.state in ${LIVE_SQL}), '{}') as running_jobs`;
 
 export async function insertAgent(
   q: Queryable,
@@ -124,13 +125,12 @@ export async function recordHeartbeats(
     ),
   ]);
   const rows = new Map(res.rows.map((r) => [r.id, r]));
-  const canceling = { rows: jobsRes.rows.filter((r) => r.kind === "canceling") };
-  const leases = { rows: jobsRes.rows.filter((r) => r.kind === "reported") };
-  const jobs = new Map(leases.rows.map((r) => [r.id, r]));
+  const canceling = jobsRes.rows.filter((r) => r.kind === "canceling");
+  const jobs = new Map(jobsRes.rows.filter((r) => r.kind === "reported").map((r) => [r.id, r]));
   return inputs.map((input) => {
     const row = rows.get(input.agentId);
     if (!row) return null;
-    const cancels: Cancel[] = canceling.rows
+    const cancels: Cancel[] = canceling
       .filter((r) => r.agent_id === input.agentId)
       .map((r) => ({ jobId: r.id, epoch: Number(r.epoch), reason: r.cancel_reason ?? "canceled" }));
     for (const lease of input.running) {
@@ -139,7 +139,7 @@ export async function recordHeartbeats(
         job &&
         job.agent_id === input.agentId &&
         Number(job.epoch) === lease.epoch &&
-        ["assigned", "running", "canceling"].includes(job.state);
+        LIVE_STATES.has(job.state);
       if (!held) cancels.push({ jobId: lease.jobId, epoch: lease.epoch, reason: "lease_lost" });
     }
     return {
@@ -190,7 +190,7 @@ export async function pruneOfflineAgents(q: Queryable, retentionSeconds: number)
   const res = await q.query(
     `delete from agents a where a.status = 'offline'
         and a.last_heartbeat_at < now() - make_interval(secs => $1)
-        and not exists (select 1 from jobs j where j.agent_id = a.id and j.state in ('assigned','running','canceling'))`,
+        and not exists (select 1 from jobs j where j.agent_id = a.id and j.state in ${LIVE_SQL})`,
     [retentionSeconds],
   );
   return res.rowCount;

@@ -2,6 +2,7 @@ import type { Job, LogLine } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { toJob, toLogLine } from "../rows.ts";
 import { getJob } from "./jobs.ts";
+import { LIVE_SQL } from "./live.ts";
 
 export type CancelResult =
   | { ok: true; job: Job; changed: boolean }
@@ -72,7 +73,7 @@ export async function requeueJobsOfAgents(q: Queryable, agentIds: string[]): Pro
         assigned_at = case when state <> 'canceling' and attempt < max_attempts then null else assigned_at end,
         started_at = case when state <> 'canceling' and attempt < max_attempts then null else started_at end,
         epoch = epoch + 1
-      where agent_id = any($1::text[]) and state in ('assigned', 'running', 'canceling')
+      where agent_id = any($1::text[]) and state in ${LIVE_SQL}
       returning *`,
     [agentIds],
   );
@@ -96,7 +97,7 @@ export async function requeueJobsOfAgents(q: Queryable, agentIds: string[]): Pro
 export async function timeOutOverdueJobs(q: Queryable, graceSeconds: number): Promise<Job[]> {
   const res = await q.query(
     `update jobs set state = 'timed_out', error = 'timeout', finished_at = now(), epoch = epoch + 1
-      where state in ('assigned', 'running', 'canceling')
+      where state in ${LIVE_SQL}
         and coalesce(started_at, assigned_at) + make_interval(secs => timeout_seconds + $1) < now()
       returning *`,
     [graceSeconds],

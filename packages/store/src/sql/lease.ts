@@ -1,13 +1,12 @@
 import type { JobEvent, LogLine, Outcome } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { JOB_HEAD_COLUMNS, type JobHead, toJobHead } from "../rows.ts";
+import { LIVE_SQL, LIVE_STATES } from "./live.ts";
 
 export const TRUNCATION_MARKER = "[log truncated]";
 
 /** Why a lease-holding call changed nothing. */
 export type LeaseRefusal = "not_found" | "lease_lost" | "already_final";
-
-const LIVE = new Set(["assigned", "running", "canceling"]);
 
 /**
  * Locks the job and checks the caller still holds its lease: same agent, same epoch, job not final.
@@ -37,7 +36,7 @@ function checkLease(
   epoch: number,
 ): { ok: false; reason: LeaseRefusal; job: JobHead } | null {
   if (job.agentId !== agentId || job.epoch !== epoch) return { ok: false, reason: "lease_lost", job };
-  if (!LIVE.has(job.state)) return { ok: false, reason: "already_final", job };
+  if (!LIVE_STATES.has(job.state)) return { ok: false, reason: "already_final", job };
   return null;
 }
 
@@ -191,7 +190,7 @@ export async function finishJobs(q: Queryable, inputs: FinishInput[]): Promise<F
                 started_at = coalesce(j.started_at, now())
            from f
           where j.id = f.id and j.agent_id = f.agent_id and j.epoch = f.epoch
-            and j.state in ('assigned', 'running', 'canceling')
+            and j.state in ${LIVE_SQL}
          returning ${JOB_HEAD_COLUMNS.replace(/(\w+)/g, "j.$1")}
        ),
        steps as (
@@ -219,7 +218,7 @@ export async function finishJobs(q: Queryable, inputs: FinishInput[]): Promise<F
       const row = byId.get(input.jobId);
       if (row && row.id !== null && row.id !== undefined) results[index] = { ok: true, job: toJobHead(row) };
       else if (!row?.found) results[index] = { ok: false, reason: "not_found", job: null };
-      else if (row.holder && !LIVE.has(String(row.old_state)))
+      else if (row.holder && !LIVE_STATES.has(String(row.old_state)))
         results[index] = { ok: false, reason: "already_final", job: null };
       // A stale holder, or one whose live row changed under this statement (the reaper requeued it,
       // say): either way the lease has moved on.
