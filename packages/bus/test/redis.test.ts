@@ -48,6 +48,26 @@ function uniquePrefix(): string {
 }
 
 const silent = recordingLogger().logger;
+
+/** Records every event and wake-up a bus delivers. */
+function listen(bus: Bus) {
+  const events = new Recorder<SkiffEvent>();
+  const wakes = new Recorder<string>();
+  bus.subscribe(events.listener);
+  bus.onWake(wakes.listener);
+  return { events, wakes };
+}
+
+/** A plain Redis connection, to write or read the bus's channels directly; closed after `fn`. */
+async function withRawRedis<T>(fn: (raw: Redis) => Promise<T>): Promise<T> {
+  const raw = new Redis(redisUrl);
+  raw.on("error", () => {});
+  try {
+    return await fn(raw);
+  } finally {
+    await raw.quit();
+  }
+}
 const opened: Bus[] = [];
 async function openBus(prefix: string, logger = silent, url = redisUrl): Promise<Bus> {
   const bus = await createRedisBus({ url, prefix, logger });
@@ -104,10 +124,7 @@ describe.runIf(reachable)("redis bus", () => {
 
   it("keeps buses with different prefixes apart", async () => {
     const [first, second] = [await openBus(uniquePrefix()), await openBus(uniquePrefix())];
-    const events = new Recorder<SkiffEvent>();
-    const wakes = new Recorder<string>();
-    second.subscribe(events.listener);
-    second.onWake(wakes.listener);
+    const { events, wakes } = listen(second);
 
     await first.publish(jobCreated("other-stack"));
     await first.wake("other-stack");
@@ -124,14 +141,9 @@ describe.runIf(reachable)("redis bus", () => {
   it("sends what is published in one turn as one message, in order, and each caller's promise settles", async () => {
     const prefix = uniquePrefix();
     const [one, two] = [await openBus(prefix), await openBus(prefix)];
-    const onTwo = new Recorder<SkiffEvent>();
-    const wakes = new Recorder<string>();
-    two.subscribe(onTwo.listener);
-    two.onWake(wakes.listener);
-    const raw = new Redis(redisUrl);
-    raw.on("error", () => {});
+    const { events: onTwo, wakes } = listen(two);
     const messages: string[] = [];
-    try {
+    await withRawRedis(async (raw) => {
       await raw.subscribe(`${prefix}:events`, `${prefix}:wake`);
       raw.on("message", (_channel: string, message: string) => messages.push(message));
       const ids = Array.from({ length: 50 }, (_, i) => `c${i}`);
@@ -151,9 +163,7 @@ describe.runIf(reachable)("redis bus", () => {
       // One PUBLISH for the fifty events and one for the wakes, the repeated queue sent once.
       expect(messages).toHaveLength(2);
       expect(messages.map((m) => JSON.parse(m)).find((m) => "queues" in m)?.queues).toEqual(["gpu", "cpu"]);
-    } finally {
-      await raw.quit();
-    }
+    });
   });
 
   it("wakes its own claimers at once and once: the echo from Redis is skipped", async () => {
@@ -180,22 +190,15 @@ describe.runIf(reachable)("redis bus", () => {
     const prefix = uniquePrefix();
     const { logger, entries } = recordingLogger();
     const bus = await openBus(prefix, logger);
-    const events = new Recorder<SkiffEvent>();
-    const wakes = new Recorder<string>();
-    bus.subscribe(events.listener);
-    bus.onWake(wakes.listener);
-    const raw = new Redis(redisUrl);
-    raw.on("error", () => {});
-    try {
+    const { events, wakes } = listen(bus);
+    await withRawRedis(async (raw) => {
       await raw.publish(
         `${prefix}:events`,
         JSON.stringify([jobCreated("a"), { name: "job.created", payload: { jobId: 7 } }, jobCreated("b")]),
       );
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queues: ["x", ""] }));
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queues: ["y", "z"] }));
-    } finally {
-      await raw.quit();
-    }
+    });
     await events.until("the two valid events", (seen) => seen.length === 2);
     await wakes.until("the valid wake batch", (seen) => seen.length === 2);
     expect(jobIds(events.seen)).toEqual(["a", "b"]);
@@ -207,14 +210,9 @@ describe.runIf(reachable)("redis bus", () => {
     const prefix = uniquePrefix();
     const { logger, entries } = recordingLogger();
     const bus = await openBus(prefix, logger);
-    const events = new Recorder<SkiffEvent>();
-    const wakes = new Recorder<string>();
-    bus.subscribe(events.listener);
-    bus.onWake(wakes.listener);
+    const { events, wakes } = listen(bus);
 
-    const raw = new Redis(redisUrl);
-    raw.on("error", () => {});
-    try {
+    await withRawRedis(async (raw) => {
       await raw.publish(`${prefix}:events`, "not json {");
       await raw.publish(`${prefix}:events`, JSON.stringify({ name: "job.exploded", payload: {} }));
       await raw.publish(`${prefix}:events`, JSON.stringify({ name: "job.created", payload: { jobId: 7 } }));
@@ -222,9 +220,7 @@ describe.runIf(reachable)("redis bus", () => {
       await raw.publish(`${prefix}:wake`, "null");
       await raw.publish(`${prefix}:events`, JSON.stringify(jobCreated("valid")));
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queue: "default" }));
-    } finally {
-      await raw.quit();
-    }
+    });
 
     await events.until("the valid event", (seen) => seen.length === 1);
     await wakes.until("the valid wake", (seen) => seen.length === 1);
