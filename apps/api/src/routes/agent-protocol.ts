@@ -212,8 +212,11 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
         await ownAgent(ctx, owners, who, body.agentId);
         const res = await finishes.submit({ jobId, ...body });
         if (!res.ok) throw leaseError(res.reason, jobId);
-        await ctx.publish([jobStateEvent(res.job, body.error)]);
-        await ctx.bus.wake(logKey(jobId)).catch(() => {});
+        // Both leave in the same turn (the bus coalesces them) rather than one round trip after the other.
+        await Promise.all([
+          ctx.publish([jobStateEvent(res.job, body.error)]),
+          ctx.bus.wake(logKey(jobId)).catch(() => {}),
+        ]);
         return { job: res.job };
       },
     },
