@@ -24,21 +24,9 @@ if have="$(docker image inspect --format '{{ index .Config.Labels "skiff.node" }
   echo "build-node-image: $IMAGE holds node ${have:-unknown}, this host has $VERSION; rebuilding"
 fi
 
-BUSYBOX=/bin/busybox
-# The applets run without a libc search path of their own, so the binary must be the static one.
-is_static() { [ -x "$BUSYBOX" ] && ! ldd "$BUSYBOX" >/dev/null 2>&1; }
-if ! is_static; then
-  echo "build-node-image: installing busybox-static"
-  if ! out="$(DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static 2>&1)"; then
-    echo "$out" >&2
-    echo "build-node-image: apt-get install busybox-static failed" >&2
-    exit 1
-  fi
-fi
-if ! is_static; then
-  echo "build-node-image: no static busybox at $BUSYBOX; install busybox-static" >&2
-  exit 1
-fi
+PROG=build-node-image
+. "$(dirname "$0")/lib/busybox-rootfs.sh"
+ensure_static_busybox
 
 ROOTFS="$(mktemp -d)"
 trap 'rm -rf "$ROOTFS"' EXIT
@@ -59,22 +47,8 @@ if [ "$libs" -eq 0 ]; then
   exit 1
 fi
 
-cp "$BUSYBOX" "$ROOTFS/bin/busybox"
-for applet in $("$BUSYBOX" --list); do
-  [ "$applet" = busybox ] && continue
-  [ -e "$ROOTFS/bin/$applet" ] || ln -s busybox "$ROOTFS/bin/$applet"
-done
-
-cat >"$ROOTFS/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-skiff:x:1000:1000:skiff:/tmp:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-EOF
-cat >"$ROOTFS/etc/group" <<'EOF'
-root:x:0:
-skiff:x:1000:
-nogroup:x:65534:
-EOF
+add_busybox "$ROOTFS"
+add_users "$ROOTFS" /tmp
 
 tar -C "$ROOTFS" -cf - . | docker import \
   --change 'ENV PATH=/usr/bin:/bin' \
