@@ -3,7 +3,8 @@ import pino from "pino";
 
 /** The environment overrides every process reads (DESIGN §9). */
 export function skiffHome(): string {
-  return resolve(process.env.SKIFF_HOME ?? ".skiff");
+  // Empty counts as unset, as for the other variables: `SKIFF_HOME=` must not scatter files in the cwd.
+  return resolve(process.env.SKIFF_HOME || ".skiff");
 }
 
 export function databaseUrl(): string | undefined {
@@ -50,7 +51,7 @@ export function agentTimingFromEnv(): {
 
 /** JSON-line logs on stdout, or appended to `file` (created with its directory) when given. */
 export function createLogger(name: string, file?: string) {
-  const options = { name, level: process.env.SKIFF_LOG_LEVEL ?? "info" };
+  const options = { name, level: process.env.SKIFF_LOG_LEVEL || "info" };
   return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
 }
 

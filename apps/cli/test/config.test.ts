@@ -41,3 +41,19 @@ describe("skiff.yaml", () => {
     expect(() => loadConfig(join(dir, "missing.yaml"), dir)).toThrow(/no such file/);
   });
 });
+
+describe("environment", () => {
+  it("treats an empty SKIFF_HOME as unset, like the other variables", async () => {
+    const { skiffHome } = await import("../src/env.ts");
+    const saved = process.env.SKIFF_HOME;
+    try {
+      process.env.SKIFF_HOME = "";
+      expect(skiffHome()).toBe(join(process.cwd(), ".skiff"));
+      process.env.SKIFF_HOME = dir;
+      expect(skiffHome()).toBe(dir);
+    } finally {
+      if (saved === undefined) delete process.env.SKIFF_HOME;
+      else process.env.SKIFF_HOME = saved;
+    }
+  });
+});
