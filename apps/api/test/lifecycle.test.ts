@@ -40,6 +40,10 @@ describeWith(pg, "probes and shutdown [pg]", () => {
       config: { reaperIntervalMs: 50 },
     });
     const locker = createPgDb({ connectionString: database.url, max: 2 });
+    let release = () => {};
+    const releasedLock = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     try {
       expect(await t.call("GET", "/healthz", { token: null })).toEqual({
         status: 200,
@@ -61,16 +65,21 @@ describeWith(pg, "probes and shutdown [pg]", () => {
       await events.waitUntil("ready", (c) => c.events.some((e) => e.event === "ready"));
 
       // Hold the shutdown open: a reaper pass waits on a lock, and shutdown waits for the pass.
-      let release = () => {};
+      // The lock is taken first and only then do we look for a waiter, so the waiter found is a
+      // reaper pass and not our own lock request queued behind one (which made this test flaky).
+      let locked = () => {};
+      const lockTaken = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
       const held = locker.tx(async (q) => {
         await q.query("lock table agents in exclusive mode");
-        await new Promise<void>((resolve) => {
-          release = resolve;
-        });
+        locked();
+        await releasedLock;
       });
+      await lockTaken;
       await waitFor("a reaper pass to wait on the lock", async () => {
         const res = await locker.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+          "select count(*)::int as n from pg_locks where relation = 'agents'::regclass and not granted",
         );
         return (res.rows[0]?.n ?? 0) > 0;
       });
@@ -100,6 +109,8 @@ describeWith(pg, "probes and shutdown [pg]", () => {
       await shutdown;
       await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
     } finally {
+      // A failed expectation above must not leave the lock held: the pool would never close.
+      release();
       await locker.close();
       await t.close();
       await database.drop();
