@@ -1,4 +1,4 @@
-import type { JobEvent } from "@skiff/protocol";
+import { type JobEvent, repairText } from "@skiff/protocol";
 import { type AgentClient, ApiError, ApiUnreachable } from "./client.ts";
 
 export interface ReporterOptions {
@@ -29,11 +29,33 @@ export function attemptSeqBase(attempt: number): number {
 }
 
 const MAX_BACKOFF_MS = 5_000;
+/** Events per upload; fewer while a refused batch is being narrowed down to the event it refuses. */
+const MAX_BATCH_EVENTS = 2000;
+
+function sizeOf(event: JobEvent): number {
+  return event.type === "log" ? Buffer.byteLength(event.text) + 32 : 64;
+}
+
+/**
+ * Whether the API refused the upload for good: sending the same body again gets the same answer.
+ * Not the lease refusals (handled apart), not 429 (come back later), not 5xx (`ApiUnreachable`).
+ */
+function refusedForGood(err: unknown): err is ApiError {
+  return err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 429;
+}
+
+/** A refusal that depends on what was sent (bad input, too large), so a smaller batch may pass. */
+function refusedForContent(err: ApiError): boolean {
+  return err.status === 400 || err.status === 413;
+}
 
 /**
  * Streams one job's step events and output lines to the API in order: numbered lines, batched
  * every `batchMs` or `batchBytes`, retried until acknowledged (the API ignores a seq it already
- * has, so a retry never duplicates a line), bounded while the API is unreachable.
+ * has, so a retry never duplicates a line), bounded while the API is unreachable. A batch the API
+ * refuses for good (a 4xx other than the lease refusals and 429) is never retried as it was: it is
+ * halved down to the one event refused, which is replaced by a marker line saying so, so no upload
+ * holds the job, and its slot, forever.
  */
 export class JobReporter {
   private seq = 0;
@@ -45,6 +67,8 @@ export class JobReporter {
   private timer: NodeJS.Timeout | null = null;
   private inflight: Promise<void> | null = null;
   private lost = false;
+  /** Seqs whose line was replaced by a refusal marker: a marker refused in turn is not replaced again. */
+  private readonly markers = new Set<number>();
   private readonly masks: string[];
 
   constructor(
@@ -70,7 +94,7 @@ export class JobReporter {
 
   line(step: number | null, stream: "stdout" | "stderr" | "system", raw: string): void {
     if (this.lost || this.truncated) return;
-    const text = this.mask(raw);
+    const text = repairText(this.mask(raw));
     const size = Buffer.byteLength(text) + 32;
     if (this.sentBytes + this.pendingBytes + size > this.opts.capBytes) {
       this.truncated = true;
@@ -143,8 +167,9 @@ export class JobReporter {
   /** Sends everything pending, in order, retrying while the API is unreachable. */
   private async sendAll(): Promise<void> {
     let backoff = 200;
+    let limit = MAX_BATCH_EVENTS;
     while (this.pending.length > 0 && !this.lost) {
-      const batch = this.pending.slice(0, 2000);
+      const batch = this.pending.slice(0, limit);
       try {
         const res = await this.client.events(this.jobId, {
           agentId: this.agentId,
@@ -152,10 +177,11 @@ export class JobReporter {
           events: batch,
         });
         this.pending = this.pending.slice(batch.length);
-        const size = batch.reduce((n, e) => n + (e.type === "log" ? Buffer.byteLength(e.text) + 32 : 64), 0);
+        const size = batch.reduce((n, e) => n + sizeOf(e), 0);
         this.pendingBytes = Math.max(0, this.pendingBytes - size);
         this.sentBytes += size;
         backoff = 200;
+        limit = MAX_BATCH_EVENTS;
         if (res.cancel) this.opts.onCancel();
       } catch (err) {
         if (
@@ -167,8 +193,13 @@ export class JobReporter {
           this.opts.onLeaseLost(err.message);
           return;
         }
+        if (refusedForGood(err)) {
+          if (refusedForContent(err) && batch.length > 1) limit = Math.ceil(batch.length / 2);
+          else this.dropRefused(batch.length, err);
+          continue;
+        }
         if (!(err instanceof ApiUnreachable) && !(err instanceof ApiError && err.status === 429)) {
-          this.opts.log?.("events upload refused; retrying", {
+          this.opts.log?.("events upload failed; retrying", {
             jobId: this.jobId,
             error: (err as Error).message,
           });
@@ -177,6 +208,37 @@ export class JobReporter {
         backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
       }
     }
+  }
+
+  /**
+   * Gives up on the first `count` pending events, which the API refused for good. A refused log
+   * line is replaced, under its own seq so it stays in place, by a marker saying what happened; a
+   * marker refused in turn, or a step event, is dropped with only the worker's log to tell.
+   */
+  private dropRefused(count: number, err: ApiError): void {
+    const dropped = this.pending.slice(0, count);
+    this.pending = this.pending.slice(count);
+    this.pendingBytes = Math.max(0, this.pendingBytes - dropped.reduce((n, e) => n + sizeOf(e), 0));
+    this.opts.log?.("events upload refused; dropping it", {
+      jobId: this.jobId,
+      events: count,
+      status: err.status,
+      code: err.code,
+      error: err.message,
+    });
+    const first = dropped[0];
+    if (count !== 1 || first?.type !== "log" || this.markers.has(first.seq)) return;
+    const what = `${err.status} ${err.code}: ${err.message}`.slice(0, 300);
+    // Stepless: the step index may be what the API refused.
+    const marker: JobEvent = {
+      ...first,
+      step: null,
+      stream: "system",
+      text: repairText(`[line dropped: the API refused it (${what})]`),
+    };
+    this.markers.add(first.seq);
+    this.pending.unshift(marker);
+    this.pendingBytes += sizeOf(marker);
   }
 
   /** Waits until every event so far is acknowledged (or the lease is lost). */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { repairText } from "./jobspec.ts";
 import { AgentActivity, AgentResources, Labels, Outcome, Role, SandboxKind } from "./model.ts";
 
 const Id = z.string().min(1).max(100);
@@ -86,7 +87,12 @@ const LogChunk = z.strictObject({
   step: z.number().int().nonnegative().nullable(),
   stream: z.enum(["stdout", "stderr", "system"]),
   ts: z.string().max(40).optional(),
-  text: z.string().max(1024 * 1024),
+  // Repaired rather than refused: it is whatever a job printed, and a worker from before the
+  // repair moved into the worker must not lose a whole batch to one NUL.
+  text: z
+    .string()
+    .max(1024 * 1024)
+    .transform(repairText),
 });
 const StepStarted = z.strictObject({
   type: z.literal("step.started"),

@@ -3,6 +3,55 @@ import { z } from "zod";
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+// Text PostgreSQL can store. A text or jsonb value cannot hold NUL, and a UTF-16 surrogate without
+// its pair has no UTF-8 form: the driver turns it into U+FFFD (so a hash of the JS string no longer
+// matches the row) or jsonb refuses its `\udXXX` escape. Either used to surface as a 500.
+const SURROGATE = /[\uD800-\uDFFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Why PostgreSQL cannot store `s` as text, or null when it can. */
+export function textFault(s: string): string | null {
+  if (s.includes("\0")) return "must not contain NUL (U+0000)";
+  if (SURROGATE.test(s) && s.search(LONE_SURROGATE) !== -1)
+    return "must not contain a lone UTF-16 surrogate (U+D800 to U+DFFF without its pair)";
+  return null;
+}
+
+/** `s` with each NUL and lone surrogate replaced by U+FFFD, the policy for job output (docs/operations.md). */
+export function repairText(s: string): string {
+  if (textFault(s) === null) return s;
+  return s.replaceAll("\0", "\uFFFD").replace(LONE_SURROGATE, "\uFFFD");
+}
+
+/**
+ * The one refinement every request schema ends with: adds an issue, at its path, for each string or
+ * object key anywhere in the value that PostgreSQL cannot store.
+ */
+export function refuseUnstorable(value: unknown, ctx: z.RefinementCtx): void {
+  const path: (string | number)[] = [];
+  const visit = (v: unknown): void => {
+    if (typeof v === "string") {
+      const fault = textFault(v);
+      if (fault) ctx.addIssue({ code: "custom", path: [...path], message: fault });
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        path.push(i);
+        visit(v[i]);
+        path.pop();
+      }
+    } else if (v !== null && typeof v === "object") {
+      for (const [key, item] of Object.entries(v)) {
+        path.push(key);
+        const fault = textFault(key);
+        if (fault) ctx.addIssue({ code: "custom", path: [...path], message: `the key ${fault}` });
+        visit(item);
+        path.pop();
+      }
+    }
+  };
+  visit(value);
+}
+
 /** `on`/`off`, also accepting YAML 1.1 booleans so `network: on` means the same in every parser. */
 export const NetworkMode = z
   .union([z.enum(["on", "off"]), z.boolean()], { error: 'expected "on" or "off"' })

@@ -1,3 +1,5 @@
+import { repairText } from "@skiff/protocol";
+
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 
@@ -7,7 +9,8 @@ export const MAX_LINE_BYTES = 64 * 1024;
 /**
  * Turns one stream's chunks into lines (without the newline, and without the `\r` of a `\r\n`):
  * keeps a partial line across chunks, splits lines longer than `maxBytes` at a UTF-8 character
- * boundary, and hands on what is left when the stream ends.
+ * boundary, and hands on what is left when the stream ends. A job may print any bytes, and every
+ * line handed on is text PostgreSQL can store: invalid UTF-8 and NUL become U+FFFD (see `decode`).
  */
 export class LineSplitter {
   private pending: Buffer[] = [];
@@ -42,7 +45,7 @@ export class LineSplitter {
       let rest = this.take();
       while (rest.length > this.maxBytes) {
         const cut = utf8Boundary(rest, this.maxBytes);
-        this.emit(rest.subarray(0, cut).toString("utf8"));
+        this.emit(decode(rest.subarray(0, cut)));
         rest = rest.subarray(cut);
       }
       this.pending = [rest];
@@ -63,8 +66,16 @@ export class LineSplitter {
       terminated && line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN
         ? line.length - 1
         : line.length;
-    this.emit(line.subarray(0, end).toString("utf8"));
+    this.emit(decode(line.subarray(0, end)));
   }
+}
+
+/**
+ * A line's bytes as text: each invalid UTF-8 sequence becomes U+FFFD (the decoder does that), and
+ * so does NUL, which is valid UTF-8 but which PostgreSQL text cannot hold.
+ */
+function decode(bytes: Buffer): string {
+  return repairText(bytes.toString("utf8"));
 }
 
 /** The largest cut ≤ `max` that does not fall inside a multi-byte UTF-8 character. */
