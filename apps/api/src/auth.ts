@@ -1,13 +1,19 @@
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Role, TokenInfo } from "@skiff/protocol";
+import type { Role, TokenScope } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 
 export const TOKEN_PREFIX = "skf_";
+/** An agent's own credential, told apart from tokens at a glance (and by secret scanners). */
+export const AGENT_CREDENTIAL_PREFIX = "skfa_";
 
 export function newTokenSecret(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
+}
+
+export function newAgentCredential(): string {
+  return `${AGENT_CREDENTIAL_PREFIX}${randomBytes(32).toString("base64url")}`;
 }
 
 export function hashToken(token: string): string {
@@ -33,9 +39,14 @@ export function hashTokenCached(token: string): string {
 
 /** Who is calling, after the token checked out. */
 export interface Principal {
+  /** The token, or for an agent's own credential the token that registered the agent. */
   tokenId: string;
   name: string;
   role: Role;
+  /** An agent token's scope; null when it may serve any queue and label. */
+  scope: TokenScope | null;
+  /** Set when the caller presented an agent's own credential: the one agent it may act as. */
+  agentId: string | null;
 }
 
 /**
@@ -48,10 +59,10 @@ export async function authenticate(store: Store, header: string | undefined): Pr
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   const token = match?.[1];
   if (!token || token.length > 200) return null;
-  const hash = hashToken(token);
-  const info: TokenInfo | null = await store.findTokenByHash(hash);
-  if (!info) return null;
-  return { tokenId: info.id, name: info.name, role: info.role };
+  const found = await store.findCredential(hashToken(token));
+  if (!found) return null;
+  const { token: info, agentId } = found;
+  return { tokenId: info.id, name: info.name, role: info.role, scope: info.scope, agentId };
 }
 
 /**

@@ -39,14 +39,24 @@ export class PrincipalCache {
     return { who, fresh: true };
   }
 
-  private drop(tokenId: string): void {
-    for (const [key, entry] of this.byHash) if (entry.who.tokenId === tokenId) this.byHash.delete(key);
+  /** Forgets a token (and the credentials of the agents it registered), or one agent's credential. */
+  private drop(id: string): void {
+    for (const [key, entry] of this.byHash)
+      if (entry.who.tokenId === id || entry.who.agentId === id) this.byHash.delete(key);
   }
 
   /** After a revocation commits: forget it here and tell the other replicas. */
   async revoked(tokenId: string): Promise<void> {
     this.drop(tokenId);
     await this.bus.wake(`${REVOKED}${tokenId}`).catch(() => {});
+  }
+
+  /** After agents deregistered or went offline: their own credentials are dead here and on the other replicas. */
+  async agentsGone(agentIds: string[]): Promise<void> {
+    for (const id of agentIds) {
+      this.drop(id);
+      await this.bus.wake(`${REVOKED}${id}`).catch(() => {});
+    }
   }
 
   close(): void {

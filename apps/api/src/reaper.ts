@@ -42,6 +42,8 @@ export class Reaper {
       logRetentionSeconds: config.logRetentionSeconds,
     });
     this.ctx.metrics.reaperRuns.inc({ result: "ok" });
+    // Their own credentials died in that transaction; no replica may keep honouring a cached one.
+    if (value.offline.length > 0) await this.ctx.principals.agentsGone(value.offline);
     const events: SkiffEvent[] = value.offline.map((agentId) => ({
       name: "agent.status",
       payload: {

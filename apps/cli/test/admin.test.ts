@@ -38,7 +38,7 @@ describe("skiff tokens", { timeout: 120_000 }, () => {
       runCli(["tokens", "ls"], viewer),
     ]);
     expect(ls.code).toBe(0);
-    expect(ls.stdout).toMatch(/^ID\s+NAME\s+ROLE\s+CREATED\s+BY\s+LAST USED\s+STATUS\n/);
+    expect(ls.stdout).toMatch(/^ID\s+NAME\s+ROLE\s+CREATED\s+BY\s+LAST USED\s+STATUS\s+SCOPE\n/);
     expect(ls.stdout).toMatch(
       new RegExp(`${id}\\s+ci-reader\\s+viewer\\s+(just now|\\d+s ago)\\s+root\\s+-\\s+active`),
     );

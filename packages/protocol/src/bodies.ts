@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { repairText } from "./jobspec.ts";
-import { AgentActivity, AgentResources, Labels, Outcome, Role, SandboxKind } from "./model.ts";
+import { AgentActivity, AgentResources, Labels, Outcome, Role, SandboxKind, TokenScope } from "./model.ts";
 
 const Id = z.string().min(1).max(100);
 const Epoch = z.number().int().nonnegative();
@@ -26,14 +26,20 @@ export const FleetUpdateBody = z.discriminatedUnion("mode", [
 ]);
 export type FleetUpdateBody = z.infer<typeof FleetUpdateBody>;
 
-export const TokenCreateBody = z.strictObject({
-  name: z
-    .string()
-    .min(1)
-    .max(100)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, "letters, digits, '.', '_', '@' or '-'"),
-  role: Role,
-});
+export const TokenCreateBody = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, "letters, digits, '.', '_', '@' or '-'"),
+    role: Role,
+    scope: TokenScope.optional(),
+  })
+  .refine((b) => b.scope === undefined || b.role === "agent", {
+    path: ["scope"],
+    message: "only agent tokens take a scope",
+  });
 export type TokenCreateBody = z.infer<typeof TokenCreateBody>;
 
 // Agent protocol bodies.
@@ -51,6 +57,8 @@ export const AgentRegisterResponse = z.object({
   agentId: z.string(),
   heartbeatIntervalMs: z.number().int(),
   offlineAfterMs: z.number().int(),
+  /** This agent's own credential for every later call; it dies when the agent deregisters or goes offline. */
+  agentToken: z.string().optional(),
 });
 export type AgentRegisterResponse = z.infer<typeof AgentRegisterResponse>;
 

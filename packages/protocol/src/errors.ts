@@ -9,8 +9,18 @@ export const ERROR_CATALOG = {
   },
   invalid_json: { status: 400, summary: "The body is not valid JSON." },
   unsupported_media_type: { status: 415, summary: "The body is not `application/json`." },
-  unauthorized: { status: 401, summary: "No token, an unknown token or a revoked token." },
-  forbidden: { status: 403, summary: "The token's role is below what the endpoint needs." },
+  unauthorized: {
+    status: 401,
+    summary: "No token, an unknown or revoked token, or the credential of an agent that is gone.",
+  },
+  forbidden: {
+    status: 403,
+    summary: "The token's role is below what the endpoint needs, or the token may not act as that agent.",
+  },
+  out_of_scope: {
+    status: 403,
+    summary: "The agent token's scope does not cover the queue or label the agent asked for.",
+  },
   not_found: { status: 404, summary: "No such job, agent, token or route." },
   lease_lost: {
     status: 409,

@@ -149,10 +149,33 @@ export function roleAllows(have: Role, need: Role): boolean {
   return rank[have] >= rank[need];
 }
 
+const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * What an agent token may serve: agents registered with it must take jobs only from these queues
+ * and carry exactly these label values. The `queue` label is bound by `queues`, never by `labels`.
+ */
+export const TokenScope = z.strictObject({
+  queues: z
+    .array(z.string().min(1).max(100).regex(QUEUE_NAME, "a queue name: letters, digits, '.', '_' or '-'"))
+    .min(1, "name at least one queue")
+    .max(100)
+    .refine((qs) => new Set(qs).size === qs.length, "each queue once"),
+  labels: Labels.superRefine((labels, ctx) => {
+    for (const key of ["queue", "queues"]) {
+      if (key in labels)
+        ctx.addIssue({ code: "custom", path: [key], message: "bind queues with scope.queues" });
+    }
+  }).optional(),
+});
+export type TokenScope = z.infer<typeof TokenScope>;
+
 export const TokenInfo = z.object({
   id: z.string(),
   name: z.string(),
   role: Role,
+  /** Only agent tokens have one; null means the token may serve any queue and label. */
+  scope: TokenScope.nullable(),
   createdAt: z.string(),
   createdBy: z.string(),
   lastUsedAt: z.string().nullable(),

@@ -15,6 +15,7 @@ import {
   type Step,
   StepState,
   type TokenInfo,
+  TokenScope,
 } from "@skiff/protocol";
 
 // Rows come back from the database we wrote them to, but a schema drift or a hand edit must surface
@@ -131,11 +132,17 @@ export function toToken(r: Row): TokenInfo {
     id: str(r.id),
     name: str(r.name),
     role: Role.parse(r.role),
+    scope: scopeOf(r.scope),
     createdAt: iso(r.created_at),
     createdBy: str(r.created_by),
     lastUsedAt: isoOrNull(r.last_used_at),
     revokedAt: isoOrNull(r.revoked_at),
   };
+}
+
+/** A token's stored scope; null for a token that may serve any queue. */
+export function scopeOf(v: unknown): TokenScope | null {
+  return v === null || v === undefined ? null : TokenScope.parse(v);
 }
 
 export function toFleet(r: Row): FleetSettings {

@@ -9,6 +9,7 @@ import type {
   Role,
   SandboxKind,
   TokenInfo,
+  TokenScope,
 } from "@skiff/protocol";
 import type { Db, Queryable } from "./db.ts";
 import { newId } from "./ids.ts";
@@ -169,15 +170,27 @@ export class Store {
       sandbox: SandboxKind;
       resources: AgentResources;
       tokenId: string | null;
+      /** SHA-256 of the agent's own credential, or null for an agent that has none. */
+      credentialHash?: string | null;
     },
     who: Actor,
   ): Promise<Audited<Agent>> {
     return this.audited(async (q, audit) => {
-      const agent = await agents.insertAgent(q, { ...input, id: newId("agt") });
+      const agent = await agents.insertAgent(q, {
+        ...input,
+        credentialHash: input.credentialHash ?? null,
+        id: newId("agt"),
+      });
       audit({
         action: "agent.register",
         target: agent.id,
-        details: { name: agent.name, sandbox: agent.sandbox, slots: agent.slots, unsafe: agent.unsafe },
+        details: {
+          name: agent.name,
+          sandbox: agent.sandbox,
+          slots: agent.slots,
+          unsafe: agent.unsafe,
+          queues: agent.queues,
+        },
       });
       return agent;
     }, who);
@@ -255,16 +268,29 @@ export class Store {
 
   // Tokens -------------------------------------------------------------------------------------
 
-  createToken(input: { name: string; role: Role; hash: string }, who: Actor): Promise<Audited<TokenInfo>> {
+  /** An agent token may carry a scope (the queues and labels its agents may serve); others may not. */
+  createToken(
+    input: { name: string; role: Role; hash: string; scope?: TokenScope | null },
+    who: Actor,
+  ): Promise<Audited<TokenInfo>> {
     return this.audited(async (q, audit) => {
       const token = await tokens.insertToken(q, { ...input, id: newId("tok"), createdBy: who.actor });
-      audit({ action: "token.create", target: token.id, details: { name: token.name, role: token.role } });
+      audit({
+        action: "token.create",
+        target: token.id,
+        details: { name: token.name, role: token.role, ...(token.scope ? { scope: token.scope } : {}) },
+      });
       return token;
     }, who);
   }
 
   findTokenByHash(hash: string) {
     return tokens.findTokenByHash(this.db, hash);
+  }
+
+  /** A live token or an online agent's own credential; see `findCredential`. */
+  findCredential(hash: string) {
+    return tokens.findCredential(this.db, hash);
   }
 
   touchToken(id: string) {

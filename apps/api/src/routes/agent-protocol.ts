@@ -13,7 +13,8 @@ import {
 } from "@skiff/protocol";
 import type { AgentLease } from "@skiff/store";
 import type { FastifyRequest } from "fastify";
-import type { Principal } from "../auth.ts";
+import { callerMismatch, refuse, scopeViolation } from "../agent-scope.ts";
+import { hashToken, newAgentCredential, type Principal } from "../auth.ts";
 import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
 import { GroupCommit } from "../group-commit.ts";
 import { logKey } from "../waiters.ts";
@@ -21,23 +22,39 @@ import { jobStateEvent } from "./jobs.ts";
 import { idParam } from "./params.ts";
 
 /**
- * An agent may act only as itself: the agent id must exist and belong to the calling token. With
- * `fresh` the whole record is read (for the drain flag); otherwise only ownership is checked.
+ * An agent may act only as itself: the caller may act as that agent (see `callerMismatch`) and the
+ * agent id must exist and belong to the calling token. Only ownership is checked here; `leaseOf`
+ * reads the whole record.
  */
 async function ownAgent(
   ctx: ApiContext,
   owners: Owners,
+  req: FastifyRequest,
   who: Principal,
   agentId: string,
-  fresh = false,
 ): Promise<void> {
   const known = owners.get(agentId);
-  if (!fresh && known !== undefined) {
-    if (known !== who.tokenId)
-      throw new SkiffError("forbidden", `agent ${agentId} was registered with another token`);
+  if (known !== undefined) {
+    await checkCaller(ctx, req, who, agentId, known);
     return;
   }
-  await leaseOf(ctx, owners, who, agentId);
+  await leaseOf(ctx, owners, req, who, agentId);
+}
+
+/** Refuses (and audits) a caller that may not act as the agent; `owner` is its registering token, once read. */
+async function checkCaller(
+  ctx: ApiContext,
+  req: FastifyRequest,
+  who: Principal,
+  agentId: string,
+  owner?: string | null,
+): Promise<void> {
+  const mismatch =
+    callerMismatch(who, agentId) ??
+    (owner === undefined || owner === who.tokenId
+      ? null
+      : `agent ${agentId} was registered with another token`);
+  if (mismatch) throw await refuse(ctx, req, who, { code: "forbidden", message: mismatch, target: agentId });
 }
 
 /** An agent's registering token never changes, so once looked up it is remembered. */
@@ -46,16 +63,16 @@ type Owners = Map<string, string | null>;
 async function leaseOf(
   ctx: ApiContext,
   owners: Owners,
+  req: FastifyRequest,
   who: Principal,
   agentId: string,
 ): Promise<AgentLease> {
+  await checkCaller(ctx, req, who, agentId);
   const lease = await ctx.store.getAgentLease(agentId);
   if (!lease) throw new SkiffError("not_found", `no agent ${agentId}; register again`);
   if (owners.size > 100_000) owners.clear();
   owners.set(agentId, lease.tokenId);
-  if (lease.tokenId !== who.tokenId) {
-    throw new SkiffError("forbidden", `agent ${agentId} was registered with another token`);
-  }
+  await checkCaller(ctx, req, who, agentId, lease.tokenId);
   return lease;
 }
 
@@ -87,9 +104,26 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentRegisterBody, req.body, "register body");
+        const queues = queuesOf(body.labels);
+        const actor = `${who.name}/${body.name}`;
+        const outside = scopeViolation(who.scope, queues, body.labels);
+        if (who.agentId !== null || outside !== null) {
+          throw await refuse(ctx, req, who, {
+            code: who.agentId !== null ? "forbidden" : "out_of_scope",
+            message:
+              who.agentId !== null
+                ? "an agent's own credential cannot register agents; register with the agent token"
+                : `cannot register ${body.name}: ${outside}`,
+            actor,
+            action: "agent.register",
+            target: body.name,
+            details: { queues, labels: body.labels, scope: who.scope, tokenId: who.tokenId },
+          });
+        }
+        const agentToken = newAgentCredential();
         const { value: agent, audit } = await store.registerAgent(
-          { ...body, queues: queuesOf(body.labels), tokenId: who.tokenId },
-          { ...actorOf(req, who), actor: `${who.name}/${body.name}` },
+          { ...body, queues, tokenId: who.tokenId, credentialHash: hashToken(agentToken) },
+          { ...actorOf(req, who), actor },
         );
         if (agent.unsafe)
           req.log.warn({ agentId: agent.id, name: agent.name }, "agent runs steps WITHOUT a sandbox");
@@ -107,6 +141,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
           agentId: agent.id,
           heartbeatIntervalMs: config.heartbeatIntervalMs,
           offlineAfterMs: config.offlineAfterMs,
+          agentToken,
         };
       },
     },
@@ -117,7 +152,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentHeartbeatBody, req.body, "heartbeat body");
-        await ownAgent(ctx, owners, who, body.agentId);
+        await ownAgent(ctx, owners, req, who, body.agentId);
         const hb = await heartbeats.submit({
           agentId: body.agentId,
           activity: body.status,
@@ -157,7 +192,18 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentClaimBody, req.body, "claim body");
-        const lease = await leaseOf(ctx, owners, who, body.agentId);
+        const lease = await leaseOf(ctx, owners, req, who, body.agentId);
+        // Checked on every claim against the token's scope as it stands now, so an agent registered
+        // under a wider scope (or before scopes existed) cannot take work outside the current one.
+        const outside = scopeViolation(lease.tokenScope, lease.queues, lease.labels);
+        if (outside) {
+          throw await refuse(ctx, req, who, {
+            code: "out_of_scope",
+            message: `agent ${lease.id} may not claim: ${outside}`,
+            target: lease.id,
+            details: { queues: lease.queues, scope: lease.tokenScope },
+          });
+        }
         const deadline = Date.now() + Math.min(body.waitMs, config.maxClaimWaitMs);
         const gone = abortOnClose(req);
         for (;;) {
@@ -187,7 +233,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const jobId = idParam(req);
         const body = parseOrThrow(AgentEventsBody, req.body, "events body");
-        await ownAgent(ctx, owners, who, body.agentId);
+        await ownAgent(ctx, owners, req, who, body.agentId);
         const res = await store.appendEvents({
           jobId,
           agentId: body.agentId,
@@ -209,7 +255,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const jobId = idParam(req);
         const body = parseOrThrow(AgentFinishBody, req.body, "finish body");
-        await ownAgent(ctx, owners, who, body.agentId);
+        await ownAgent(ctx, owners, req, who, body.agentId);
         const res = await finishes.submit({ jobId, ...body });
         if (!res.ok) throw leaseError(res.reason, jobId);
         // Both leave in the same turn (the bus coalesces them) rather than one round trip after the other.
@@ -227,7 +273,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentDeregisterBody, req.body, "deregister body");
-        const lease = await leaseOf(ctx, owners, who, body.agentId);
+        const lease = await leaseOf(ctx, owners, req, who, body.agentId);
         const { value, audit } = await store.deregisterAgent(body.agentId, {
           ...actorOf(req, who),
           actor: `${who.name}/${lease.name}`,
@@ -241,6 +287,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
         for (const job of [...value.requeue.requeued, ...value.requeue.failed, ...value.requeue.canceled]) {
           events.push(jobStateEvent(job, "agent deregistered"));
         }
+        await ctx.principals.agentsGone([body.agentId]);
         await ctx.publish(events, audit);
         for (const queue of new Set(value.requeue.requeued.map((j) => j.queue)))
           await ctx.bus.wake(queue).catch(() => {});

@@ -138,7 +138,7 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
         );
         await ctx.publish([], audit);
         reply.code(201);
-        return { id: token.id, name: token.name, role: token.role, token: secret };
+        return { id: token.id, name: token.name, role: token.role, scope: token.scope, token: secret };
       },
     },
     {

@@ -1,11 +1,46 @@
-import { ROLES, type Role, TokenInfo } from "@skiff/protocol";
+import { ROLES, type Role, TokenInfo, type TokenScope } from "@skiff/protocol";
 import type { Command } from "commander";
 import { action } from "../action.ts";
 import { type ConnectionOptions, connect, expectPage, expectShape, withConnection } from "../client.ts";
 import { UsageError } from "../env.ts";
 import { ago, err, out, paint, printJson, printTable } from "../output.ts";
+import { parseLabels } from "./worker.ts";
 
-const Created = TokenInfo.pick({ id: true, name: true, role: true }).extend({ token: TokenInfo.shape.name });
+const Created = TokenInfo.pick({ id: true, name: true, role: true, scope: true }).extend({
+  token: TokenInfo.shape.name,
+});
+
+interface CreateOptions extends ConnectionOptions {
+  role: string;
+  name: string;
+  queues?: string;
+  labels?: string;
+  json?: boolean;
+}
+
+/** The scope `--queues` and `--labels` ask for, or undefined for none. */
+function scopeOf(opts: CreateOptions): TokenScope | undefined {
+  if (opts.queues === undefined) {
+    if (opts.labels !== undefined) throw new UsageError("--labels needs --queues: a scope names its queues");
+    return undefined;
+  }
+  if (opts.role !== "agent")
+    throw new UsageError("--queues and --labels are for agent tokens (--role agent)");
+  const queues = opts.queues
+    .split(",")
+    .map((q) => q.trim())
+    .filter((q) => q !== "");
+  if (queues.length === 0) throw new UsageError("--queues takes queue names separated by commas, e.g. a,b");
+  return opts.labels === undefined ? { queues } : { queues, labels: parseLabels(opts.labels) };
+}
+
+/** `queue=a,b pool=x`: what an agent registered with the token must serve and carry. */
+export function describeScope(t: Pick<TokenInfo, "role" | "scope">): string {
+  if (t.role !== "agent") return "-";
+  if (!t.scope) return "any";
+  const labels = Object.entries(t.scope.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+  return [`queue=${t.scope.queues.join(",")}`, ...labels].join(" ");
+}
 
 export function registerTokens(program: Command): void {
   const tokens = program.command("tokens").description("create, list and revoke API tokens (admin)");
@@ -16,15 +51,31 @@ export function registerTokens(program: Command): void {
       .description("create a token; the secret is printed once, on stdout")
       .requiredOption("--role <role>", `what it may do: ${ROLES.join(", ")}`)
       .requiredOption("--name <name>", "who or what uses it (shown in the audit log)")
-      .option("--json", "print {id, name, role, token} as JSON"),
+      .option("--queues <a,b>", "agent tokens: the only queues its agents may serve")
+      .option("--labels <k=v,...>", "agent tokens, with --queues: labels its agents must carry")
+      .option("--json", "print {id, name, role, scope, token} as JSON"),
   ).action(
-    action(async (opts: ConnectionOptions & { role: string; name: string; json?: boolean }) => {
+    action(async (opts: CreateOptions) => {
       if (!ROLES.includes(opts.role as Role))
         throw new UsageError(`--role must be one of ${ROLES.join(", ")}, got "${opts.role}"`);
-      const raw = await connect(opts).post("/v1/tokens", { name: opts.name, role: opts.role });
+      const scope = scopeOf(opts);
+      const raw = await connect(opts).post("/v1/tokens", {
+        name: opts.name,
+        role: opts.role,
+        ...(scope ? { scope } : {}),
+      });
       const made = expectShape(Created, raw, "token");
       if (opts.json) printJson(raw);
       else out(made.token);
+      if (made.role === "agent" && !made.scope) {
+        err(
+          paint(
+            process.stderr,
+            "yellow",
+            "this agent token may serve every queue; bind the next one with --queues a,b [--labels k=v]",
+          ),
+        );
+      }
       err(
         paint(
           process.stderr,
@@ -46,7 +97,7 @@ export function registerTokens(program: Command): void {
       if (opts.json) return printJson(page.raw);
       const s = process.stdout;
       printTable(
-        ["ID", "NAME", "ROLE", "CREATED", "BY", "LAST USED", "STATUS"],
+        ["ID", "NAME", "ROLE", "CREATED", "BY", "LAST USED", "STATUS", "SCOPE"],
         page.items.map((t) => [
           t.id,
           t.name,
@@ -55,6 +106,7 @@ export function registerTokens(program: Command): void {
           t.createdBy,
           ago(t.lastUsedAt),
           t.revokedAt ? paint(s, "red", `revoked ${ago(t.revokedAt)}`) : paint(s, "green", "active"),
+          describeScope(t),
         ]),
         "no tokens",
       );

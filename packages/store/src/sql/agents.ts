@@ -1,6 +1,13 @@
-import type { Agent, AgentActivity, AgentResources, Labels, SandboxKind } from "@skiff/protocol";
+import {
+  type Agent,
+  type AgentActivity,
+  type AgentResources,
+  Labels,
+  type SandboxKind,
+  type TokenScope,
+} from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
-import { toAgent } from "../rows.ts";
+import { scopeOf, toAgent } from "../rows.ts";
 import { LIVE_SQL, LIVE_STATES } from "./live.ts";
 import { RELAXED_CTE } from "./relaxed.ts";
 
@@ -19,11 +26,13 @@ export async function insertAgent(
     sandbox: SandboxKind;
     resources: AgentResources;
     tokenId: string | null;
+    /** SHA-256 of the agent's own credential. */
+    credentialHash: string | null;
   },
 ): Promise<Agent> {
   await q.query(
-    `insert into agents (id, name, version, slots, labels, queues, sandbox, resources, token_id)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    `insert into agents (id, name, version, slots, labels, queues, sandbox, resources, token_id, credential_hash)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
       input.id,
       input.name,
@@ -34,6 +43,7 @@ export async function insertAgent(
       input.sandbox,
       JSON.stringify(input.resources),
       input.tokenId,
+      input.credentialHash,
     ],
   );
   const agent = await getAgent(q, input.id);
@@ -162,22 +172,26 @@ export async function requestDrain(q: Queryable, agentId: string, reason: string
   return getAgent(q, agentId);
 }
 
+/** Offline, and its own credential is gone with it: a worker that comes back registers again. */
 export async function markAgentOffline(
   q: Queryable,
   agentId: string,
   activity: AgentActivity = "idle",
 ): Promise<boolean> {
   const res = await q.query(
-    "update agents set status = 'offline', activity = $2 where id = $1 and status = 'online'",
+    "update agents set status = 'offline', activity = $2, credential_hash = null where id = $1 and status = 'online'",
     [agentId, activity],
   );
   return res.rowCount > 0;
 }
 
-/** Marks every online agent silent for longer than `offlineAfterMs` offline and returns their ids. */
+/**
+ * Marks every online agent silent for longer than `offlineAfterMs` offline, ending its credential,
+ * and returns their ids.
+ */
 export async function markSilentAgentsOffline(q: Queryable, offlineAfterMs: number): Promise<string[]> {
   const res = await q.query<{ id: string }>(
-    `update agents set status = 'offline'
+    `update agents set status = 'offline', credential_hash = null
       where status = 'online' and last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
       returning id`,
     [offlineAfterMs],
@@ -196,12 +210,17 @@ export async function pruneOfflineAgents(q: Queryable, retentionSeconds: number)
   return res.rowCount;
 }
 
-/** What the API checks on every agent call: who registered it, what it serves, whether it drains. */
+/**
+ * What the API checks on every agent call: who registered it, what it serves, whether it drains,
+ * and the registering token's scope as it stands now (not as it stood at registration).
+ */
 export interface AgentLease {
   id: string;
   name: string;
   tokenId: string | null;
   queues: string[];
+  labels: Labels;
+  tokenScope: TokenScope | null;
   status: "online" | "offline";
   drainRequested: boolean;
 }
@@ -212,9 +231,15 @@ export async function getAgentLease(q: Queryable, id: string): Promise<AgentLeas
     name: string;
     token_id: string | null;
     queues: string[];
+    labels: unknown;
+    token_scope: unknown;
     status: "online" | "offline";
     drain_requested: boolean;
-  }>("select id, name, token_id, queues, status, drain_requested from agents where id = $1", [id]);
+  }>(
+    `select a.id, a.name, a.token_id, a.queues, a.labels, t.scope as token_scope, a.status, a.drain_requested
+       from agents a left join tokens t on t.id = a.token_id where a.id = $1`,
+    [id],
+  );
   const r = res.rows[0];
   if (!r) return null;
   return {
@@ -222,6 +247,8 @@ export async function getAgentLease(q: Queryable, id: string): Promise<AgentLeas
     name: r.name,
     tokenId: r.token_id,
     queues: r.queues,
+    labels: Labels.parse(r.labels),
+    tokenScope: scopeOf(r.token_scope),
     status: r.status,
     drainRequested: r.drain_requested,
   };
