@@ -6,6 +6,7 @@ import { type AgentClient, ApiError, ApiUnreachable } from "./client.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 import { JobRun } from "./runner.ts";
 import type { SandboxDriver } from "./sandbox/types.ts";
+import { unmountLeftovers } from "./workspace.ts";
 
 export interface AgentOptions {
   name: string;
@@ -19,6 +20,9 @@ export interface AgentOptions {
   logBatchMs: number;
   logBatchBytes: number;
   logCapBytes: number;
+  /** Secrets jobs may ask for by name (the worker's SKIFF_SECRET_<NAME> variables). */
+  secrets?: Record<string, string>;
+  defaultDiskMb?: number;
 }
 
 export interface AgentLogger {
@@ -93,6 +97,8 @@ export class Agent {
       return [] as string[];
     });
     const own = join(this.opts.workRoot, this.opts.name);
+    // Workspaces with a disk limit are mounted filesystems: unmount them before removing.
+    await unmountLeftovers(own);
     const leftovers = existsSync(own) ? readdirSync(own) : [];
     for (const dir of leftovers) rmSync(join(own, dir), { recursive: true, force: true });
     if (orphans.length + leftovers.length > 0) {
@@ -275,7 +281,8 @@ export class Agent {
       logBatchBytes: this.opts.logBatchBytes,
       logCapBytes: this.opts.logCapBytes,
       metrics: this.metrics,
-      env: process.env,
+      secrets: this.opts.secrets,
+      defaultDiskMb: this.opts.defaultDiskMb,
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
     });
     this.runs.set(run.jobId, run);

@@ -1,4 +1,10 @@
 import { z } from "zod";
+import { MIN_SECRET_LENGTH } from "./mask.ts";
+
+/** An IPv4 network in CIDR form, e.g. 203.0.113.7/32. */
+const Cidr = z
+  .string()
+  .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, "expected an IPv4 network such as 203.0.113.0/24");
 
 export const WorkerConfig = z.strictObject({
   apiUrl: z.url({ error: "--api-url must be a URL such as http://127.0.0.1:8787" }),
@@ -31,6 +37,34 @@ export const WorkerConfig = z.strictObject({
   dockerImage: z.string().default("debian:bookworm-slim"),
   dockerOnlineNetwork: z.string().default("bridge"),
   bwrapRootfs: z.string().optional(),
+  /** The unprivileged host uid (and gid) a bwrap sandbox's user maps to when the worker runs as root. */
+  sandboxHostUid: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31 - 2)
+    .default(64_000),
+  /** Private or host addresses that `network: on` steps may still reach (everything public is open). */
+  egressAllow: z.array(Cidr).default([]),
+  /** Disk for the workspace and for /tmp (each) when a job sets no `resources.diskMb`. */
+  defaultDiskMb: z.number().int().min(16).default(10_240),
+  /** Secrets jobs may ask for by name; from SKIFF_SECRET_<NAME> variables unless given. */
+  secrets: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a secret name is a shell variable name"),
+      z.string(),
+    )
+    .default({})
+    .superRefine((secrets, ctx) => {
+      for (const [name, value] of Object.entries(secrets)) {
+        if (value.length < MIN_SECRET_LENGTH)
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message: `secret ${name} is shorter than ${MIN_SECRET_LENGTH} characters and could not be masked in logs; use a longer value or remove it`,
+          });
+      }
+    }),
   version: z.string().default("0.1.0"),
 });
 export type WorkerConfig = z.output<typeof WorkerConfig>;

@@ -1,10 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Outcome } from "@skiff/protocol";
 import { type AgentClient, ApiError, ApiUnreachable, type ClaimedJob } from "./client.ts";
+import { LineMasker } from "./mask.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 import { attemptSeqBase, JobReporter } from "./reporter.ts";
 import type { SandboxDriver, StepEnd } from "./sandbox/types.ts";
+import { secretRefusal } from "./secrets.ts";
+import { createWorkspace } from "./workspace.ts";
 
 export interface RunnerDeps {
   client: AgentClient;
@@ -18,8 +20,10 @@ export interface RunnerDeps {
   logCapBytes: number;
   metrics: WorkerMetrics;
   log(msg: string, fields?: Record<string, unknown>): void;
-  /** The worker's own environment, where `secrets:` names are looked up. */
-  env: NodeJS.ProcessEnv;
+  /** The secrets its operator gave this worker (SKIFF_SECRET_<NAME>); nothing else is resolvable. */
+  secrets?: Record<string, string>;
+  /** Disk for the workspace and /tmp when the job sets no `resources.diskMb`. */
+  defaultDiskMb?: number;
 }
 
 /** One claimed job on this worker: runs its steps in order and reports everything. */
@@ -62,8 +66,9 @@ export class JobRun {
     const started = Date.now();
     const secrets: Record<string, string> = {};
     const missing: string[] = [];
+    const held = d.secrets ?? {};
     for (const name of spec.secrets) {
-      const value = d.env[name];
+      const value = Object.hasOwn(held, name) ? held[name] : undefined;
       if (value === undefined) missing.push(name);
       else secrets[name] = value;
     }
@@ -83,8 +88,9 @@ export class JobRun {
       },
       log: d.log,
     });
-    mkdirSync(join(d.workRoot, d.workerName), { recursive: true });
-    const workspace = mkdtempSync(join(d.workRoot, d.workerName, `${job.id}-`));
+    const diskMb = spec.resources.diskMb ?? d.defaultDiskMb ?? 10_240;
+    const ws = await createWorkspace(join(d.workRoot, d.workerName), `${job.id}-`, diskMb);
+    const workspace = ws.path;
     const jobTimer = setTimeout(
       () => this.cancel(`job ran past its timeout of ${spec.timeoutSeconds} s`, "timed_out"),
       spec.timeoutSeconds * 1000,
@@ -96,7 +102,7 @@ export class JobRun {
       if (missing.length > 0) {
         outcome = "failed";
         exitCode = null;
-        error = `secrets not set on worker ${d.workerName}: ${missing.join(", ")}`;
+        error = secretRefusal(missing, d.workerName);
         reporter.line(null, "system", error);
       }
       for (const [index, step] of spec.steps.entries()) {
@@ -108,7 +114,12 @@ export class JobRun {
           "system",
           `--- step ${index + 1}/${spec.steps.length}: ${step.name} (network ${step.network})`,
         );
+        reporter.line(index, "system", `disk: ${ws.disk}`);
         const stepStart = Date.now();
+        const maskers = {
+          stdout: new LineMasker(Object.values(secrets), (text) => reporter.line(index, "stdout", text)),
+          stderr: new LineMasker(Object.values(secrets), (text) => reporter.line(index, "stderr", text)),
+        };
         const remainingJobMs = spec.timeoutSeconds * 1000 - (Date.now() - started);
         const end: StepEnd = await d.driver.run({
           jobId: job.id,
@@ -125,11 +136,12 @@ export class JobRun {
           },
           workspace,
           network: step.network,
-          limits: spec.resources,
+          limits: { ...spec.resources, diskMb },
           image: spec.image,
           onLine: (stream, text) => {
             d.metrics.logBytes.inc(Buffer.byteLength(text));
-            reporter.line(index, stream, text);
+            if (stream === "system") reporter.line(index, stream, text);
+            else maskers[stream].line(text);
           },
           signal: this.abort.signal,
           timeoutMs: Math.max(
@@ -138,6 +150,10 @@ export class JobRun {
           ),
           graceMs: leaseLost ? 0 : d.graceMs,
         });
+        maskers.stdout.flush();
+        maskers.stderr.flush();
+        if (end.outcome === "failed" && ws.full())
+          end.reason = `disk limit of ${diskMb} MiB reached (${end.reason})`;
         const seconds = (Date.now() - stepStart) / 1000;
         d.metrics.stepDuration.observe({ outcome: end.outcome }, seconds);
         let stepOutcome = end.outcome;
@@ -168,7 +184,11 @@ export class JobRun {
       d.metrics.jobsRun.inc({ outcome: leaseLost ? "lease_lost" : outcome });
     } finally {
       clearTimeout(jobTimer);
-      rmSync(workspace, { recursive: true, force: true });
+      await ws
+        .destroy()
+        .catch((err) =>
+          d.log("could not remove a workspace", { jobId: job.id, err: (err as Error).message }),
+        );
     }
   }
 

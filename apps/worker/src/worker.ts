@@ -7,6 +7,7 @@ import { createBwrapDriver } from "./sandbox/bwrap.ts";
 import { createDockerDriver } from "./sandbox/docker.ts";
 import { createUnsafeDriver } from "./sandbox/none.ts";
 import type { SandboxDriver } from "./sandbox/types.ts";
+import { secretsFromEnv } from "./secrets.ts";
 
 export interface RunningWorker {
   agent: Agent;
@@ -23,7 +24,12 @@ export interface RunningWorker {
 export async function chooseDriver(config: WorkerConfig): Promise<SandboxDriver> {
   if (config.unsafeNoSandbox) return createUnsafeDriver();
   const candidates: Record<"bwrap" | "docker", () => SandboxDriver> = {
-    bwrap: () => createBwrapDriver({ rootfs: config.bwrapRootfs }),
+    bwrap: () =>
+      createBwrapDriver({
+        rootfs: config.bwrapRootfs,
+        hostUid: config.sandboxHostUid,
+        egressAllow: config.egressAllow,
+      }),
     docker: () =>
       createDockerDriver({
         socketPath: config.dockerSocket,
@@ -49,7 +55,7 @@ export async function chooseDriver(config: WorkerConfig): Promise<SandboxDriver>
 }
 
 export async function startWorker(input: WorkerConfigInput, log: AgentLogger): Promise<RunningWorker> {
-  const config = Object.freeze(WorkerConfig.parse(input));
+  const config = Object.freeze(WorkerConfig.parse({ secrets: secretsFromEnv(process.env), ...input }));
   const driver = await chooseDriver(config);
   const metrics = createWorkerMetrics();
   const client = new AgentClient(config.apiUrl, config.token);

@@ -6,14 +6,19 @@ import { join, normalize } from "node:path";
 import { describeWith } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parse } from "yaml";
+import { slirpAvailable } from "../src/sandbox/egress.ts";
+import { canMakeNamespaces, type Internet, startInternet } from "./internet.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { bwrapGate } from "./support.ts";
 
 const template = new URL("../../../template/deploy-root/jobs/dependency-update.yaml", import.meta.url)
   .pathname;
 
-/** Serves a directory over HTTP on 127.0.0.1 (git's dumb protocol and npm tarballs) and counts /phone calls. */
-async function serve(root: string): Promise<{ server: Server; port: number; phoneCalls: () => number }> {
+/** Serves a directory over HTTP (git's dumb protocol and npm tarballs) and counts /phone calls. */
+async function serve(
+  root: string,
+  host: string,
+): Promise<{ server: Server; port: number; phoneCalls: () => number }> {
   let phone = 0;
   const server = createServer((req, res) => {
     const path = normalize(decodeURIComponent((req.url ?? "/").split("?")[0] ?? "/"));
@@ -28,7 +33,7 @@ async function serve(root: string): Promise<{ server: Server; port: number; phon
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => server.listen(0, host, () => r()));
   const addr = server.address();
   if (!addr || typeof addr !== "object") throw new Error("no address");
   return { server, port: addr.port, phoneCalls: () => phone };
@@ -46,7 +51,7 @@ function git(cwd: string, ...args: string[]) {
 }
 
 /** A package tarball as npm makes them, and two repositories that depend on it by URL. */
-function makeFixtures(root: string, port: number) {
+function makeFixtures(root: string, host: string, port: number) {
   const pkg = join(root, "pkg", "package");
   mkdirSync(pkg, { recursive: true });
   writeFileSync(
@@ -65,7 +70,7 @@ function makeFixtures(root: string, port: number) {
         name: variant,
         version: "1.0.0",
         scripts: { build: "node build.js", test: "node test.js" },
-        dependencies: { "leftpad-local": `http://127.0.0.1:${port}/leftpad-local-1.0.0.tgz` },
+        dependencies: { "leftpad-local": `http://${host}:${port}/leftpad-local-1.0.0.tgz` },
       }),
     );
     writeFileSync(
@@ -75,7 +80,7 @@ function makeFixtures(root: string, port: number) {
     );
     const phone =
       variant === "phone-home"
-        ? `require('http').get('http://127.0.0.1:${port}/phone', () => { console.log('phoned home'); })` +
+        ? `require('http').get('http://${host}:${port}/phone', () => { console.log('phoned home'); })` +
           ".on('error', (e) => { console.error('cannot phone home: ' + e.code); process.exit(1); });\n"
         : "";
     writeFileSync(
@@ -92,17 +97,33 @@ function makeFixtures(root: string, port: number) {
   }
 }
 
-describeWith(bwrapGate(), "the dependency-update pipeline from template/ [bwrap]", () => {
+const gate = bwrapGate();
+const netGate =
+  gate.available && !(canMakeNamespaces() && slirpAvailable())
+    ? { available: false, missing: "needs root, iproute2 and slirp4netns for a stand-in internet" }
+    : gate;
+
+/**
+ * The "internet" is the host's end of a veth pair the test makes (a host address, so `network: on`
+ * steps reach it only because the worker's operator allows it), the same wall a private registry
+ * behind an allowlist meets.
+ */
+describeWith(netGate, "the dependency-update pipeline from template/ [bwrap]", () => {
   let stack: Stack;
   let http: Awaited<ReturnType<typeof serve>>;
+  let internet: Internet;
+  let host: string;
   const root = mkdtempSync(join(tmpdir(), "skiff-pipeline-"));
   beforeAll(async () => {
-    http = await serve(root);
-    makeFixtures(root, http.port);
-    stack = await startStack({ queue: "pipeline" });
+    internet = await startInternet();
+    host = internet.hostSide;
+    http = await serve(root, host);
+    makeFixtures(root, host, http.port);
+    stack = await startStack({ queue: "pipeline", egressAllow: [`${host}/32`] });
   });
   afterAll(async () => {
     await stack?.close();
+    await internet?.close();
     await new Promise<void>((r) => (http ? http.server.close(() => r()) : r()));
     rmSync(root, { recursive: true, force: true });
   });
@@ -112,7 +133,7 @@ describeWith(bwrapGate(), "the dependency-update pipeline from template/ [bwrap]
     return {
       ...spec,
       queue: "pipeline",
-      env: { ...spec.env, REPO_URL: `http://127.0.0.1:${http.port}/${repo}.git` },
+      env: { ...spec.env, REPO_URL: `http://${host}:${http.port}/${repo}.git` },
     };
   };
 

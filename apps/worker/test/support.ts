@@ -18,8 +18,8 @@ export function bwrapGate(): ServiceGate {
   }
 }
 
-/** A TCP listener on 127.0.0.1 that counts connections, for network tests. */
-export async function listener(): Promise<{
+/** A TCP listener (on 127.0.0.1 unless told) that counts connections, for network tests. */
+export async function listener(host = "127.0.0.1"): Promise<{
   port: number;
   connections: () => number;
   close(): Promise<void>;
@@ -30,7 +30,7 @@ export async function listener(): Promise<{
     s.on("error", () => {}); // the sandboxed client may hang up first
     s.end("hi\n");
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => server.listen(0, host, () => r()));
   const addr = server.address();
   if (!addr || typeof addr !== "object") throw new Error("no address");
   return { port: addr.port, connections: () => n, close: () => new Promise((r) => server.close(() => r())) };

@@ -90,6 +90,13 @@ export const ResourceLimits = z.strictObject({
     .default(512),
   cpus: z.number().positive().max(256).default(1),
   pids: z.number().int().min(8).max(65536).default(256),
+  /** Disk for the workspace and for /tmp, each; the worker's default when absent. */
+  diskMb: z
+    .number()
+    .int()
+    .min(16)
+    .max(16 * 1024 * 1024)
+    .optional(),
 });
 export type ResourceLimits = z.output<typeof ResourceLimits>;
 
@@ -124,7 +131,8 @@ export const JobSpec = z
       }
       seen.add(step.name);
     });
-  });
+  })
+  .superRefine(refuseUnstorable);
 /** A validated job spec with defaults filled in. */
 export type JobSpec = z.output<typeof JobSpec>;
 /** A job spec as a user writes it, before defaults. */

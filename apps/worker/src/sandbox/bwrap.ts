@@ -1,8 +1,23 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync, rmdirSync } from "node:fs";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
+import { chown, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
 import { promisify } from "node:util";
 import { createStepCgroup, type StepCgroup } from "./cgroup.ts";
+import { describeEgress, type Egress, SLIRP_DNS, slirpAvailable, startEgress } from "./egress.ts";
+import { seccompFilter } from "./seccomp.ts";
 import { superviseChild } from "./supervise.ts";
 import type { SandboxDriver, StepEnd, StepRun } from "./types.ts";
 
@@ -14,6 +29,16 @@ export interface BwrapOptions {
   bwrapPath?: string;
   /** Uid and gid the step runs as inside its user namespace. */
   uid?: number;
+  /**
+   * The unprivileged host uid (and gid) the sandbox's user maps to when the worker runs as root:
+   * bwrap is started as that user, so nothing in a step is root on the host.
+   */
+  hostUid?: number;
+  /** IPv4 networks `network: on` steps may reach although they are private or the host's own. */
+  egressAllow?: string[];
+  slirp4netnsPath?: string;
+  /** Whether this bubblewrap has `--disable-userns` (0.8 and later); found by `check()`. */
+  disableUserns?: boolean;
 }
 
 // The host directories a step sees, read-only. Merged-/usr hosts have /bin etc. as symlinks.
@@ -48,12 +73,29 @@ function rootArgs(rootfs: string | undefined): string[] {
   return args;
 }
 
+/** File descriptors the driver hands to bwrap for one step. */
+export interface BwrapFds {
+  /** An open directory fd of the workspace, bound at /workspace without bwrap resolving the path. */
+  workspace?: number;
+  seccomp?: number;
+  /** For `network: on`: bwrap reports the sandbox's pid here and waits on `block` for its network. */
+  status?: number;
+  block?: number;
+  /** A resolv.conf naming the user-mode network's resolver. */
+  resolvConf?: string;
+}
+
 /** The bubblewrap command line for one step (DESIGN §6). */
-export function bwrapArgs(step: StepRun, opts: BwrapOptions): string[] {
+export function bwrapArgs(step: StepRun, opts: BwrapOptions, fds: BwrapFds = {}): string[] {
   const uid = String(opts.uid ?? 1000);
+  const tmpBytes = String((step.limits.diskMb ?? 10_240) * 1024 * 1024);
   const args = [
+    // Every namespace, the network included: `network: on` gets user-mode networking, never the host's.
     "--unshare-all",
-    ...(step.network === "on" ? ["--share-net"] : []),
+    "--unshare-user",
+    // No user namespaces inside: they would hand a step a fresh set of capabilities. The seccomp
+    // filter refuses them too, for a bubblewrap without this option.
+    ...(opts.disableUserns === false ? [] : ["--disable-userns"]),
     "--die-with-parent",
     "--new-session",
     "--cap-drop",
@@ -65,20 +107,26 @@ export function bwrapArgs(step: StepRun, opts: BwrapOptions): string[] {
     "--hostname",
     "skiff-sandbox",
     ...rootArgs(opts.rootfs),
+    ...(fds.resolvConf ? ["--ro-bind", fds.resolvConf, "/etc/resolv.conf"] : []),
     "--proc",
     "/proc",
     "--dev",
     "/dev",
+    "--size",
+    tmpBytes,
     "--tmpfs",
     "/tmp",
-    "--bind",
-    step.workspace,
-    "/workspace",
+    ...(fds.workspace === undefined
+      ? ["--bind", step.workspace, "/workspace"]
+      : ["--bind-fd", String(fds.workspace), "/workspace"]),
     "--chdir",
     "/workspace",
     // The root bwrap builds is a writable tmpfs: make it read-only once everything is mounted.
     "--remount-ro",
     "/",
+    ...(fds.seccomp === undefined ? [] : ["--seccomp", String(fds.seccomp)]),
+    ...(fds.status === undefined ? [] : ["--json-status-fd", String(fds.status)]),
+    ...(fds.block === undefined ? [] : ["--block-fd", String(fds.block)]),
     "--clearenv",
     "--setenv",
     "HOME",
@@ -102,6 +150,16 @@ export function bwrapArgs(step: StepRun, opts: BwrapOptions): string[] {
  */
 export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
   const bwrap = opts.bwrapPath ?? "bwrap";
+  // Written once per driver: the seccomp program and the resolv.conf of user-mode networking.
+  const dir = mkdtempSync(join(tmpdir(), "skiff-bwrap-"));
+  chmodSync(dir, 0o755); // bwrap reads these as the unprivileged sandbox user
+  const filter = seccompFilter();
+  const seccompFile = filter ? join(dir, "seccomp.bpf") : null;
+  if (seccompFile && filter) writeFileSync(seccompFile, filter, { mode: 0o444 });
+  const resolvConf = join(dir, "resolv.conf");
+  writeFileSync(resolvConf, `nameserver ${SLIRP_DNS}\n`, { mode: 0o444 });
+  const shared: Shared = { seccompFile, resolvConf };
+  const stepOpts = { ...opts, disableUserns: opts.disableUserns ?? bwrapHas(bwrap, "--disable-userns") };
   return {
     kind: "bwrap",
     async check() {
@@ -113,14 +171,23 @@ export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
         );
       }
       try {
-        await run(bwrap, ["--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--", "/bin/true"]);
+        await run(bwrap, [
+          "--unshare-all",
+          "--unshare-user",
+          "--die-with-parent",
+          "--ro-bind",
+          "/",
+          "/",
+          "--",
+          "/bin/true",
+        ]);
       } catch (err) {
         throw new Error(
           `bubblewrap cannot create namespaces here (${(err as Error).message.split("\n")[0]}): enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run the worker as root`,
         );
       }
     },
-    run: (step) => runStep(bwrap, step, opts),
+    run: (step) => runStep(bwrap, step, stepOpts, shared),
     async reapOrphans(workerName) {
       const removed: string[] = [];
       for (const base of [
@@ -146,46 +213,131 @@ export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
   };
 }
 
+/** Whether this bubblewrap knows an option (older ones lack --disable-userns). */
+function bwrapHas(bwrap: string, option: string): boolean {
+  try {
+    return execFileSync(bwrap, ["--help"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).includes(option);
+  } catch {
+    return false;
+  }
+}
+
 function cgroupPrefix(workerName: string): string {
   return `${workerName.replace(/[^A-Za-z0-9_.-]/g, "_")}--`;
 }
 
-async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions): Promise<StepEnd> {
+interface Shared {
+  seccompFile: string | null;
+  resolvConf: string;
+}
+
+const DEFAULT_HOST_UID = 64_000;
+
+/** The sandbox's user owns the workspace on the host, so it can write there without being root. */
+async function handOver(workspace: string, hostUid: number): Promise<void> {
+  const info = await stat(workspace);
+  if (info.uid !== hostUid || info.gid !== hostUid) await chown(workspace, hostUid, hostUid);
+}
+
+async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared: Shared): Promise<StepEnd> {
+  const online = step.network === "on";
+  if (online && !slirpAvailable(opts.slirp4netnsPath)) {
+    step.onLine("system", "sandbox: network: on needs slirp4netns on the worker; the step was not run");
+    return {
+      outcome: "failed",
+      exitCode: null,
+      reason: "network: on needs slirp4netns on the worker (apt-get install slirp4netns)",
+    };
+  }
+  const asRoot = process.getuid?.() === 0;
+  const hostUid = asRoot ? (opts.hostUid ?? DEFAULT_HOST_UID) : (process.getuid?.() ?? -1);
+  if (asRoot) await handOver(step.workspace, hostUid);
   const made = createStepCgroup(
     `${cgroupPrefix(step.workerName)}${step.jobId}-${step.stepIndex}`,
     step.limits,
   );
   const cgroup: StepCgroup | null = made.cgroup;
-  const net = step.network === "on" ? "host network shared" : "no network";
+  const net = online ? describeEgress(opts.egressAllow ?? []) : "no network";
   step.onLine(
     "system",
-    `sandbox: bwrap, own user/pid/ipc/uts/mount/net namespaces, ${net}, caps dropped, uid ${opts.uid ?? 1000}, ` +
+    `sandbox: bwrap, own user/pid/ipc/uts/mount/net namespaces, ${net}, caps dropped, ` +
+      `${shared.seccompFile ? "seccomp filter (no user namespaces)" : "no seccomp filter (unsupported architecture)"}, ` +
+      `uid ${opts.uid ?? 1000} (host uid ${hostUid}), ` +
       `read-only ${opts.rootfs ? `rootfs ${opts.rootfs}` : "host system dirs"}, writable /workspace and /tmp; limits: ` +
       (made.cgroup ? made.cgroup.enforced : `none enforced (${made.reason}); wall-clock timeout only`),
   );
-  const args = bwrapArgs(step, opts);
+  const workspaceFd = openSync(step.workspace, constants.O_RDONLY | constants.O_DIRECTORY);
+  const seccompFd = shared.seccompFile ? openSync(shared.seccompFile, "r") : null;
+  const args = bwrapArgs(step, opts, {
+    workspace: 3,
+    ...(seccompFd === null ? {} : { seccomp: 4 }),
+    ...(online ? { status: 5, block: 6, resolvConf: shared.resolvConf } : {}),
+  });
+  // As root, bwrap starts as the unprivileged host uid, so the sandbox's user maps to it and not to root.
+  const command = [
+    ...(asRoot ? ["setpriv", `--reuid=${hostUid}`, `--regid=${hostUid}`, "--clear-groups"] : []),
+    bwrap,
+    ...args,
+  ];
+  const stdio: ("ignore" | "pipe" | number)[] = [
+    "ignore",
+    "pipe",
+    "pipe",
+    workspaceFd,
+    seccompFd ?? "ignore",
+    online ? "pipe" : "ignore",
+    online ? "pipe" : "ignore",
+  ];
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   // Join the cgroup before bwrap starts so that every process of the step is inside it from the start.
-  const child: ChildProcess = cgroup
-    ? spawn(
-        "/bin/sh",
-        ["-c", 'for f in $SKIFF_CGROUP_PROCS; do echo $$ > "$f"; done; exec "$0" "$@"', bwrap, ...args],
-        {
-          env: { SKIFF_CGROUP_PROCS: cgroup.procsFiles.join(" "), PATH: process.env.PATH ?? "/usr/bin:/bin" },
-          stdio: ["ignore", "pipe", "pipe"],
-        },
-      )
-    : spawn(bwrap, args, {
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-      });
+  let child: ChildProcess;
+  try {
+    child = cgroup
+      ? spawn(
+          "/bin/sh",
+          ["-c", 'for f in $SKIFF_CGROUP_PROCS; do echo $$ > "$f"; done; exec "$0" "$@"', ...command],
+          { env: { ...env, SKIFF_CGROUP_PROCS: cgroup.procsFiles.join(" ") }, stdio },
+        )
+      : spawn(command[0] as string, command.slice(1), { env, stdio });
+  } finally {
+    closeSync(workspaceFd);
+    if (seccompFd !== null) closeSync(seccompFd);
+  }
+
+  let egress: Egress | null = null;
+  let egressError: string | null = null;
+  if (online) {
+    try {
+      const pipes = child.stdio as unknown as (Readable | Writable | null)[];
+      // The sandbox may exit at any moment; its end of these sockets then resets.
+      for (const p of pipes.slice(5)) p?.on("error", () => {});
+      const pid = await sandboxPid(pipes[5] as Readable);
+      egress = await startEgress(pid, opts.egressAllow ?? [], opts.slirp4netnsPath);
+      (pipes[6] as Writable).end("go");
+    } catch (err) {
+      egressError = (err as Error).message;
+      signalAll(child, cgroup, "SIGKILL");
+    }
+  }
 
   const exit = await superviseChild(child, step, (sig) => signalAll(child, cgroup, sig));
+  egress?.stop();
   const ending = exit.ending;
   const oom = cgroup?.oomKilled() ?? false;
   const pidsHit = cgroup?.pidsLimitHit() ?? false;
   await cgroup?.destroy();
 
   const code = exit.code;
+  if (egressError) {
+    return {
+      outcome: "failed",
+      exitCode: null,
+      reason: `could not set up the step's network: ${egressError}`,
+    };
+  }
   if (ending === "timed_out") {
     return {
       outcome: "timed_out",
@@ -205,6 +357,24 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions): Promis
     exitCode: code,
     reason: code === null ? `killed by ${exit.signal}` : `exit code ${code}`,
   };
+}
+
+/** The sandbox's pid, from bwrap's JSON status stream. */
+function sandboxPid(status: Readable): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const onData = (b: Buffer) => {
+      buf += b.toString();
+      const match = /"child-pid"\s*:\s*(\d+)/.exec(buf);
+      if (match) {
+        status.off("data", onData);
+        status.resume();
+        resolve(Number(match[1]));
+      }
+    };
+    status.on("data", onData);
+    status.once("end", () => reject(new Error("bwrap exited before the sandbox started")));
+  });
 }
 
 /** Signals every process of the step: through its cgroup when there is one, else bwrap itself. */

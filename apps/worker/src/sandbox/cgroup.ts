@@ -5,6 +5,8 @@ export interface Limits {
   memoryMb: number;
   cpus: number;
   pids: number;
+  /** Disk for the workspace and /tmp, each (enforced by the workspace and the driver's /tmp). */
+  diskMb?: number;
 }
 
 /** A cgroup holding one sandboxed step, in whichever cgroup version the host has. */

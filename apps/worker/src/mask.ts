@@ -1,0 +1,158 @@
+/**
+ * Masking of secret values in a step's output. A job can print a secret as it is, or encoded
+ * (base64 at any alignment, base64url, hex, URL-encoded), or cut across lines; every such copy is
+ * replaced by `***` before a line leaves the worker.
+ */
+
+export const MASK = "***";
+/** Shorter values cannot be masked without masking ordinary output; the worker refuses them. */
+export const MIN_SECRET_LENGTH = 4;
+/** How long a line that ends with the start of a secret waits for the next line. */
+const HOLD_MS = 50;
+
+/** base64 of `value` as it appears inside a longer base64 text, for each of the three alignments. */
+function base64Variants(value: Buffer, url: boolean): string[] {
+  const out: string[] = [];
+  for (let pad = 0; pad < 3; pad++) {
+    const encoded = Buffer.concat([Buffer.alloc(pad), value]).toString(url ? "base64url" : "base64");
+    // Characters that mix padding bits with the value's bits differ with what precedes it.
+    const skip = pad === 0 ? 0 : pad + 1;
+    // Characters made only of the value's bits; the last partial one depends on what follows.
+    const end = Math.floor(((pad + value.length) * 8) / 6);
+    const core = encoded.slice(skip, end);
+    if (core.length >= MIN_SECRET_LENGTH) out.push(core);
+  }
+  return out;
+}
+
+/** Every form in which a secret is masked, longest first. */
+export function secretVariants(secret: string): string[] {
+  const bytes = Buffer.from(secret, "utf8");
+  const hex = bytes.toString("hex");
+  const forms = new Set<string>([
+    secret,
+    ...base64Variants(bytes, false),
+    ...base64Variants(bytes, true),
+    hex,
+    hex.toUpperCase(),
+    encodeURIComponent(secret),
+    encodeURIComponent(secret).replace(/%20/g, "+"),
+    // Percent-encoding of every byte, as some tools write it.
+    [...bytes].map((b) => `%${b.toString(16).padStart(2, "0").toUpperCase()}`).join(""),
+    [...bytes].map((b) => `%${b.toString(16).padStart(2, "0")}`).join(""),
+  ]);
+  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+}
+
+/** Secrets too short to mask safely; the worker refuses to start with them. */
+export function tooShort(secrets: Record<string, string>): string[] {
+  return Object.entries(secrets)
+    .filter(([, v]) => v.length < MIN_SECRET_LENGTH)
+    .map(([k]) => k);
+}
+
+interface Held {
+  text: string;
+  /** Which characters of `text` are part of a secret. */
+  hidden: boolean[];
+}
+
+/**
+ * Masks one stream of lines. A line whose end could be the start of a secret is held until the next
+ * line arrives (or briefly, then sent), so a secret cut across lines is masked on both sides.
+ */
+export class LineMasker {
+  private readonly variants: string[];
+  private readonly longest: number;
+  private held: Held[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    secrets: string[],
+    private readonly emit: (text: string) => void,
+  ) {
+    this.variants = [...new Set(secrets.flatMap(secretVariants))].sort((a, b) => b.length - a.length);
+    this.longest = this.variants[0]?.length ?? 0;
+  }
+
+  line(text: string): void {
+    if (this.variants.length === 0) {
+      this.emit(text);
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.held.push({ text, hidden: new Array<boolean>(text.length).fill(false) });
+    this.markAcrossHeld();
+    // Keep the lines that hold the end of the text when that end may be the start of a secret.
+    const total = this.held.reduce((n, h) => n + h.text.length, 0);
+    const cutoff = total - this.pendingPrefix(this.held.map((h) => h.text).join(""));
+    let end = 0;
+    while (this.held.length > 0) {
+      const first = this.held[0] as Held;
+      if (cutoff < total && end + first.text.length > cutoff) break;
+      end += first.text.length;
+      this.send(first);
+      this.held.shift();
+    }
+    if (this.held.length > 0) {
+      this.timer = setTimeout(() => this.flush(), HOLD_MS);
+      this.timer.unref?.();
+    }
+  }
+
+  /** Sends whatever is held; call when the stream ends. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const h of this.held.splice(0)) this.send(h);
+  }
+
+  /** Marks every occurrence of a variant in the held lines joined without their line breaks. */
+  private markAcrossHeld(): void {
+    const joined = this.held.map((h) => h.text).join("");
+    const hidden = this.held.flatMap((h) => h.hidden);
+    for (const v of this.variants) {
+      let at = joined.indexOf(v);
+      while (at !== -1) {
+        for (let i = at; i < at + v.length; i++) hidden[i] = true;
+        at = joined.indexOf(v, at + 1);
+      }
+    }
+    let offset = 0;
+    for (const h of this.held) {
+      h.hidden = hidden.slice(offset, offset + h.text.length);
+      offset += h.text.length;
+    }
+  }
+
+  /** Length of the longest end of `text` that is a proper prefix of some variant. */
+  private pendingPrefix(text: string): number {
+    const tail = text.slice(-(this.longest - 1));
+    let best = 0;
+    for (const v of this.variants) {
+      for (let n = Math.min(tail.length, v.length - 1); n > best; n--) {
+        if (tail.endsWith(v.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+
+  private send(h: Held): void {
+    let out = "";
+    let inMask = false;
+    for (let i = 0; i < h.text.length; i++) {
+      if (h.hidden[i]) {
+        if (!inMask) out += MASK;
+        inMask = true;
+      } else {
+        out += h.text[i];
+        inMask = false;
+      }
+    }
+    this.emit(out);
+  }
+}

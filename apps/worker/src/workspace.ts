@@ -1,0 +1,129 @@
+import { execFile } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** A job's workspace directory, with its disk limit when one could be enforced. */
+export interface Workspace {
+  path: string;
+  /** How the disk limit is enforced, or why it is not, for the sandbox's description line. */
+  disk: string;
+  /** Whether writes past the limit fail (ENOSPC) rather than fill the host's disk. */
+  limited: boolean;
+  /** True when the last step failed because the workspace is full. */
+  full(): boolean;
+  destroy(): Promise<void>;
+}
+
+/**
+ * Makes the workspace. As root, it is its own ext4 filesystem in a sparse image of `diskMb`, loop
+ * mounted `nosuid,nodev`: a job that writes more gets ENOSPC and the host's disk is untouched.
+ * Without root, or without mkfs.ext4, it is a plain directory and the description says so.
+ */
+export async function createWorkspace(root: string, prefix: string, diskMb: number): Promise<Workspace> {
+  mkdirSync(root, { recursive: true });
+  reachable(root);
+  const path = mkdtempSync(join(root, prefix));
+  const plain = (why: string): Workspace => ({
+    path,
+    disk: `workspace disk not limited (${why})`,
+    limited: false,
+    full: () => false,
+    destroy: async () => rmSync(path, { recursive: true, force: true }),
+  });
+  if (process.getuid?.() !== 0) return plain("needs the worker to run as root");
+  const image = join(root, `.${basename(path)}.img`);
+  try {
+    await run("truncate", ["-s", `${diskMb}M`, image]);
+    await run("mkfs.ext4", [
+      "-q",
+      "-F",
+      "-m",
+      "0",
+      "-E",
+      "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+      image,
+    ]);
+    await run("mount", ["-o", "loop,nosuid,nodev", image, path]);
+  } catch (err) {
+    rmSync(image, { force: true });
+    return plain(`could not mount a ${diskMb} MiB filesystem: ${(err as Error).message.split("\n")[0]}`);
+  }
+  rmdirSync(join(path, "lost+found"));
+  return {
+    path,
+    disk: `workspace and /tmp limited to ${diskMb} MiB each`,
+    limited: true,
+    full: () => {
+      try {
+        return nearlyFull(path);
+      } catch {
+        return false;
+      }
+    },
+    destroy: async () => {
+      await unmount(path);
+      rmSync(image, { force: true });
+      rmSync(path, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The sandbox's user is not root and must be able to walk down to the workspace: the worker's own
+ * directories get search permission for others (not read), and a parent that lacks it is named.
+ */
+function reachable(root: string): void {
+  if (process.getuid?.() !== 0) return;
+  for (const dir of [root, dirname(root)]) {
+    const mode = statSync(dir).mode & 0o777;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o111);
+  }
+  for (let dir = dirname(dirname(root)); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0)
+      throw new Error(
+        `the sandbox's user cannot reach workspaces under ${root}: ${dir} is not searchable by others ` +
+          `(chmod o+x ${dir}, or choose another work directory)`,
+      );
+    if (dir === dirname(dir)) return;
+  }
+}
+
+/** Whether a writer hit the end of the filesystem at `path` (ext4 keeps a few blocks back). */
+function nearlyFull(path: string): boolean {
+  const s = statfsSync(path);
+  const free = s.bavail * s.bsize;
+  return free < Math.max(1024 * 1024, (s.blocks * s.bsize) / 100);
+}
+
+async function unmount(path: string): Promise<void> {
+  try {
+    await run("umount", [path]);
+  } catch {
+    // Still busy (a process of the job not yet gone): detach now, the kernel frees it when idle.
+    await run("umount", ["-l", path]).catch(() => {});
+  }
+}
+
+/** Unmounts workspaces a previous life of this worker left mounted under `root`. */
+export async function unmountLeftovers(root: string): Promise<void> {
+  if (!existsSync("/proc/self/mounts")) return;
+  const mounts = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "")
+    .map((p) => p.replace(/\\040/g, " "))
+    .filter((p) => p.startsWith(`${root}/`));
+  for (const m of mounts) await unmount(m);
+}
