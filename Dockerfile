@@ -44,7 +44,7 @@ RUN case "$SKIFF_DEPS" in \
 FROM ${BASE_IMAGE}
 # What job steps under the bwrap driver find in the worker's root filesystem (bubblewrap itself, git
 # and CA certificates for clone steps). Empty, or a base without apt-get, installs nothing.
-ARG SYSTEM_PACKAGES="bubblewrap git ca-certificates"
+ARG SYSTEM_PACKAGES="bubblewrap slirp4netns iproute2 git ca-certificates"
 RUN if [ -n "$SYSTEM_PACKAGES" ] && command -v apt-get >/dev/null 2>&1; then \
       apt-get update && apt-get install -y --no-install-recommends $SYSTEM_PACKAGES \
       && rm -rf /var/lib/apt/lists/*; \

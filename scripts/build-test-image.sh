@@ -1,10 +1,10 @@
 #!/bin/sh
-# Builds skiff-test-busybox:latest, the image the Docker sandbox tests run, without pulling anything:
+# Builds skiff-test-busybox:2, the image the Docker sandbox tests run, without pulling anything:
 # a rootfs of Debian's static busybox (every applet as a symlink), a uid 1000 user, /tmp and
 # /workspace, imported with `docker import`. Idempotent: does nothing when the image exists.
 set -eu
 
-IMAGE="${SKIFF_TEST_IMAGE:-skiff-test-busybox:latest}"
+IMAGE="${SKIFF_TEST_IMAGE:-skiff-test-busybox:2}"
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "build-test-image: $IMAGE already exists, nothing to do"
@@ -20,6 +20,9 @@ trap 'rm -rf "$ROOTFS"' EXIT
 
 mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/tmp" "$ROOTFS/workspace" "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
 chmod 1777 "$ROOTFS/tmp"
+# A world-writable directory in the image: only a read-only root keeps a step from writing there.
+mkdir -p "$ROOTFS/scratch"
+chmod 1777 "$ROOTFS/scratch"
 add_busybox "$ROOTFS"
 add_users "$ROOTFS" /workspace
 
@@ -28,4 +31,4 @@ tar -C "$ROOTFS" -cf - . | docker import \
   --change 'WORKDIR /workspace' \
   --change 'CMD ["/bin/sh"]' \
   - "$IMAGE" >/dev/null
-echo "build-test-image: built $IMAGE from $BUSYBOX ($BUSYBOX_APPLETS applets as symlinks in /bin, uid 1000 user 'skiff', /tmp, /workspace)"
+echo "build-test-image: built $IMAGE from $BUSYBOX ($BUSYBOX_APPLETS applets as symlinks in /bin, uid 1000 user 'skiff', /tmp, /scratch, /workspace)"

@@ -35,6 +35,14 @@ export const SkiffFile = z.strictObject({
       healthPort: z.number().int().min(0).max(65535).optional(),
       drainTimeoutMs: z.number().int().min(0).optional(),
       graceMs: z.number().int().min(0).optional(),
+      /** Private or host networks `network: on` bwrap steps may still reach (CIDR). */
+      egressAllow: z.array(z.string()).optional(),
+      /** Disk for a job's workspace and /tmp (each) when the job sets none. */
+      defaultDiskMb: z.number().int().min(16).optional(),
+      /** The unprivileged host uid a bwrap sandbox's user maps to when the worker runs as root. */
+      sandboxHostUid: z.number().int().min(1).optional(),
+      /** Docker network of `network: on` docker steps (see docs/security.md, 'Docker egress'). */
+      dockerOnlineNetwork: z.string().min(1).optional(),
     })
     .optional(),
   controller: z

@@ -195,3 +195,42 @@ export async function checkCgroups(): Promise<Check> {
   }
   return { name, ok: false, detail: `no cgroup hierarchy under ${CGROUP_ROOT}`, next };
 }
+
+/** slirp4netns, which gives `network: on` bwrap steps egress without the host's network. */
+export async function checkSlirp(): Promise<Check> {
+  const name = "slirp4netns";
+  try {
+    const res = await run("slirp4netns", ["--version"]);
+    return {
+      name,
+      ok: true,
+      detail: `${firstLine(res.stdout)}; network: on bwrap steps get egress with no route to this host`,
+    };
+  } catch {
+    return {
+      name,
+      ok: false,
+      detail: "not installed: network: on steps under bwrap fail (they never share the host's network)",
+      next: "install it: `sudo apt-get install slirp4netns` (or run such jobs on docker workers)",
+    };
+  }
+}
+
+/**
+ * The Docker engine cannot keep a container on a network from the host by itself: what an online
+ * step reaches is the operator's network's doing. This line says so whenever Docker is there.
+ */
+export function dockerEgressNote(docker: Check): Check {
+  return {
+    name: "docker egress",
+    ok: true,
+    detail: docker.ok
+      ? "network: on docker steps use the worker's dockerOnlineNetwork (default bridge), which reaches this host's services unless you isolate it (docs/security.md, 'Docker egress')"
+      : "docker is not in use here",
+    ...(docker.ok
+      ? {
+          next: "give docker workers a network whose host-side firewall drops traffic to the host and private ranges (docs/security.md, 'Docker egress')",
+        }
+      : {}),
+  };
+}

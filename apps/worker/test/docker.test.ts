@@ -181,7 +181,7 @@ describeWith(await dockerGate(), "docker sandbox driver", () => {
       stream: "system",
       text:
         `docker: image ${image}, read-only root, tmpfs /tmp, caps dropped, no-new-privileges, uid 1000, ` +
-        "network none, memory 256 MiB, cpus 1, pids 64",
+        "network none, memory 256 MiB, cpus 1, pids 64, /tmp 256 MiB",
     });
     const numbered = (prefix: string) => Array.from({ length: 300 }, (_, i) => `${prefix} ${i + 1}`);
     expect(ran.out).toEqual([...numbered("out"), "hello, world", "no newline"]);
@@ -214,7 +214,7 @@ describeWith(await dockerGate(), "docker sandbox driver", () => {
 
       const on = await run(fetch, { network: "on" });
       expect(on.end).toEqual({ outcome: "succeeded", exitCode: 0 });
-      expect(on.lines[0]?.text).toContain("network host");
+      expect(on.lines[0]?.text).toContain("network host (egress NOT isolated");
       expect(on.out).toEqual(["hello from the host"]);
       expect(host.connections()).toBe(1);
     } finally {
@@ -252,6 +252,25 @@ describeWith(await dockerGate(), "docker sandbox driver", () => {
     // docker-init, the shell, ls and grep (and ls's pipe peer): a handful, not the host's hundreds.
     expect(Number(processes)).toBeGreaterThan(0);
     expect(Number(processes)).toBeLessThanOrEqual(5);
+  });
+
+  it("cannot write into a world-writable directory of the image: the root filesystem is read-only", async () => {
+    const ran = await run("ls -ld /scratch; echo data > /scratch/x && echo WROTE || echo denied");
+    expect(ran.out[0]).toMatch(/^drwxrwxrwt/);
+    expect(ran.out[1]).toBe("denied");
+  });
+
+  it("has an empty capability bounding set and no-new-privileges", async () => {
+    const ran = await run("grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status");
+    expect(ran.out).toEqual(["CapBnd:\t0000000000000000", "NoNewPrivs:\t1"]);
+  });
+
+  it("a 1 GiB write into /tmp against a 100 MiB disk limit fails the step", async () => {
+    const ran = await run("dd if=/dev/zero of=/tmp/big bs=1M count=1024 2>&1", {
+      limits: { memoryMb: 512, cpus: 1, pids: 64, diskMb: 100 },
+    });
+    expect(ran.end.outcome).toBe("failed");
+    expect(ran.out.join("\n")).toMatch(/No space left on device/);
   });
 
   it("stops a fork loop at the pids limit: the step fails instead of hanging", async () => {

@@ -11,7 +11,15 @@ import {
   resolveToken,
   withConnection,
 } from "../client.ts";
-import { type Check, checkBwrap, checkCgroups, checkDocker, checkUserNamespaces } from "../host-checks.ts";
+import {
+  type Check,
+  checkBwrap,
+  checkCgroups,
+  checkDocker,
+  checkSlirp,
+  checkUserNamespaces,
+  dockerEgressNote,
+} from "../host-checks.ts";
 import { err, out, paint, printJson } from "../output.ts";
 
 interface Readiness {
@@ -144,6 +152,11 @@ function dependency(ready: Readiness | null, name: "database" | "bus"): Check {
 }
 
 async function hostChecks(): Promise<Check[]> {
-  const [docker, bwrap, cgroups] = await Promise.all([checkDocker(), checkBwrap(), checkCgroups()]);
-  return [docker, bwrap, checkUserNamespaces(), cgroups];
+  const [docker, bwrap, cgroups, slirp] = await Promise.all([
+    checkDocker(),
+    checkBwrap(),
+    checkCgroups(),
+    checkSlirp(),
+  ]);
+  return [docker, dockerEgressNote(docker), bwrap, slirp, checkUserNamespaces(), cgroups];
 }

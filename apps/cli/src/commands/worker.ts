@@ -13,6 +13,8 @@ interface WorkerOptions {
   healthPort: string;
   unsafeNoSandbox?: boolean;
   workDir?: string;
+  egressAllow?: string;
+  diskMb: string;
 }
 
 export function parseLabels(raw: string | undefined): Record<string, string> {
@@ -39,6 +41,11 @@ export function registerWorker(program: Command): void {
     .option("--labels <k=v,...>", "labels; `queue=a,b` sets the queues served")
     .option("--health-port <port>", "port for /healthz, /readyz and /metrics (0 picks a free one)", "8789")
     .option("--work-dir <dir>", "where job workspaces live (default $SKIFF_HOME/work)")
+    .option(
+      "--egress-allow <cidr,...>",
+      "private or host networks that network: on steps may still reach (default: none)",
+    )
+    .option("--disk-mb <n>", "disk for a job's workspace and /tmp, each, when the job sets none", "10240")
     .option("--unsafe-no-sandbox", "run steps as plain child processes, UNCONFINED (development only)")
     .option(
       "--config <file>",
@@ -75,6 +82,9 @@ export function registerWorker(program: Command): void {
       const slots = Number(opts.slots);
       if (!Number.isInteger(slots) || slots < 1)
         throw new UsageError(`--slots must be a positive integer, got "${opts.slots}"`);
+      const diskMb = Number(flags.diskMb);
+      if (!Number.isInteger(diskMb) || diskMb < 16)
+        throw new UsageError(`--disk-mb must be an integer of at least 16, got "${flags.diskMb}"`);
       const { startWorker } = await import("@skiff/worker");
       const name = opts.name ?? hostname();
       const logger = createLogger("skiff-worker");
@@ -89,6 +99,12 @@ export function registerWorker(program: Command): void {
           unsafeNoSandbox: Boolean(opts.unsafeNoSandbox),
           healthPort: parsePort(opts.healthPort, "--health-port"),
           workRoot: opts.workDir ?? join(skiffHome(), "work"),
+          egressAllow: flags.egressAllow
+            ? flags.egressAllow.split(",").map((c) => c.trim())
+            : (file.egressAllow ?? []),
+          defaultDiskMb: given("diskMb") ? diskMb : (file.defaultDiskMb ?? diskMb),
+          ...(file.sandboxHostUid ? { sandboxHostUid: file.sandboxHostUid } : {}),
+          ...(file.dockerOnlineNetwork ? { dockerOnlineNetwork: file.dockerOnlineNetwork } : {}),
         },
         logger,
       );

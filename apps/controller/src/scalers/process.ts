@@ -40,7 +40,7 @@ export function createProcessScaler(opts: ProcessScalerOptions): Scaler {
         "0",
         ...(opts.extraArgs ?? []),
       ],
-      { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: process.env },
+      { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: workerEnv(process.env) },
     );
     children.set(name, child);
     child.once("exit", (code, signal) => {
@@ -75,4 +75,30 @@ export function createProcessScaler(opts: ProcessScalerOptions): Scaler {
       );
     },
   };
+}
+
+/** What a worker needs to run, and no more. */
+const PASSED = [
+  "PATH",
+  "HOME",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "TMPDIR",
+  "NODE_OPTIONS",
+  "SKIFF_HOME",
+  "SKIFF_LOG_LEVEL",
+];
+
+/**
+ * The environment of a worker this scaler starts: the basics, plus the secrets the operator gives
+ * workers (SKIFF_SECRET_<NAME>). Never the controller's own credentials (DATABASE_URL, REDIS_URL,
+ * SKIFF_TOKEN): the worker's token goes on its command line, and a job must not find the rest.
+ */
+export function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && (PASSED.includes(k) || k.startsWith("SKIFF_SECRET_"))) out[k] = v;
+  }
+  return out;
 }

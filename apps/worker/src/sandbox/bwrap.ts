@@ -31,14 +31,17 @@ export interface BwrapOptions {
   uid?: number;
   /**
    * The unprivileged host uid (and gid) the sandbox's user maps to when the worker runs as root:
-   * bwrap is started as that user, so nothing in a step is root on the host.
+   * bwrap is started as that user, so nothing in a step is root on the host. 0 leaves bwrap
+   * privileged, for tests only (the worker's config refuses it).
    */
   hostUid?: number;
   /** IPv4 networks `network: on` steps may reach although they are private or the host's own. */
   egressAllow?: string[];
   slirp4netnsPath?: string;
-  /** Whether this bubblewrap has `--disable-userns` (0.8 and later); found by `check()`. */
+  /** Whether this bubblewrap has `--disable-userns` (0.8 and later); asked of bwrap when absent. */
   disableUserns?: boolean;
+  /** The seccomp filter; on unless a test takes it away to attack the wall behind it. */
+  seccomp?: boolean;
 }
 
 // The host directories a step sees, read-only. Merged-/usr hosts have /bin etc. as symlinks.
@@ -153,7 +156,7 @@ export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
   // Written once per driver: the seccomp program and the resolv.conf of user-mode networking.
   const dir = mkdtempSync(join(tmpdir(), "skiff-bwrap-"));
   chmodSync(dir, 0o755); // bwrap reads these as the unprivileged sandbox user
-  const filter = seccompFilter();
+  const filter = opts.seccomp === false ? null : seccompFilter();
   const seccompFile = filter ? join(dir, "seccomp.bpf") : null;
   if (seccompFile && filter) writeFileSync(seccompFile, filter, { mode: 0o444 });
   const resolvConf = join(dir, "resolv.conf");
@@ -254,7 +257,9 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared:
   }
   const asRoot = process.getuid?.() === 0;
   const hostUid = asRoot ? (opts.hostUid ?? DEFAULT_HOST_UID) : (process.getuid?.() ?? -1);
-  if (asRoot) await handOver(step.workspace, hostUid);
+  // hostUid 0 keeps bwrap privileged (tests of the capability wall use it); never a worker default.
+  const dropToHostUid = asRoot && hostUid !== 0;
+  if (dropToHostUid) await handOver(step.workspace, hostUid);
   const made = createStepCgroup(
     `${cgroupPrefix(step.workerName)}${step.jobId}-${step.stepIndex}`,
     step.limits,
@@ -278,7 +283,7 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared:
   });
   // As root, bwrap starts as the unprivileged host uid, so the sandbox's user maps to it and not to root.
   const command = [
-    ...(asRoot ? ["setpriv", `--reuid=${hostUid}`, `--regid=${hostUid}`, "--clear-groups"] : []),
+    ...(dropToHostUid ? ["setpriv", `--reuid=${hostUid}`, `--regid=${hostUid}`, "--clear-groups"] : []),
     bwrap,
     ...args,
   ];

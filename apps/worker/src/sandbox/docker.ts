@@ -36,8 +36,21 @@ function describeConfinement(image: string, network: string, step: StepRun): str
   const { memoryMb, cpus, pids } = step.limits;
   return (
     `docker: image ${image}, read-only root, tmpfs /tmp, caps dropped, no-new-privileges, ` +
-    `uid ${SANDBOX_USER.uid}, network ${network}, memory ${memoryMb} MiB, cpus ${cpus}, pids ${pids}`
+    `uid ${SANDBOX_USER.uid}, network ${network}${egressNote(network)}, memory ${memoryMb} MiB, cpus ${cpus}, pids ${pids}` +
+    `, /tmp ${step.limits.diskMb ?? 256} MiB`
   );
+}
+
+/**
+ * What an online step can reach is decided by the Docker network the operator names; the engine
+ * cannot cut the host off by itself. `host` and the default `bridge` reach the worker host's
+ * services, so the log says so (docs/security.md says how to isolate a network).
+ */
+export function egressNote(network: string): string {
+  if (network === "none") return "";
+  if (network === "host" || network === "bridge")
+    return ` (egress NOT isolated: this network reaches the worker host's services; see docs/security.md)`;
+  return " (egress as the operator's network allows)";
 }
 
 function containerSpec(step: StepRun, image: string, network: string): object {
@@ -59,7 +72,7 @@ function containerSpec(step: StepRun, image: string, network: string): object {
     HostConfig: {
       ReadonlyRootfs: true,
       // exec: builds and test runners (go test, native addons) run what they compile in /tmp; the root stays read-only.
-      Tmpfs: { "/tmp": "rw,exec,nosuid,nodev,size=256m" },
+      Tmpfs: { "/tmp": `rw,exec,nosuid,nodev,size=${step.limits.diskMb ?? 256}m` },
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges"],
       PidsLimit: step.limits.pids,
