@@ -140,7 +140,7 @@ export class Agent {
       } catch (err) {
         if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
           throw new Error(
-            `the API refused this worker's token (${err.code}): create one with \`skiff tokens create --role agent\``,
+            `the API refused to register this worker (${err.code}: ${err.message}); an agent token comes from \`skiff tokens create --role agent\``,
           );
         }
         if (this.stopping.signal.aborted) throw new Error("stopped before the API could be reached");
@@ -187,23 +187,55 @@ export class Agent {
   }
 
   private async beat(): Promise<void> {
-    if (!this.agentId) return;
+    const agentId = this.agentId;
+    if (!agentId) return;
     try {
       const res = await this.client.heartbeat({
-        agentId: this.agentId,
+        agentId,
         status: this.activity(),
         running: [...this.runs.values()].map((r) => ({ jobId: r.jobId, epoch: r.epoch })),
         resources: this.resources(),
       });
       for (const command of res.commands) this.obey(command);
     } catch (err) {
-      if (err instanceof ApiError && err.code === "not_found") {
-        this.log.warn({ agentId: this.agentId }, "the API no longer knows this agent; registering again");
-        await this.register();
+      if (this.gone(err, agentId) && this.phase === "running") {
+        this.log.warn(
+          { agentId, why: (err as Error).message },
+          "the API no longer takes this agent; registering again",
+        );
+        await this.renew(agentId);
         return;
       }
       this.log.warn({ err: (err as Error).message }, "heartbeat failed; the API may be restarting");
     }
+  }
+
+  /**
+   * Whether the API has let go of the agent: it does not know it any more, or refuses the agent's
+   * own credential, which dies when the agent is deregistered or marked offline.
+   */
+  private gone(err: unknown, agentId: string): boolean {
+    if (!(err instanceof ApiError)) return false;
+    return err.code === "not_found" || (err.status === 401 && this.client.hasCredential(agentId));
+  }
+
+  private renewing: Promise<void> | null = null;
+
+  /**
+   * Registers again, once, however many loops find the agent `staleId` gone. When the API refuses
+   * the registration token too, the worker drains and stops rather than crash its process.
+   */
+  private renew(staleId: string): Promise<void> {
+    if (this.agentId !== staleId) return Promise.resolve();
+    this.renewing ??= this.register()
+      .catch((err) => {
+        this.log.error({ err: (err as Error).message }, "could not register again; stopping");
+        void this.drain("the API refused to register this worker again");
+      })
+      .finally(() => {
+        this.renewing = null;
+      });
+    return this.renewing;
   }
 
   private obey(command: AgentCommand): void {
@@ -231,10 +263,10 @@ export class Agent {
         });
         continue;
       }
+      const agentId = this.agentId;
+      if (!agentId) return;
       this.claimAbort = new AbortController();
       try {
-        const agentId = this.agentId;
-        if (!agentId) return;
         const askedAt = Date.now();
         const res = await this.client.claim(
           { agentId, max: free, waitMs: this.opts.claimWaitMs },
@@ -254,7 +286,7 @@ export class Agent {
         }
       } catch (err) {
         if (this.phase !== "running") return;
-        if (err instanceof ApiError && err.code === "not_found") await this.register();
+        if (this.gone(err, agentId)) await this.renew(agentId);
         else if (!(err instanceof ApiUnreachable) || !this.claimAbort.signal.aborted) {
           this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "claim failed; retrying");
           await sleep(backoff, this.stopping.signal);

@@ -1,10 +1,10 @@
-import type {
-  AgentCommand,
-  AgentRegisterBody,
+import {
+  type AgentCommand,
+  type AgentRegisterBody,
   AgentRegisterResponse,
-  JobEvent,
-  JobSpec,
-  Outcome,
+  type JobEvent,
+  type JobSpec,
+  type Outcome,
 } from "@skiff/protocol";
 import { Pool } from "undici";
 
@@ -34,9 +34,17 @@ export interface ClaimedJob {
   attempt: number;
 }
 
-/** The agent side of the protocol (DESIGN §3), over keep-alive HTTP. */
+/** How many registered agents' credentials are kept: runs of a replaced agent may still report. */
+const KEPT_CREDENTIALS = 16;
+
+/**
+ * The agent side of the protocol (DESIGN §3), over keep-alive HTTP. `token` only registers when
+ * the API hands out agent credentials: every call that names an agent then goes with that
+ * agent's own credential.
+ */
 export class AgentClient {
   private readonly pool: Pool;
+  private readonly credentials = new Map<string, string>();
 
   constructor(
     readonly baseUrl: string,
@@ -50,13 +58,28 @@ export class AgentClient {
     });
   }
 
-  private async post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  /** Whether calls as this agent carry its own credential, so that a 401 means the credential died. */
+  hasCredential(agentId: string): boolean {
+    return this.credentials.has(agentId);
+  }
+
+  private tokenFor(body: unknown): string {
+    const agentId = (body as { agentId?: unknown }).agentId;
+    return (typeof agentId === "string" && this.credentials.get(agentId)) || this.token;
+  }
+
+  private async post<T>(
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+    token = this.tokenFor(body),
+  ): Promise<T> {
     let res: Awaited<ReturnType<Pool["request"]>>;
     try {
       res = await this.pool.request({
         method: "POST",
         path,
-        headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         body: JSON.stringify(body),
         signal,
       });
@@ -78,8 +101,38 @@ export class AgentClient {
     return parsed as T;
   }
 
-  register(body: AgentRegisterBody): Promise<AgentRegisterResponse> {
-    return this.post("/v1/agent/register", body);
+  /** Always with the registration token; remembers the agent credential the API answers with. */
+  async register(body: AgentRegisterBody): Promise<AgentRegisterResponse> {
+    const res = AgentRegisterResponse.parse(
+      await this.post("/v1/agent/register", body, undefined, this.token),
+    );
+    if (res.agentToken) {
+      this.credentials.set(res.agentId, res.agentToken);
+      for (const oldest of this.credentials.keys()) {
+        if (this.credentials.size <= KEPT_CREDENTIALS) break;
+        this.credentials.delete(oldest);
+      }
+    }
+    return res;
+  }
+
+  /**
+   * A job call. When the agent's own credential is refused, the agent was deregistered or marked
+   * offline, and its leases went with it: the caller hears `lease_lost`, and stops the job.
+   */
+  private async jobCall<T>(path: string, body: { agentId: string }, jobId: string): Promise<T> {
+    try {
+      return await this.post<T>(path, body);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401 && this.hasCredential(body.agentId)) {
+        throw new ApiError(
+          409,
+          "lease_lost",
+          `agent ${body.agentId} is gone (its credential was refused), and with it the lease on job ${jobId}`,
+        );
+      }
+      throw err;
+    }
   }
 
   heartbeat(body: {
@@ -102,14 +155,14 @@ export class AgentClient {
     jobId: string,
     body: { agentId: string; epoch: number; events: JobEvent[] },
   ): Promise<{ cancel: boolean }> {
-    return this.post(`/v1/agent/jobs/${encodeURIComponent(jobId)}/events`, body);
+    return this.jobCall(`/v1/agent/jobs/${encodeURIComponent(jobId)}/events`, body, jobId);
   }
 
   finish(
     jobId: string,
     body: { agentId: string; epoch: number; outcome: Outcome; exitCode: number | null; error?: string },
   ): Promise<unknown> {
-    return this.post(`/v1/agent/jobs/${encodeURIComponent(jobId)}/finish`, body);
+    return this.jobCall(`/v1/agent/jobs/${encodeURIComponent(jobId)}/finish`, body, jobId);
   }
 
   deregister(agentId: string): Promise<unknown> {
