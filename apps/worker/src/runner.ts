@@ -6,7 +6,7 @@ import type { WorkerMetrics } from "./metrics.ts";
 import { attemptSeqBase, JobReporter } from "./reporter.ts";
 import type { SandboxDriver, StepEnd } from "./sandbox/types.ts";
 import { secretRefusal } from "./secrets.ts";
-import { createWorkspace } from "./workspace.ts";
+import { createWorkspace, type Workspace } from "./workspace.ts";
 
 export interface RunnerDeps {
   client: AgentClient;
@@ -89,7 +89,18 @@ export class JobRun {
       log: d.log,
     });
     const diskMb = spec.resources.diskMb ?? d.defaultDiskMb ?? 10_240;
-    const ws = await createWorkspace(join(d.workRoot, d.workerName), `${job.id}-`, diskMb);
+    let ws: Workspace;
+    try {
+      ws = await createWorkspace(join(d.workRoot, d.workerName), `${job.id}-`, diskMb);
+    } catch (err) {
+      // Without a workspace nothing can run: say why and end the attempt rather than hold the slot.
+      const why = `cannot prepare the job's workspace on worker ${d.workerName}: ${(err as Error).message}`;
+      reporter.line(null, "system", why);
+      await reporter.drain();
+      if (!leaseLost && !reporter.leaseLost) await this.finish("failed", null, why);
+      d.metrics.jobsRun.inc({ outcome: "failed" });
+      return;
+    }
     const workspace = ws.path;
     const jobTimer = setTimeout(
       () => this.cancel(`job ran past its timeout of ${spec.timeoutSeconds} s`, "timed_out"),

@@ -10,6 +10,7 @@ import {
   statfsSync,
   statSync,
 } from "node:fs";
+import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { promisify } from "node:util";
 
@@ -82,22 +83,27 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
 }
 
 /**
- * The sandbox's user is not root and must be able to walk down to the workspace: the worker's own
- * directories get search permission for others (not read), and a parent that lacks it is named.
+ * The sandbox's user is not root and must be able to walk down to the workspace. Directories the
+ * worker owns get the search bit for others (never read): the work directory, and above it up to,
+ * not including, a top-level directory or a home directory (SKIFF_HOME is 0700 for its token). Any
+ * other directory on the way that lacks it is named, with the fix.
  */
 function reachable(root: string): void {
   if (process.getuid?.() !== 0) return;
-  for (const dir of [root, dirname(root)]) {
-    const mode = statSync(dir).mode & 0o777;
-    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o111);
-  }
-  for (let dir = dirname(dirname(root)); ; dir = dirname(dir)) {
-    if ((statSync(dir).mode & 0o001) === 0)
-      throw new Error(
-        `the sandbox's user cannot reach workspaces under ${root}: ${dir} is not searchable by others ` +
-          `(chmod o+x ${dir}, or choose another work directory)`,
-      );
-    if (dir === dirname(dir)) return;
+  const home = homedir();
+  for (let dir = root; dir !== dirname(dir); dir = dirname(dir)) {
+    const info = statSync(dir);
+    if ((info.mode & 0o001) !== 0) continue;
+    const mine = info.uid === process.getuid?.();
+    const topLevel = dirname(dir) === "/";
+    if (mine && !topLevel && dir !== home) {
+      chmodSync(dir, (info.mode & 0o7777) | 0o001);
+      continue;
+    }
+    throw new Error(
+      `the sandbox's user cannot reach workspaces under ${root}: ${dir} is not searchable by others ` +
+        `(chmod o+x ${dir}, or give the worker another --work-dir)`,
+    );
   }
 }
 
