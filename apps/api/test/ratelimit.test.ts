@@ -51,13 +51,19 @@ describeWith(await pgGate(), "failed requests are limited per token and per addr
     for (let i = 0; i < LIMIT; i++) {
       expect((await api.call("POST", "/v1/tokens", { token: api.tokens.viewer, body: {} })).status).toBe(403);
     }
-    const limited = await api.call("GET", "/v1/whoami", { token: api.tokens.viewer });
-    expect(limited).toMatchObject({ status: 429, body: { error: { code: "rate_limited" } } });
-    // 403s do not count against the address: the operator from the same address goes on working.
+    const limited = await whoami(api, `Bearer ${api.tokens.viewer}`);
+    expect(limited.status).toBe(429);
+    const body = (await limited.json()) as any;
+    expect(body.error.code).toBe("rate_limited");
+    expect(body.error.message).toMatch(/^too many failed requests; retry in \d+ s$/);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(30);
+    // 403s do not count against the address: the operator from the same address goes on working,
+    // and a caller with a bad token is still told 401, not 429.
     expect(await api.call("GET", "/v1/whoami", { token: api.tokens.operator })).toEqual({
       status: 200,
       body: { name: "olivia", role: "operator" },
     });
+    expect((await whoami(api, "Bearer skf_made-up")).status).toBe(401);
   });
 
   it("successes are not failures: many good requests never add up to a limit", async () => {
