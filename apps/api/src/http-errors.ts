@@ -6,6 +6,21 @@ interface FastifyLikeError {
   message: string;
 }
 
+/**
+ * PostgreSQL's data exceptions that only a value from the request can cause: text it cannot store
+ * (NUL, an invalid escape in jsonb), a number past its column, a time it cannot read. The schemas
+ * refuse all of these first; this is the backstop for a field a schema missed, so that it is a
+ * 400 rather than a 500 (pg and PGlite both put the SQLSTATE in `code`).
+ */
+const INPUT_DATA_EXCEPTIONS = new Set([
+  "22021", // character_not_in_repertoire: NUL in text
+  "22P05", // untranslatable_character: \u0000 in jsonb
+  "22P02", // invalid_text_representation: bad json escape (a lone surrogate), bad number
+  "22003", // numeric_value_out_of_range: past integer
+  "22007", // invalid_datetime_format
+  "22008", // datetime_field_overflow
+]);
+
 /** Maps whatever a request threw to a catalog error; anything unknown is an internal error. */
 export function toSkiffError(err: unknown): SkiffError {
   if (err instanceof SkiffError) return err;
@@ -25,6 +40,20 @@ export function toSkiffError(err: unknown): SkiffError {
       return new SkiffError("invalid_input", "the Content-Length header does not match the body", {
         cause: err,
       });
+    // The router's own refusals, which reach here once Fastify's `frameworkErrors` calls this.
+    case "FST_ERR_BAD_URL":
+      return new SkiffError("invalid_input", "the path is not valid percent-encoded UTF-8", { cause: err });
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new SkiffError("invalid_input", "a path segment is longer than any id", { cause: err });
+  }
+  if (typeof e?.code === "string" && INPUT_DATA_EXCEPTIONS.has(e.code)) {
+    return new SkiffError(
+      "invalid_input",
+      "a value in the request cannot be stored: out of range or not text",
+      {
+        cause: err,
+      },
+    );
   }
   if (err instanceof SyntaxError || (e?.statusCode === 400 && /JSON/i.test(e.message))) {
     return new SkiffError("invalid_json", "the body is not valid JSON", { cause: err });

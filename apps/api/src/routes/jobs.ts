@@ -6,22 +6,27 @@ import {
   JobSpec,
   JobState,
   parseOrThrow,
+  refuseUnstorable,
   SkiffError,
   type SkiffEvent,
+  Timestamp,
 } from "@skiff/protocol";
 import { z } from "zod";
 import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
 import { logKey } from "../waiters.ts";
 import { bodyOf, decodeCursor, encodeCursor, idParam, Limit } from "./params.ts";
 
-const ListQuery = z.strictObject({
-  state: JobState.optional(),
-  queue: z.string().max(100).optional(),
-  q: z.string().max(200).optional(),
-  limit: Limit(500, 50),
-  cursor: z.string().max(500).optional(),
-});
-const JobCursor = z.object({ c: z.string(), i: z.string() });
+const ListQuery = z
+  .strictObject({
+    state: JobState.optional(),
+    queue: z.string().max(100).optional(),
+    q: z.string().max(200).optional(),
+    limit: Limit(500, 50),
+    cursor: z.string().max(500).optional(),
+  })
+  .superRefine(refuseUnstorable);
+// Both go into the keyset comparison: `c` is cast to timestamptz, `i` compared with an id.
+const JobCursor = z.object({ c: Timestamp, i: z.string().min(1).max(100) }).superRefine(refuseUnstorable);
 const LogsQuery = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
   limit: Limit(10_000, 1000),
