@@ -88,7 +88,7 @@ export class Agent {
   }
 
   get running(): string[] {
-    return [...this.runs.keys()];
+    return [...this.runs.values()].map((r) => r.jobId);
   }
 
   async start(): Promise<void> {
@@ -246,8 +246,8 @@ export class Agent {
       }
       return;
     }
-    const run = this.runs.get(command.jobId);
-    if (run && run.epoch === command.epoch) {
+    const run = this.runs.get(runKey(command.jobId, command.epoch));
+    if (run) {
       this.log.info({ jobId: command.jobId, reason: command.reason }, "cancel requested");
       run.cancel(command.reason === "lease_lost" ? "lease lost" : command.reason);
     }
@@ -317,12 +317,15 @@ export class Agent {
       defaultDiskMb: this.opts.defaultDiskMb,
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
     });
-    this.runs.set(run.jobId, run);
+    // Keyed by job and epoch: a job requeued to this worker while its lost attempt is still being
+    // torn down is a second run, and each holds its own slot until it is gone.
+    const key = runKey(run.jobId, run.epoch);
+    this.runs.set(key, run);
     void this.heartbeatOnce();
     run.done
       .catch((err) => this.log.error({ jobId: run.jobId, err: (err as Error).message }, "job run failed"))
       .finally(() => {
-        this.runs.delete(run.jobId);
+        if (this.runs.get(key) === run) this.runs.delete(key);
         this.slotFreed?.();
         this.slotFreed = null;
         void this.heartbeatOnce();
@@ -380,4 +383,8 @@ export class Agent {
   force(): void {
     for (const r of this.runs.values()) r.cancel("worker stopped");
   }
+}
+
+function runKey(jobId: string, epoch: number): string {
+  return `${jobId}@${epoch}`;
 }
