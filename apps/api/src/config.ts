@@ -22,6 +22,12 @@ export const ApiConfig = z.strictObject({
     .int()
     .min(60)
     .default(7 * 24 * 3600),
+  /** An offline agent that holds no job leaves the agent list this long after it went silent. */
+  agentRetentionSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600),
   bodyLimitBytes: z
     .number()
     .int()

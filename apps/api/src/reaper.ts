@@ -40,6 +40,7 @@ export class Reaper {
       offlineAfterMs: config.offlineAfterMs,
       timeoutGraceSeconds: config.timeoutGraceSeconds,
       logRetentionSeconds: config.logRetentionSeconds,
+      agentRetentionSeconds: config.agentRetentionSeconds,
     });
     this.ctx.metrics.reaperRuns.inc({ result: "ok" });
     // Their own credentials died in that transaction; no replica may keep honouring a cached one.

@@ -250,7 +250,13 @@ export class Store {
    * One pass of the reaper: silent agents go offline and lose their jobs, overdue jobs time out,
    * expired logs go. Idempotent; replicas running it together each take a disjoint share.
    */
-  reap(opts: { offlineAfterMs: number; timeoutGraceSeconds: number; logRetentionSeconds: number }) {
+  reap(opts: {
+    offlineAfterMs: number;
+    timeoutGraceSeconds: number;
+    logRetentionSeconds: number;
+    /** Offline agents holding no job are forgotten this long after their last heartbeat. */
+    agentRetentionSeconds?: number;
+  }) {
     return this.audited(
       async (q, audit) => {
         const offline = await agents.markSilentAgentsOffline(q, opts.offlineAfterMs);
@@ -260,7 +266,11 @@ export class Store {
         }
         const timedOut = await control.timeOutOverdueJobs(q, opts.timeoutGraceSeconds);
         const logsDeleted = await control.deleteExpiredLogs(q, opts.logRetentionSeconds);
-        return { offline, requeue, timedOut, logsDeleted };
+        const agentsPruned =
+          opts.agentRetentionSeconds === undefined
+            ? 0
+            : await agents.pruneOfflineAgents(q, opts.agentRetentionSeconds);
+        return { offline, requeue, timedOut, logsDeleted, agentsPruned };
       },
       { actor: "reaper", role: "system" },
     );

@@ -127,3 +127,60 @@ describeEachAdapter("agents, tokens and fleet", (store) => {
     expect((await store().getFleet()).leaderEpoch).toBe(second.epoch);
   });
 });
+
+describeEachAdapter("the reaper forgets long-offline agents", (store) => {
+  const register = async (name: string) =>
+    (
+      await store().registerAgent(
+        {
+          name,
+          version: "0.1.0",
+          slots: 1,
+          labels: { queue: "q-prune" },
+          queues: ["q-prune"],
+          sandbox: "bwrap",
+          resources: {},
+          tokenId: null,
+        },
+        { actor: "agent", role: "agent" },
+      )
+    ).value;
+  const silence = (id: string, seconds: number) =>
+    store().db.query(
+      "update agents set last_heartbeat_at = now() - make_interval(secs => $2) where id = $1",
+      [id, seconds],
+    );
+  const reap = (agentRetentionSeconds?: number) =>
+    store().reap({
+      offlineAfterMs: 30_000,
+      timeoutGraceSeconds: 30,
+      logRetentionSeconds: 3600,
+      agentRetentionSeconds,
+    });
+
+  it("removes an agent offline past the retention, keeps a recent one and one that still holds a job", async () => {
+    const old = await register("gone-long-ago");
+    const recent = await register("gone-a-minute-ago");
+    const holding = await register("gone-with-a-job");
+    await store().submitJob(spec({ queue: "q-prune", maxAttempts: 1 }), alice);
+    await store().claimJobs(holding.id, ["q-prune"], 1);
+    await silence(old.id, 3 * 24 * 3600);
+    await silence(recent.id, 60);
+    await silence(holding.id, 3 * 24 * 3600);
+    // Without a retention the reaper only marks them offline.
+    const first = await reap();
+    expect(first.value.agentsPruned).toBe(0);
+    await store().db.query("update jobs set state = 'running', agent_id = $1 where queue = 'q-prune'", [
+      holding.id,
+    ]);
+    await store().db.query("update agents set status = 'offline' where id = $1", [holding.id]);
+    const second = await reap(24 * 3600);
+    expect(second.value.agentsPruned).toBe(1);
+    const left = (
+      await store().db.query<{ id: string }>("select id from agents where id = any($1)", [
+        [old.id, recent.id, holding.id],
+      ])
+    ).rows.map((r) => r.id);
+    expect(left.sort()).toEqual([recent.id, holding.id].sort());
+  });
+});
