@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { AuditEntry, AuditOutcome, AuditVerifyResult } from "@skiff/protocol";
+import { type AuditEntry, type AuditOutcome, type AuditVerifyResult, repairText } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { iso, toAudit } from "../rows.ts";
 
@@ -19,15 +19,29 @@ export interface AuditDraft {
   details?: Record<string, unknown>;
 }
 
-/** JSON with object keys sorted at every level, so a row hashes the same however it was read back. */
+/**
+ * JSON with object keys sorted at every level, and every string (key or value) spelled as
+ * PostgreSQL stores it, so a row hashes the same however it was read back. The database keeps any
+ * text but NUL as given; a lone UTF-16 surrogate has no UTF-8 form and arrives as U+FFFD, so here
+ * it is U+FFFD too (as is NUL, which `appendAudit` never lets reach the database).
+ */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(repairText(value));
   if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+  const entries = Object.entries(value)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]): [string, unknown] => [repairText(k), v])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+}
+
+/** A JSON value with every string and key as the database will keep it (see `canonicalJson`). */
+function storable(value: unknown): unknown {
+  if (typeof value === "string") return repairText(value);
+  if (Array.isArray(value)) return value.map(storable);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [repairText(k), storable(v)]));
 }
 
 type Hashable = Omit<AuditEntry, "prevHash" | "hash">;
@@ -58,14 +72,15 @@ export async function appendAudit(q: Queryable, draft: AuditDraft): Promise<Audi
   const row: Hashable = {
     seq: prev ? Number(prev.seq) + 1 : 1,
     at: new Date().toISOString(),
-    actor: draft.actor,
-    role: draft.role,
-    action: draft.action,
-    target: draft.target,
+    // What is hashed, stored and returned is the same text: what the database keeps.
+    actor: repairText(draft.actor),
+    role: repairText(draft.role),
+    action: repairText(draft.action),
+    target: repairText(draft.target),
     outcome: draft.outcome,
-    requestId: draft.requestId ?? null,
-    sourceIp: draft.sourceIp ?? null,
-    details: JSON.parse(JSON.stringify(draft.details ?? {})) as Record<string, unknown>,
+    requestId: draft.requestId == null ? null : repairText(draft.requestId),
+    sourceIp: draft.sourceIp == null ? null : repairText(draft.sourceIp),
+    details: storable(JSON.parse(JSON.stringify(draft.details ?? {}))) as Record<string, unknown>,
   };
   const prevHash = prev ? prev.hash : GENESIS_HASH;
   const hash = hashEntry(prevHash, row);
