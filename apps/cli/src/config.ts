@@ -1,15 +1,16 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiConfig } from "@skiff/api";
 import { formatPath } from "@skiff/protocol";
-import { parse } from "yaml";
+import { parseDocument } from "yaml";
 import { z } from "zod";
 import { UsageError } from "./env.ts";
+import { describeIssues } from "./problems.ts";
 
 /**
  * The one config file (DESIGN §9): `--config FILE`, else `$SKIFF_HOME/skiff.yaml` when present.
  * `${env.NAME}` is replaced by that environment variable. Flags and the usual environment
- * variables (DATABASE_URL, REDIS_URL, ...) override what the file says.
+ * variables (DATABASE_URL, REDIS_URL, SKIFF_URL, ...) override what the file says.
  */
 export const SkiffFile = z.strictObject({
   database: z.strictObject({ url: z.string().min(1) }).optional(),
@@ -47,7 +48,7 @@ export const SkiffFile = z.strictObject({
     .optional(),
   controller: z
     .strictObject({
-      scaler: z.enum(["embedded", "process"]).optional(),
+      scaler: z.enum(["embedded", "process", "compose", "kubernetes"]).optional(),
       port: z.number().int().min(0).max(65535).optional(),
       apiUrl: z.url().optional(),
       slots: z.number().int().min(1).optional(),
@@ -55,54 +56,114 @@ export const SkiffFile = z.strictObject({
     .optional(),
 });
 export type SkiffFile = z.output<typeof SkiffFile>;
+type Section = keyof SkiffFile;
 
-/** Replaces `${env.NAME}` in every string of the document; an unset variable is an error. */
+/**
+ * The sections each process reads; the others it neither resolves (`${env.X}`) nor needs. A worker
+ * pod has no DATABASE_URL, and the one shared file may still say `database.url: ${env.DATABASE_URL}`.
+ */
+export const SECTIONS_READ = {
+  api: ["database", "redis", "api"],
+  up: ["database", "redis", "api", "up"],
+  controller: ["database", "controller"],
+  worker: ["worker"],
+  all: ["database", "redis", "api", "up", "worker", "controller"],
+} as const satisfies Record<string, readonly Section[]>;
+export type ConfigReader = keyof typeof SECTIONS_READ;
+export type ConfigFor<R extends ConfigReader> = Readonly<Pick<SkiffFile, (typeof SECTIONS_READ)[R][number]>>;
+
+const PLACEHOLDER = /\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * Replaces `${env.NAME}` in every string of the document. An unset variable is left as written and
+ * reported to `onUnset` with the field's path, so the caller decides whether it matters.
+ */
 export function substituteEnv(
   value: unknown,
   env: NodeJS.ProcessEnv,
+  onUnset: (path: (string | number)[], name: string) => void,
   path: (string | number)[] = [],
 ): unknown {
   if (typeof value === "string") {
-    return value.replace(/\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    return value.replace(PLACEHOLDER, (whole, name: string) => {
       const v = env[name];
-      if (v === undefined) throw new UsageError(`config ${formatPath(path)}: \${env.${name}} is not set`);
-      return v;
+      if (v !== undefined) return v;
+      onUnset(path, name);
+      return whole;
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i]));
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, onUnset, [...path, i]));
   if (value && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, [...path, k])]),
+      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, onUnset, [...path, k])]),
     );
   }
   return value;
 }
 
-/** Reads and validates the config file; a bad value stops the process naming the field. */
-export function loadConfig(
+interface Problem {
+  path: string;
+  message: string;
+}
+
+/** Every problem in one message, each naming its field, under the file's name. */
+function problemsError(file: string, problems: Problem[]): UsageError {
+  const [only] = problems;
+  if (problems.length === 1 && only) return new UsageError(`${file}: ${only.path}: ${only.message}`);
+  const lines = problems.map((p) => `  ${p.path}: ${p.message}`);
+  return new UsageError(`${file} has ${problems.length} problems:\n${lines.join("\n")}`);
+}
+
+function readText(file: string, explicit: string | undefined): string | null {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && !explicit) return null;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory, not a file"
+          : (err as Error).message;
+    throw new UsageError(`${explicit ? `--config ${explicit}` : file}: ${why}`);
+  }
+}
+
+/**
+ * Reads and validates the config file for one process (`reader`): every section's shape is checked,
+ * but `${env.X}` must be set only in the sections that process reads, and only those are returned.
+ * A bad file stops the process with every problem at once, each with its field's path.
+ */
+export function loadConfig<R extends ConfigReader = "all">(
   explicit: string | undefined,
   home: string,
-  env = process.env,
-): { file: string | null; config: SkiffFile } {
+  env: NodeJS.ProcessEnv = process.env,
+  reader: R = "all" as R,
+): { file: string | null; config: ConfigFor<R> } {
   const file = explicit ?? join(home, "skiff.yaml");
-  if (!existsSync(file)) {
-    if (explicit) throw new UsageError(`--config ${explicit}: no such file`);
-    return { file: null, config: {} };
+  const text = readText(file, explicit);
+  if (text === null) return { file: null, config: {} as ConfigFor<R> };
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const messages = doc.errors.map((e) => e.message.trimEnd().replace(/\n/g, "\n    "));
+    throw new UsageError(`${file}: not valid YAML:\n  ${messages.join("\n  ")}`);
   }
-  let doc: unknown;
-  try {
-    doc = parse(readFileSync(file, "utf8")) ?? {};
-  } catch (err) {
-    throw new UsageError(`${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`);
-  }
-  const result = SkiffFile.safeParse(substituteEnv(doc, env));
+  const raw: unknown = doc.toJS() ?? {};
+  const reads = new Set<string>(SECTIONS_READ[reader]);
+  const problems: Problem[] = [];
+  const unresolved = new Set<string>();
+  const resolved = substituteEnv(raw, env, (path, name) => {
+    if (reads.has(String(path[0])))
+      problems.push({ path: formatPath(path), message: `\${env.${name}} is not set` });
+    else unresolved.add(formatPath(path));
+  });
+  const result = SkiffFile.safeParse(resolved);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue
-      ? formatPath(issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0] ?? ""] : issue.path)
-      : "";
-    const what = issue?.code === "unrecognized_keys" ? "unknown field" : issue?.message;
-    throw new UsageError(`${file}: ${where}: ${what}`);
+    // A field another process resolves may not fit its schema before it is resolved.
+    problems.push(...describeIssues(SkiffFile, result.error).filter((p) => !unresolved.has(p.path)));
   }
-  return { file, config: Object.freeze(result.data) };
+  if (problems.length > 0 || !result.success) throw problemsError(file, problems);
+  const config = Object.fromEntries(Object.entries(result.data).filter(([section]) => reads.has(section)));
+  return { file, config: Object.freeze(config) as ConfigFor<R> };
 }

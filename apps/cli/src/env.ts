@@ -2,22 +2,22 @@ import { resolve } from "node:path";
 import pino from "pino";
 
 /** The environment overrides every process reads (DESIGN §9). */
-export function skiffHome(): string {
+export function skiffHome(env: NodeJS.ProcessEnv = process.env): string {
   // Empty counts as unset, as for the other variables: `SKIFF_HOME=` must not scatter files in the cwd.
-  return resolve(process.env.SKIFF_HOME || ".skiff");
+  return resolve(env.SKIFF_HOME || ".skiff");
 }
 
-export function databaseUrl(): string | undefined {
-  return process.env.DATABASE_URL || undefined;
+export function databaseUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.DATABASE_URL || undefined;
 }
 
-export function redisUrl(): string | undefined {
-  return process.env.REDIS_URL || undefined;
+export function redisUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.REDIS_URL || undefined;
 }
 
 /** Keeps several Skiff installations on one Redis apart (default `skiff`). */
-export function busPrefix(): string {
-  return process.env.SKIFF_BUS_PREFIX || "skiff";
+export function busPrefix(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SKIFF_BUS_PREFIX || "skiff";
 }
 
 /**
@@ -26,14 +26,14 @@ export function busPrefix(): string {
  * and `SKIFF_REAPER_INTERVAL_MS` (5 000). Tests shorten them to see an agent declared lost in seconds;
  * an operator can take the 30 s / 90 s heartbeat/offline pair this way. Unset keeps the default.
  */
-export function agentTimingFromEnv(): {
+export function agentTimingFromEnv(env: NodeJS.ProcessEnv = process.env): {
   heartbeatIntervalMs?: number;
   offlineAfterMs?: number;
   reaperIntervalMs?: number;
 } {
   const out: { heartbeatIntervalMs?: number; offlineAfterMs?: number; reaperIntervalMs?: number } = {};
   const read = (name: string): number | undefined => {
-    const raw = process.env[name];
+    const raw = env[name];
     if (raw === undefined || raw === "") return undefined;
     const n = Number(raw);
     if (!Number.isInteger(n) || n <= 0)

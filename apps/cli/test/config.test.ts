@@ -14,15 +14,13 @@ function write(name: string, text: string): string {
 }
 
 describe("skiff.yaml", () => {
-  it("the template's example parses, with ${env.NAME} substituted", () => {
+  it("the template's example parses; ${env.NAME} is substituted", () => {
     const template = new URL("../../../template/deploy-root/skiff.yaml", import.meta.url).pathname;
-    const { config } = loadConfig(template, dir, {
-      DATABASE_URL: "postgres://db/skiff",
-      REDIS_URL: "redis://r:6379",
-    });
+    expect(loadConfig(template, dir, {}).config.api?.port).toBe(8787);
+    const file = write("env.yaml", "database:\n  url: ${env.PG}\nredis:\n  url: redis://${env.HOST}:6379\n");
+    const { config } = loadConfig(file, dir, { PG: "postgres://db/skiff", HOST: "r" });
     expect(config.database?.url).toBe("postgres://db/skiff");
     expect(config.redis?.url).toBe("redis://r:6379");
-    expect(config.api?.port).toBe(8787);
   });
 
   it("is optional: no file in $SKIFF_HOME means defaults", () => {

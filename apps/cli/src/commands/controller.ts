@@ -19,6 +19,49 @@ interface ControllerCliOptions {
   name?: string;
 }
 
+export interface ControllerSettings extends Omit<ControllerCliOptions, "scaler" | "port" | "slots"> {
+  databaseUrl: string;
+  scaler: "process" | "embedded" | "compose" | "kubernetes";
+  port: number;
+  slots: number;
+}
+
+/**
+ * What `skiff controller` runs with: a flag wins over the environment (DATABASE_URL, SKIFF_URL),
+ * which wins over the config file's `database:` and `controller:` sections (the only ones it reads).
+ */
+export async function controllerSettings(
+  flags: ControllerCliOptions & { config?: string },
+  cmd: Command,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ControllerSettings> {
+  const { loadConfig } = await import("../config.ts");
+  const loaded = loadConfig(flags.config, skiffHome(env), env, "controller").config;
+  const file = loaded.controller ?? {};
+  const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+  const scaler = given("scaler") ? flags.scaler : (file.scaler ?? flags.scaler);
+  const slots = given("slots") ? flags.slots : String(file.slots ?? flags.slots);
+  const url = databaseUrl(env) ?? loaded.database?.url;
+  if (!url)
+    throw new UsageError(
+      "`skiff controller` needs DATABASE_URL (the API's PostgreSQL): it elects a leader there",
+    );
+  if (!["process", "embedded", "compose", "kubernetes"].includes(scaler)) {
+    throw new UsageError(`--scaler must be process, embedded, compose or kubernetes, got "${scaler}"`);
+  }
+  const n = Number(slots);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--slots must be a positive integer, got "${slots}"`);
+  return {
+    ...flags,
+    databaseUrl: url,
+    scaler: scaler as ControllerSettings["scaler"],
+    port: parsePort(given("port") ? flags.port : String(file.port ?? flags.port)),
+    apiUrl: flags.apiUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl ?? "http://127.0.0.1:8787",
+    slots: n,
+  };
+}
+
 export function registerController(program: Command): void {
   program
     .command("controller")
@@ -34,8 +77,7 @@ export function registerController(program: Command): void {
     .option("--port <port>", "port for /healthz, /readyz, /snapshot and /metrics", "8788")
     .option(
       "--api-url <url>",
-      "the API the workers it starts connect to (SKIFF_URL)",
-      process.env.SKIFF_URL ?? "http://127.0.0.1:8787",
+      "the API the workers it starts connect to (SKIFF_URL, default http://127.0.0.1:8787)",
     )
     .option("--slots <n>", "slots per worker it starts", "2")
     .option("--name <name>", "this controller's name in leader election and the audit log")
@@ -44,31 +86,7 @@ export function registerController(program: Command): void {
       "config file (default $SKIFF_HOME/skiff.yaml when present): its `controller:` section",
     )
     .action(async (flags: ControllerCliOptions & { config?: string }, cmd: Command) => {
-      const { loadConfig } = await import("../config.ts");
-      const loaded = loadConfig(flags.config, skiffHome()).config;
-      const file = loaded.controller ?? {};
-      const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
-      const opts: ControllerCliOptions = {
-        ...flags,
-        scaler: given("scaler") ? flags.scaler : (file.scaler ?? flags.scaler),
-        port: given("port") ? flags.port : String(file.port ?? flags.port),
-        apiUrl: given("apiUrl") ? flags.apiUrl : (file.apiUrl ?? flags.apiUrl),
-        slots: given("slots") ? flags.slots : String(file.slots ?? flags.slots),
-      };
-      const url = databaseUrl() ?? loaded.database?.url;
-      if (!url)
-        throw new UsageError(
-          "`skiff controller` needs DATABASE_URL (the API's PostgreSQL): it elects a leader there",
-        );
-      if (!["process", "embedded", "compose", "kubernetes"].includes(opts.scaler)) {
-        throw new UsageError(
-          `--scaler must be process, embedded, compose or kubernetes, got "${opts.scaler}"`,
-        );
-      }
-      const slots = Number(opts.slots);
-      if (!Number.isInteger(slots) || slots < 1)
-        throw new UsageError(`--slots must be a positive integer, got "${opts.slots}"`);
-      const port = parsePort(opts.port);
+      const { databaseUrl: url, port, slots, ...opts } = await controllerSettings(flags, cmd);
       const {
         Controller,
         createComposeScaler,

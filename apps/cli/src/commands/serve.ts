@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { RunningApi } from "@skiff/api";
 import type { Command } from "commander";
+import type { ConfigFor } from "../config.ts";
 import {
   agentTimingFromEnv,
   busPrefix,
@@ -56,6 +57,68 @@ function describeStartup(mode: string, running: RunningApi, home: string): strin
   ].join("\n");
 }
 
+export interface ServeSettings {
+  home: string;
+  configFile: string | null;
+  /** The config file's `api:` section. */
+  api: NonNullable<ConfigFor<"api">["api"]>;
+  host: string;
+  port: number;
+  databaseUrl?: string;
+  redisUrl?: string;
+  busPrefix: string;
+  agentTiming: ReturnType<typeof agentTimingFromEnv>;
+  workers?: number;
+  slots: number;
+  sandbox: "auto" | "bwrap" | "docker";
+}
+
+/**
+ * What `skiff up` / `skiff api` run with: a flag wins over the environment (DATABASE_URL, REDIS_URL),
+ * which wins over the config file's `database:`, `redis:`, `api:` (and for up `up:`) sections.
+ */
+export async function serveSettings(
+  mode: "up" | "api",
+  flags: ServeOptions,
+  cmd: Command,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ServeSettings> {
+  const home = skiffHome(env);
+  const { loadConfig } = await import("../config.ts");
+  const { file: configFile, config } = loadConfig(flags.config, home, env, mode);
+  const up = "up" in config ? config.up : undefined;
+  // A flag given on the command line wins over the config file, which wins over the flag's default.
+  const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+  const workers = flags.workers ?? (up?.workers === undefined ? undefined : String(up.workers));
+  const slots = given("slots") ? flags.slots : String(up?.slots ?? flags.slots ?? "2");
+  const sandbox = (given("sandbox") ? flags.sandbox : (up?.sandbox ?? flags.sandbox)) ?? "auto";
+  const dbUrl = databaseUrl(env) ?? config.database?.url;
+  const busUrl = redisUrl(env) ?? config.redis?.url;
+  const port = parsePort(given("port") ? flags.port : String(config.api?.port ?? flags.port));
+  if (mode === "api" && (!dbUrl || !busUrl)) {
+    throw new UsageError(
+      "`skiff api` is the split-mode API and needs DATABASE_URL and REDIS_URL; for one process with embedded storage run `skiff up`",
+    );
+  }
+  if (!["auto", "bwrap", "docker"].includes(sandbox)) {
+    throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${sandbox}"`);
+  }
+  return {
+    home,
+    configFile,
+    api: config.api ?? {},
+    host: given("host") ? flags.host : (config.api?.host ?? flags.host),
+    port,
+    databaseUrl: dbUrl,
+    redisUrl: busUrl,
+    busPrefix: busPrefix(env),
+    agentTiming: agentTimingFromEnv(env),
+    workers: workers === undefined ? undefined : count(workers, "--workers", 2),
+    slots: Math.max(1, count(slots, "--slots", 2)),
+    sandbox: sandbox as ServeSettings["sandbox"],
+  };
+}
+
 async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Promise<void> {
   // Loaded here, not at the top: every other `skiff` command starts without the server stack.
   // The fleet's modules (controller, worker) load while the API opens its database; the API does not
@@ -63,33 +126,8 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   const embedded = mode === "up" ? import("./embedded.ts") : null;
   embedded?.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
   const { startApiServer } = await import("@skiff/api");
-  const home = skiffHome();
-  const { loadConfig } = await import("../config.ts");
-  const { file: configFile, config } = loadConfig(flags.config, home);
-  // A flag given on the command line wins over the config file, which wins over the flag's default.
-  const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
-  const opts: ServeOptions = {
-    ...flags,
-    host: given("host") ? flags.host : (config.api?.host ?? flags.host),
-    port: given("port") ? flags.port : String(config.api?.port ?? flags.port),
-    workers: flags.workers ?? (config.up?.workers === undefined ? undefined : String(config.up.workers)),
-    slots: given("slots") ? flags.slots : String(config.up?.slots ?? flags.slots ?? "2"),
-    sandbox: given("sandbox") ? flags.sandbox : (config.up?.sandbox ?? flags.sandbox),
-  };
-  const dbUrl = databaseUrl() ?? config.database?.url;
-  const busUrl = redisUrl() ?? config.redis?.url;
-  const port = parsePort(opts.port);
-  if (mode === "api" && (!dbUrl || !busUrl)) {
-    throw new UsageError(
-      "`skiff api` is the split-mode API and needs DATABASE_URL and REDIS_URL; for one process with embedded storage run `skiff up`",
-    );
-  }
-  const workerCount = opts.workers === undefined ? undefined : count(opts.workers, "--workers", 2);
-  const slots = Math.max(1, count(opts.slots, "--slots", 2));
-  const sandbox = opts.sandbox ?? "auto";
-  if (!["auto", "bwrap", "docker"].includes(sandbox)) {
-    throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${sandbox}"`);
-  }
+  const settings = await serveSettings(mode, flags, cmd);
+  const { home, configFile, slots, sandbox } = settings;
   // With the console attached, logs go to a file so they never print over the screen.
   const attach =
     mode === "up" && flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true;
@@ -98,14 +136,14 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   const started = Date.now();
   const running = await startApiServer(
     {
-      ...config.api,
-      host: opts.host,
-      port,
+      ...settings.api,
+      host: settings.host,
+      port: settings.port,
       skiffHome: home,
-      databaseUrl: dbUrl,
-      redisUrl: busUrl,
-      busPrefix: busPrefix(),
-      ...agentTimingFromEnv(),
+      databaseUrl: settings.databaseUrl,
+      redisUrl: settings.redisUrl,
+      busPrefix: settings.busPrefix,
+      ...settings.agentTiming,
     },
     logger,
   );
@@ -118,9 +156,9 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       apiUrl: running.url,
       store: running.store,
       home,
-      workers: workerCount,
+      workers: settings.workers,
       slots,
-      sandbox: sandbox as "auto" | "bwrap" | "docker",
+      sandbox,
       logger,
     }).catch((err: Error) => ({ problem: err.message }));
     let line: string;

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { WorkerConfigInput } from "@skiff/worker";
 import type { Command } from "commander";
 import { createLogger, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
 
@@ -10,6 +11,7 @@ interface WorkerOptions {
   slots: string;
   sandbox: string;
   labels?: string;
+  healthHost: string;
   healthPort: string;
   unsafeNoSandbox?: boolean;
   workDir?: string;
@@ -29,16 +31,79 @@ export function parseLabels(raw: string | undefined): Record<string, string> {
   return labels;
 }
 
+/**
+ * What `skiff worker` runs with: a flag wins over the environment (SKIFF_URL, SKIFF_TOKEN), which
+ * wins over the config file's `worker:` section (the only one it reads), which wins over the default.
+ */
+export async function workerSettings(
+  flags: WorkerOptions & { config?: string },
+  cmd: Command,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<WorkerConfigInput & { apiUrl: string; name: string; slots: number }> {
+  const { loadConfig } = await import("../config.ts");
+  const file = loadConfig(flags.config, skiffHome(env), env, "worker").config.worker ?? {};
+  const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
+  const apiUrl = flags.apiUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl;
+  const token = flags.token ?? (env.SKIFF_TOKEN || undefined);
+  const sandbox = given("sandbox") ? flags.sandbox : (file.sandbox ?? flags.sandbox);
+  const slotsRaw = given("slots") ? flags.slots : String(file.slots ?? flags.slots);
+  const labels =
+    flags.labels ??
+    (file.labels
+      ? Object.entries(file.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(",")
+      : undefined);
+  if (!apiUrl)
+    throw new UsageError("--api-url (or SKIFF_URL) is required, e.g. --api-url http://127.0.0.1:8787");
+  if (!token)
+    throw new UsageError(
+      "--token (or SKIFF_TOKEN) is required: an agent token from `skiff tokens create --role agent`",
+    );
+  if (!["auto", "bwrap", "docker"].includes(sandbox))
+    throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${sandbox}"`);
+  const slots = Number(slotsRaw);
+  if (!Number.isInteger(slots) || slots < 1)
+    throw new UsageError(`--slots must be a positive integer, got "${slotsRaw}"`);
+  const diskMb = Number(flags.diskMb);
+  if (!Number.isInteger(diskMb) || diskMb < 16)
+    throw new UsageError(`--disk-mb must be an integer of at least 16, got "${flags.diskMb}"`);
+  return {
+    apiUrl,
+    token,
+    name: flags.name ?? file.name ?? hostname(),
+    slots,
+    labels: parseLabels(labels),
+    sandbox: sandbox as "auto" | "bwrap" | "docker",
+    unsafeNoSandbox: Boolean(flags.unsafeNoSandbox),
+    healthHost: flags.healthHost,
+    healthPort: parsePort(
+      given("healthPort") ? flags.healthPort : String(file.healthPort ?? flags.healthPort),
+      "--health-port",
+    ),
+    workRoot: flags.workDir ?? file.workDir ?? join(skiffHome(env), "work"),
+    egressAllow: flags.egressAllow
+      ? flags.egressAllow.split(",").map((c) => c.trim())
+      : (file.egressAllow ?? []),
+    defaultDiskMb: given("diskMb") ? diskMb : (file.defaultDiskMb ?? diskMb),
+    ...(file.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: file.drainTimeoutMs }),
+    ...(file.graceMs === undefined ? {} : { graceMs: file.graceMs }),
+    ...(file.sandboxHostUid ? { sandboxHostUid: file.sandboxHostUid } : {}),
+    ...(file.dockerOnlineNetwork ? { dockerOnlineNetwork: file.dockerOnlineNetwork } : {}),
+  };
+}
+
 export function registerWorker(program: Command): void {
   program
     .command("worker")
     .description("run a worker: claims jobs from the API and runs each step in a sandbox")
-    .option("--api-url <url>", "the API's base URL (SKIFF_URL)", process.env.SKIFF_URL)
-    .option("--token <token>", "an agent token (SKIFF_TOKEN)", process.env.SKIFF_TOKEN)
+    .option("--api-url <url>", "the API's base URL (SKIFF_URL)")
+    .option("--token <token>", "an agent token (SKIFF_TOKEN)")
     .option("--name <name>", "this worker's name (default: the host name)")
     .option("--slots <n>", "jobs run at once", "2")
     .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
     .option("--labels <k=v,...>", "labels; `queue=a,b` sets the queues served")
+    .option("--health-host <host>", "address for /healthz, /readyz and /metrics", "127.0.0.1")
     .option("--health-port <port>", "port for /healthz, /readyz and /metrics (0 picks a free one)", "8789")
     .option("--work-dir <dir>", "where job workspaces live (default $SKIFF_HOME/work)")
     .option(
@@ -52,64 +117,13 @@ export function registerWorker(program: Command): void {
       "config file (default $SKIFF_HOME/skiff.yaml when present): its `worker:` section",
     )
     .action(async (flags: WorkerOptions & { config?: string }, cmd: Command) => {
-      const { loadConfig } = await import("../config.ts");
-      const file = loadConfig(flags.config, skiffHome()).config.worker ?? {};
-      const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
-      const opts: WorkerOptions = {
-        ...flags,
-        apiUrl: flags.apiUrl ?? file.apiUrl,
-        name: flags.name ?? file.name,
-        slots: given("slots") ? flags.slots : String(file.slots ?? flags.slots),
-        sandbox: given("sandbox") ? flags.sandbox : (file.sandbox ?? flags.sandbox),
-        healthPort: given("healthPort") ? flags.healthPort : String(file.healthPort ?? flags.healthPort),
-        workDir: flags.workDir ?? file.workDir,
-        labels:
-          flags.labels ??
-          (file.labels
-            ? Object.entries(file.labels)
-                .map(([k, v]) => `${k}=${v}`)
-                .join(",")
-            : undefined),
-      };
-      if (!opts.apiUrl)
-        throw new UsageError("--api-url (or SKIFF_URL) is required, e.g. --api-url http://127.0.0.1:8787");
-      if (!opts.token)
-        throw new UsageError(
-          "--token (or SKIFF_TOKEN) is required: an agent token from `skiff tokens create --role agent`",
-        );
-      if (!["auto", "bwrap", "docker"].includes(opts.sandbox))
-        throw new UsageError(`--sandbox must be bwrap, docker or auto, got "${opts.sandbox}"`);
-      const slots = Number(opts.slots);
-      if (!Number.isInteger(slots) || slots < 1)
-        throw new UsageError(`--slots must be a positive integer, got "${opts.slots}"`);
-      const diskMb = Number(flags.diskMb);
-      if (!Number.isInteger(diskMb) || diskMb < 16)
-        throw new UsageError(`--disk-mb must be an integer of at least 16, got "${flags.diskMb}"`);
+      const settings = await workerSettings(flags, cmd);
+      const { apiUrl, name, slots } = settings;
       const { startWorker } = await import("@skiff/worker");
-      const name = opts.name ?? hostname();
       const logger = createLogger("skiff-worker");
-      const worker = await startWorker(
-        {
-          apiUrl: opts.apiUrl,
-          token: opts.token,
-          name,
-          slots,
-          labels: parseLabels(opts.labels),
-          sandbox: opts.sandbox as "auto" | "bwrap" | "docker",
-          unsafeNoSandbox: Boolean(opts.unsafeNoSandbox),
-          healthPort: parsePort(opts.healthPort, "--health-port"),
-          workRoot: opts.workDir ?? join(skiffHome(), "work"),
-          egressAllow: flags.egressAllow
-            ? flags.egressAllow.split(",").map((c) => c.trim())
-            : (file.egressAllow ?? []),
-          defaultDiskMb: given("diskMb") ? diskMb : (file.defaultDiskMb ?? diskMb),
-          ...(file.sandboxHostUid ? { sandboxHostUid: file.sandboxHostUid } : {}),
-          ...(file.dockerOnlineNetwork ? { dockerOnlineNetwork: file.dockerOnlineNetwork } : {}),
-        },
-        logger,
-      );
+      const worker = await startWorker(settings, logger);
       process.stderr.write(
-        `skiff worker ${name}: agent ${worker.agent.id} on ${opts.apiUrl}, sandbox ${worker.driver.kind}` +
+        `skiff worker ${name}: agent ${worker.agent.id} on ${apiUrl}, sandbox ${worker.driver.kind}` +
           `${worker.driver.kind === "none" ? " (UNSAFE: steps run unconfined)" : ""}, ${slots} slots` +
           `${worker.healthUrl ? `, health on ${worker.healthUrl}` : ""}\n`,
       );
