@@ -17,6 +17,7 @@ import { Reaper } from "./reaper.ts";
 import { agentProtocolRoutes } from "./routes/agent-protocol.ts";
 import { registerHealth } from "./routes/health.ts";
 import { jobRoutes } from "./routes/jobs.ts";
+import { registerOpenApi } from "./routes/openapi.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { streamRoutes } from "./routes/streams.ts";
 import { SseRegistry } from "./sse.ts";
@@ -219,6 +220,7 @@ export function buildApi(deps: ApiDeps): Api {
       },
     });
   }
+  registerOpenApi(app, routes, config);
 
   const reaper = new Reaper(ctx);
 

@@ -3,4 +3,6 @@ export * from "./errors.ts";
 export * from "./events.ts";
 export * from "./jobspec.ts";
 export * from "./model.ts";
+export * from "./openapi.ts";
+export * from "./responses.ts";
 export * from "./validate.ts";
