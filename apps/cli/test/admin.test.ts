@@ -205,7 +205,9 @@ describe("skiff doctor", { timeout: 120_000 }, () => {
       "database",
       "bus",
       "docker",
+      "docker egress",
       "bubblewrap",
+      "slirp4netns",
       "user namespaces",
       "cgroups",
     ]);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AgentActivity, AgentStatus, AuditEntry, FleetSettings, JobState } from "./model.ts";
+import { AgentActivity, AgentResources, AgentStatus, AuditEntry, FleetSettings, JobState } from "./model.ts";
 
 /** Topics a client of `/v1/events` may subscribe to; each event name starts with its topic. */
 export const TOPICS = ["agents", "jobs", "fleet", "audit"] as const;
@@ -13,6 +13,8 @@ export const EVENT_SCHEMAS = {
     activity: AgentActivity,
     at: z.string(),
     running: z.number().int(),
+    /** What the agent reported with this heartbeat (CPU, memory), so consoles stay current. */
+    resources: AgentResources.optional(),
   }),
   "agent.status": z.object({
     agentId: z.string(),

@@ -172,6 +172,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
               activity: body.status,
               at: new Date().toISOString(),
               running: body.running.length,
+              resources: body.resources,
             },
           },
         ];

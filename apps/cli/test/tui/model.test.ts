@@ -84,6 +84,27 @@ describe("Sync", () => {
   });
 });
 
+describe("AgentStore", () => {
+  it("takes each heartbeat's CPU and memory, so they do not stay at their first-load values", () => {
+    const store = new AgentStore();
+    store.load([agent({ id: "a1", name: "one" })]);
+    const fresh = { memoryUsedMb: 3000, memoryTotalMb: 8192, load1: 1.75 };
+    expect(
+      store.heartbeat({
+        agentId: "a1",
+        activity: "busy",
+        at: new Date().toISOString(),
+        running: 1,
+        resources: fresh,
+      }),
+    ).toBe(true);
+    expect(store.get("a1")?.resources).toEqual(fresh);
+    // A heartbeat from an older API, without resources, keeps what the store has.
+    store.heartbeat({ agentId: "a1", activity: "idle", at: new Date().toISOString(), running: 0 });
+    expect(store.get("a1")?.resources).toEqual(fresh);
+  });
+});
+
 describe("key table", () => {
   const noop = () => {};
   it("leaves dangerous keys unbound when changes are not allowed, and lets a view's key win", () => {

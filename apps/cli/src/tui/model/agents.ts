@@ -75,6 +75,7 @@ export class AgentStore extends Emitter {
     a.lastHeartbeatAt = p.at;
     a.activity = p.activity;
     a.running = p.running;
+    if (p.resources) a.resources = p.resources;
     a.status = "online";
     this.changed();
     return true;
