@@ -1,4 +1,4 @@
-// `pnpm bench [--quick]`: measures the DESIGN §10 targets on this machine and prints one table.
+// `pnpm bench [--quick]`: measures the docs/design.md §10 targets on this machine and prints one table.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -29,7 +29,7 @@ const ROWS = [
 if (process.argv.includes("--help")) {
   process.stdout.write(
     `usage: pnpm bench [--quick] [--only=${ROWS.join(",")}]\n` +
-      "  Measures the DESIGN §10 targets on this machine and prints one table (see docs/benchmarks.md).\n",
+      "  Measures the docs/design.md §10 targets on this machine and prints one table (see docs/benchmarks.md).\n",
   );
   process.exit(0);
 }

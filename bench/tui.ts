@@ -1,4 +1,4 @@
-// The console rows of DESIGN §10: with 10,000 agents, the time to draw a frame (into a headless
+// The console rows of docs/design.md §10: with 10,000 agents, the time to draw a frame (into a headless
 // terminal, as over SSH), the CPU it uses while nothing changes, and its resident memory. In-process,
 // against fixtures: the API is not what is measured here. `tsx bench/tui.ts [--idle-ms N]` prints JSON.
 import { pathToFileURL } from "node:url";
@@ -9,7 +9,7 @@ import { percentile } from "./lib.ts";
 
 export interface TuiBenchOptions {
   agents?: number;
-  /** How long to watch the idle console's CPU use (DESIGN §10 says 30 s). */
+  /** How long to watch the idle console's CPU use (docs/design.md §10 says 30 s). */
   idleMs?: number;
   /** Frames timed while heartbeats arrive and the selection moves. */
   frames?: number;

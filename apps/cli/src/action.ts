@@ -2,7 +2,7 @@ import { ApiError, AuthError, ConnectionError } from "./client.ts";
 import { UsageError } from "./env.ts";
 import { err } from "./output.ts";
 
-/** Exit codes of the scripting commands (DESIGN §8). */
+/** Exit codes of the scripting commands (docs/design.md §8). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, auth: 3 } as const;
 
 /**

@@ -8,7 +8,7 @@ import { UsageError } from "./env.ts";
 import { describeIssues } from "./problems.ts";
 
 /**
- * The one config file (DESIGN §9): `--config FILE`, else `$SKIFF_HOME/skiff.yaml` when present.
+ * The one config file (docs/design.md §9): `--config FILE`, else `$SKIFF_HOME/skiff.yaml` when present.
  * `${env.NAME}` is replaced by that environment variable. Flags and the usual environment
  * variables (DATABASE_URL, REDIS_URL, SKIFF_URL, ...) override what the file says.
  */

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import pino from "pino";
 
-/** The environment overrides every process reads (DESIGN §9). */
+/** The environment overrides every process reads (docs/design.md §9). */
 export function skiffHome(env: NodeJS.ProcessEnv = process.env): string {
   // Empty counts as unset, as for the other variables: `SKIFF_HOME=` must not scatter files in the cwd.
   return resolve(env.SKIFF_HOME || ".skiff");
@@ -22,7 +22,7 @@ export function busPrefix(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * The API's agent timing, overridable from the environment because the CLI has no config file yet
- * (DESIGN §9): `SKIFF_HEARTBEAT_INTERVAL_MS` (default 10 000), `SKIFF_OFFLINE_AFTER_MS` (30 000)
+ * (docs/design.md §9): `SKIFF_HEARTBEAT_INTERVAL_MS` (default 10 000), `SKIFF_OFFLINE_AFTER_MS` (30 000)
  * and `SKIFF_REAPER_INTERVAL_MS` (5 000). Tests shorten them to see an agent declared lost in seconds;
  * an operator can take the 30 s / 90 s heartbeat/offline pair this way. Unset keeps the default.
  */

@@ -38,7 +38,7 @@ export interface ClaimedJob {
 const KEPT_CREDENTIALS = 16;
 
 /**
- * The agent side of the protocol (DESIGN §3), over keep-alive HTTP. `token` only registers when
+ * The agent side of the protocol (docs/design.md §3.5), over keep-alive HTTP. `token` only registers when
  * the API hands out agent credentials: every call that names an agent then goes with that
  * agent's own credential.
  */

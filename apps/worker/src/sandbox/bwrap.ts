@@ -88,7 +88,7 @@ export interface BwrapFds {
   resolvConf?: string;
 }
 
-/** The bubblewrap command line for one step (DESIGN §6). */
+/** The bubblewrap command line for one step (docs/design.md §6). */
 export function bwrapArgs(step: StepRun, opts: BwrapOptions, fds: BwrapFds = {}): string[] {
   const uid = String(opts.uid ?? 1000);
   const tmpBytes = String((step.limits.diskMb ?? 10_240) * 1024 * 1024);

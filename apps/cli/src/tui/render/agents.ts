@@ -33,7 +33,7 @@ function memCell(a: AgentRecord): string {
   return total === undefined ? formatMb(used) : `${formatMb(used)}/${formatMb(total)}`;
 }
 
-/** Sandboxless agents are shown loudly, as DESIGN §6 asks. */
+/** Sandboxless agents are shown loudly, as docs/design.md §6 asks. */
 export function sandboxCell(a: AgentRecord): Seg {
   if (a.unsafe || a.sandbox === "none") return { text: "UNSAFE", color: "red", bold: true };
   return { text: a.sandbox };
