@@ -1,14 +1,16 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { formatPath } from "@skiff/protocol";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { request } from "undici";
 import { skiffHome, UsageError } from "./env.ts";
 
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 
-/** The options every command that talks to the API takes (DESIGN §8). */
+/** The options every command that talks to the API takes (docs/design.md §8). */
 export interface ConnectionOptions {
+  apiUrl?: string;
+  /** `--base-url`, the old name of `--api-url`, still accepted and no longer shown. */
   baseUrl?: string;
   token?: string;
 }
@@ -21,7 +23,8 @@ Exit codes: 0 ok; 1 failed (API error, unreachable API, or the outcome was a fai
 
 export function withConnection(cmd: Command): Command {
   return cmd
-    .option("--base-url <url>", `the API's URL (env SKIFF_URL, default ${DEFAULT_URL})`)
+    .option("--api-url <url>", `the API's URL (env SKIFF_URL, default ${DEFAULT_URL})`)
+    .addOption(new Option("--base-url <url>").hideHelp())
     .option("--token <token>", "an API token (env SKIFF_TOKEN, else $SKIFF_HOME/admin.token)")
     .addHelpText("after", CONNECTION_HELP);
 }
@@ -69,15 +72,15 @@ export class ConnectionError extends Error {
 }
 
 export function resolveBaseUrl(opts: ConnectionOptions): string {
-  const raw = opts.baseUrl ?? (process.env.SKIFF_URL || DEFAULT_URL);
+  const raw = opts.apiUrl ?? opts.baseUrl ?? (process.env.SKIFF_URL || DEFAULT_URL);
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new UsageError(`--base-url must be a URL such as ${DEFAULT_URL}, got "${raw}"`);
+    throw new UsageError(`--api-url must be a URL such as ${DEFAULT_URL}, got "${raw}"`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new UsageError(`--base-url must start with http:// or https://, got "${raw}"`);
+    throw new UsageError(`--api-url must start with http:// or https://, got "${raw}"`);
   return url.toString().replace(/\/+$/, "");
 }
 
@@ -190,21 +193,28 @@ export class ApiClient {
       throw connectionError(this.baseUrl, err);
     }
     const text = await res.body.text();
+    const type = String(res.headers["content-type"] ?? "");
     let data: unknown;
     try {
       data = text === "" ? undefined : JSON.parse(text);
     } catch {
-      data = text;
+      throw notSkiff(
+        this.baseUrl,
+        `${method} ${path} answered HTTP ${res.statusCode} with ${type || "no content type"}, not JSON`,
+      );
     }
     if (res.statusCode >= 400) throw this.errorFrom(res.statusCode, data);
     return data;
   }
 
   /** Turns an error response into an ApiError with a hint for the auth cases. */
-  errorFrom(status: number, data: unknown): ApiError {
+  errorFrom(status: number, data: unknown): ApiError | ConnectionError {
     const body = (typeof data === "object" && data !== null ? data : {}) as {
       error?: { code?: unknown; message?: unknown; details?: unknown };
     };
+    // Every Skiff error has {error: {code, message}}; a server that answers otherwise is not Skiff.
+    if (typeof body.error?.code !== "string" && status !== 429 && status < 500)
+      return notSkiff(this.baseUrl, `it answered HTTP ${status} without a Skiff error body`);
     const code = typeof body.error?.code === "string" ? body.error.code : `http_${status}`;
     const message =
       typeof body.error?.message === "string"
@@ -247,11 +257,19 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Something answers at the URL, but not the Skiff API: say so instead of showing its page. */
+export function notSkiff(baseUrl: string, what: string): ConnectionError {
+  return new ConnectionError(
+    `the server at ${baseUrl} is not a Skiff API: ${what}`,
+    "check --api-url / SKIFF_URL: it is the address `skiff up` or `skiff api` prints (default http://127.0.0.1:8787)",
+  );
+}
+
 export function connectionError(baseUrl: string, err: unknown): ConnectionError {
   const code = errorCode(err);
   const what = (code && UNREACHABLE[code]) ?? (err as Error).message;
   return new ConnectionError(
     `cannot reach the API at ${baseUrl}: ${what}`,
-    "is it running? Start it with `pnpm start` (or `skiff up`), or point --base-url / SKIFF_URL at a running API",
+    "is it running? Start it with `pnpm start` (or `skiff up`), or point --api-url / SKIFF_URL at a running API",
   );
 }

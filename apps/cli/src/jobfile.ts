@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
-import { issuesOf, JobSpec } from "@skiff/protocol";
-import { parse as parseYaml } from "yaml";
+import { JobSpec } from "@skiff/protocol";
+import { parseDocument } from "yaml";
 import { UsageError } from "./env.ts";
+import { describeIssues } from "./problems.ts";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -21,20 +22,31 @@ export async function readJobFile(file: string): Promise<unknown> {
     text = file === "-" ? await readStdin() : readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      `cannot read job file ${label}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`,
-    );
+    const why: Record<string, string> = {
+      ENOENT: "no such file",
+      EISDIR: "it is a directory; -f takes one job file (YAML or JSON), e.g. -f jobs/hello.yaml",
+      EACCES: "permission denied",
+    };
+    throw new UsageError(`cannot read job file ${label}: ${(code && why[code]) ?? (err as Error).message}`);
   }
   let data: unknown;
-  try {
-    data = file.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
-  } catch (err) {
-    const kind = file.endsWith(".json") ? "JSON" : "YAML";
-    throw new UsageError(`job file ${label} is not valid ${kind}: ${(err as Error).message.split("\n")[0]}`);
+  if (file.endsWith(".json")) {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(`job file ${label} is not valid JSON: ${(err as Error).message}`);
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      const messages = doc.errors.map((e) => e.message.trimEnd().replace(/\n/g, "\n    "));
+      throw new UsageError(`job file ${label} is not valid YAML:\n  ${messages.join("\n  ")}`);
+    }
+    data = doc.toJS();
   }
   const result = JobSpec.safeParse(data);
   if (!result.success) {
-    const issues = issuesOf(result.error).map((i) => `  ${i.path}: ${i.message}`);
+    const issues = describeIssues(JobSpec, result.error).map((i) => `  ${i.path}: ${i.message}`);
     throw new UsageError(`invalid job file ${label} (nothing was submitted):\n${issues.join("\n")}`);
   }
   return data;

@@ -12,6 +12,7 @@ import { registerTokens } from "./commands/tokens.ts";
 import { registerTui } from "./commands/tui.ts";
 import { registerWorker } from "./commands/worker.ts";
 import { UsageError } from "./env.ts";
+import { StartupError } from "./startup-errors.ts";
 
 const program = new Command("skiff")
   .description("Skiff: a control stack for fleets of sandboxed job workers")
@@ -38,6 +39,9 @@ try {
   } else if (err instanceof UsageError) {
     process.stderr.write(`skiff: ${err.message}\n`);
     process.exitCode = 2;
+  } else if (err instanceof StartupError) {
+    process.stderr.write(`skiff: ${err.message}\nhint: ${err.hint}\n`);
+    process.exitCode = 1;
   } else {
     process.stderr.write(`skiff: ${(err as Error).message}\n`);
     process.exitCode = 1;

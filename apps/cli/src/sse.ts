@@ -1,5 +1,5 @@
 import { EventSource, type FetchLike } from "eventsource";
-import type { ApiClient, ApiError } from "./client.ts";
+import type { ApiClient, ApiError, ConnectionError } from "./client.ts";
 
 export interface SseHandlers {
   /** Handlers by event name, given the parsed JSON data and the event id. */
@@ -53,7 +53,7 @@ export function subscribe(
   };
 
   const open = (q: Record<string, string | number | undefined>) => {
-    let refusal: ApiError | null = null;
+    let refusal: ApiError | ConnectionError | null = null;
     const authorizedFetch: FetchLike = async (url, init) => {
       const res = await fetch(url, {
         ...init,
@@ -100,8 +100,8 @@ export function subscribe(
         handlers.onReconnecting?.();
         return;
       }
-      const failed: ApiError | null = refusal;
-      if (failed && !RETRYABLE.has(failed.status)) {
+      const failed: ApiError | ConnectionError | null = refusal;
+      if (failed && !("status" in failed && RETRYABLE.has(failed.status))) {
         closed = true;
         settle.reject(failed);
         return;

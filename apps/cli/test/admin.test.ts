@@ -94,7 +94,7 @@ describe("skiff tokens", { timeout: 120_000 }, () => {
       `skiff: cannot reach the API at http://127.0.0.1:${port}: connection refused`,
     );
     expect(down.stderr).toContain("pnpm start");
-    expect(down.stderr).toContain("--base-url");
+    expect(down.stderr).toContain("--api-url");
     expect(badRole.code).toBe(2);
     expect(badRole.stderr).toContain('--role must be one of admin, operator, viewer, agent, got "root"');
   });

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Scaler } from "@skiff/controller";
 import type { Command } from "commander";
 import { createLogger, databaseUrl, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 
 interface ControllerCliOptions {
   scaler: string;
@@ -21,6 +22,8 @@ interface ControllerCliOptions {
 
 export interface ControllerSettings extends Omit<ControllerCliOptions, "scaler" | "port" | "slots"> {
   databaseUrl: string;
+  /** Where the database URL came from, for messages: `DATABASE_URL` or the config file's field. */
+  databaseSource: string;
   scaler: "process" | "embedded" | "compose" | "kubernetes";
   port: number;
   slots: number;
@@ -36,7 +39,7 @@ export async function controllerSettings(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<ControllerSettings> {
   const { loadConfig } = await import("../config.ts");
-  const loaded = loadConfig(flags.config, skiffHome(env), env, "controller").config;
+  const { file: configFile, config: loaded } = loadConfig(flags.config, skiffHome(env), env, "controller");
   const file = loaded.controller ?? {};
   const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
   const scaler = given("scaler") ? flags.scaler : (file.scaler ?? flags.scaler);
@@ -55,6 +58,7 @@ export async function controllerSettings(
   return {
     ...flags,
     databaseUrl: url,
+    databaseSource: databaseUrl(env) ? "DATABASE_URL" : `database.url in ${configFile}`,
     scaler: scaler as ControllerSettings["scaler"],
     port: parsePort(given("port") ? flags.port : String(file.port ?? flags.port)),
     apiUrl: flags.apiUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl ?? "http://127.0.0.1:8787",
@@ -86,7 +90,7 @@ export function registerController(program: Command): void {
       "config file (default $SKIFF_HOME/skiff.yaml when present): its `controller:` section",
     )
     .action(async (flags: ControllerCliOptions & { config?: string }, cmd: Command) => {
-      const { databaseUrl: url, port, slots, ...opts } = await controllerSettings(flags, cmd);
+      const { databaseUrl: url, databaseSource, port, slots, ...opts } = await controllerSettings(flags, cmd);
       const {
         Controller,
         createComposeScaler,
@@ -99,7 +103,13 @@ export function registerController(program: Command): void {
       const k8s = opts.scaler === "kubernetes" ? await import("@skiff/controller/kubernetes") : null;
       const holder = opts.name ?? `controller@${hostname()}:${process.pid}`;
       const logger = createLogger("skiff-controller");
-      const store = await openStore({ databaseUrl: url, applicationName: "skiff-controller", poolSize: 4 });
+      const store = await openStore({
+        databaseUrl: url,
+        applicationName: "skiff-controller",
+        poolSize: 4,
+      }).catch((err: unknown) => {
+        throw databaseUnreachable(err, url, databaseSource) ?? err;
+      });
       const apiUrl = opts.apiUrl ?? "http://127.0.0.1:8787";
       const token = await mintWorkerToken(store, `controller-workers-${opts.scaler}`, holder);
       const onEvent = (msg: string, fields: Record<string, unknown>) => logger.info(fields, msg);
@@ -146,7 +156,12 @@ export function registerController(program: Command): void {
         log: (msg, fields) => logger.info(fields ?? {}, msg),
       });
       controller.start();
-      const server = await startControllerServer(controller, opts.host, port);
+      const server = await startControllerServer(controller, opts.host, port).catch(async (err: unknown) => {
+        await controller.stop();
+        await scaler.close();
+        await store.close();
+        throw portInUse(err, opts.host, port, "--port") ?? err;
+      });
       process.stderr.write(
         `skiff controller ${holder}: scaler ${opts.scaler}, workers talk to ${apiUrl}, status on ${server.url}/snapshot\n`,
       );

@@ -77,13 +77,13 @@ async function apiChecks(opts: ConnectionOptions): Promise<Check[]> {
           name: "api",
           ok: false,
           detail: `${base} is shutting down`,
-          next: "wait for it to come back, or point --base-url at another replica",
+          next: "wait for it to come back, or point --api-url at another replica",
         }
       : {
           name: "api",
           ok: res.statusCode === 200 || res.statusCode === 503,
           detail: `reachable at ${base} (${res.statusCode === 200 ? "ready" : `not ready: HTTP ${res.statusCode}`})`,
-          next: "is --base-url the Skiff API? /readyz should answer 200 or 503",
+          next: "is --api-url the Skiff API? /readyz should answer 200 or 503",
         };
   } catch (e) {
     const c = connectionError(base, e);
@@ -124,7 +124,7 @@ async function tokenCheck(opts: ConnectionOptions, base: string, reachable: bool
         detail: `${e.message} (${e.code}); token from ${from}`,
         next: e.hint ?? "check the token",
       };
-    return { name, ok: false, detail: (e as Error).message, next: "check --base-url and that the API is up" };
+    return { name, ok: false, detail: (e as Error).message, next: "check --api-url and that the API is up" };
   }
 }
 

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { Command } from "commander";
 import { databaseUrl, skiffHome } from "../env.ts";
+import { databaseUnreachable } from "../startup-errors.ts";
 
 export function registerMigrate(program: Command): void {
   program
@@ -14,7 +15,9 @@ export function registerMigrate(program: Command): void {
         ? createPgDb({ connectionString: url, max: 1 })
         : await createPgliteDb({ dataDir: join(skiffHome(), "data") });
       try {
-        const res = await migrate(db);
+        const res = await migrate(db).catch((err: unknown) => {
+          throw (url ? databaseUnreachable(err, url, "DATABASE_URL") : null) ?? err;
+        });
         if (opts.json) console.log(JSON.stringify(res));
         else if (res.applied.length === 0) console.log(`schema is up to date (version ${res.current})`);
         else console.log(`applied ${res.applied.join(", ")}; schema at version ${res.current}`);

@@ -14,6 +14,7 @@ import {
   skiffHome,
   UsageError,
 } from "../env.ts";
+import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 import type { EmbeddedFleet } from "./embedded.ts";
 
 interface ServeOptions {
@@ -65,6 +66,8 @@ export interface ServeSettings {
   host: string;
   port: number;
   databaseUrl?: string;
+  /** Where the database URL came from, for messages: `DATABASE_URL` or the config file's field. */
+  databaseSource: string;
   redisUrl?: string;
   busPrefix: string;
   agentTiming: ReturnType<typeof agentTimingFromEnv>;
@@ -110,6 +113,7 @@ export async function serveSettings(
     host: given("host") ? flags.host : (config.api?.host ?? flags.host),
     port,
     databaseUrl: dbUrl,
+    databaseSource: databaseUrl(env) ? "DATABASE_URL" : `database.url in ${configFile}`,
     redisUrl: busUrl,
     busPrefix: busPrefix(env),
     agentTiming: agentTimingFromEnv(env),
@@ -146,7 +150,15 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       ...settings.agentTiming,
     },
     logger,
-  );
+  ).catch((err: unknown) => {
+    throw (
+      portInUse(err, settings.host, settings.port, "--port") ??
+      (settings.databaseUrl
+        ? databaseUnreachable(err, settings.databaseUrl, settings.databaseSource)
+        : null) ??
+      err
+    );
+  });
   process.stderr.write(describeStartup(mode, running, home));
   if (configFile) process.stderr.write(`  config       ${shown(configFile)}\n`);
   let fleet: EmbeddedFleet | null = null;
@@ -166,14 +178,13 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       line = `none started: ${started.problem.replace(/\n/g, "\n               ")}\n               jobs queue until a worker registers (\`skiff worker\`)`;
     } else {
       fleet = started;
-      const settings = await running.store.getFleet();
-      const size =
-        settings.mode === "manual" ? `${settings.replicas}` : `auto ${settings.min}-${settings.max}`;
+      const stored = await running.store.getFleet();
+      const size = stored.mode === "manual" ? `${stored.replicas}` : `auto ${stored.min}-${stored.max}`;
       line = `${size} embedded (fleet setting; \`PUT /v1/fleet\` rescales), ${slots} slots each, sandbox ${started.sandbox}`;
     }
     const console = attach
       ? `attaching now (logs in ${shown(logFile ?? "")}); q quits and stops skiff up`
-      : `pnpm tui (or skiff tui --base-url ${running.url}) in another terminal`;
+      : `pnpm tui (or skiff tui --api-url ${running.url}) in another terminal`;
     process.stderr.write(`  workers      ${line}\n  console      ${console}\n\n`);
   }
   logger.info(

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { action } from "../action.ts";
 import type { TuiOptions } from "../tui/index.ts";
 
@@ -6,7 +6,8 @@ export function registerTui(program: Command): void {
   program
     .command("tui")
     .description("open the admin console")
-    .option("--base-url <url>", "the API's URL (env SKIFF_URL, default http://127.0.0.1:8787)")
+    .option("--api-url <url>", "the API's URL (env SKIFF_URL, default http://127.0.0.1:8787)")
+    .addOption(new Option("--base-url <url>").hideHelp())
     .option("--token <token>", "an API token (env SKIFF_TOKEN, else $SKIFF_HOME/admin.token)")
     .option("--read-only", "offer no action that changes the server")
     .option("--no-color", "no colours (also with NO_COLOR set)")

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { WorkerConfigInput } from "@skiff/worker";
 import type { Command } from "commander";
 import { createLogger, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+import { portInUse } from "../startup-errors.ts";
 
 interface WorkerOptions {
   apiUrl?: string;
@@ -121,7 +122,11 @@ export function registerWorker(program: Command): void {
       const { apiUrl, name, slots } = settings;
       const { startWorker } = await import("@skiff/worker");
       const logger = createLogger("skiff-worker");
-      const worker = await startWorker(settings, logger);
+      const worker = await startWorker(settings, logger).catch((err: unknown) => {
+        throw (
+          portInUse(err, settings.healthHost ?? "127.0.0.1", settings.healthPort ?? 0, "--health-port") ?? err
+        );
+      });
       process.stderr.write(
         `skiff worker ${name}: agent ${worker.agent.id} on ${apiUrl}, sandbox ${worker.driver.kind}` +
           `${worker.driver.kind === "none" ? " (UNSAFE: steps run unconfined)" : ""}, ${slots} slots` +
