@@ -295,11 +295,11 @@ function mutate(body: unknown, m: Mutation): unknown {
 const ROUTER_CODES = new Set(["FST_ERR_BAD_URL", "FST_ERR_MAX_PARAM_LENGTH"]);
 
 /**
- * Endpoints where a value PostgreSQL cannot take still reaches it and is caught only by the
- * backstop in http-errors.ts (a 400 without the field's path): the audit listing's query schema in
- * operator.ts has no `refuseUnstorable` and no `Timestamp` yet. Anywhere else it is a failure.
+ * Endpoints where a value PostgreSQL cannot take may still reach it and be caught only by the
+ * backstop in http-errors.ts (a 400 without the field's path). None: every query and body schema
+ * refuses such values itself, naming the field; the backstop reached is a failure.
  */
-const BACKSTOP_KNOWN = new Set(["GET /v1/audit"]);
+const BACKSTOP_KNOWN = new Set<string>();
 const BACKSTOP_MESSAGE = "a value in the request cannot be stored: out of range or not text";
 
 /** Routes whose valid request is used up by succeeding once (a cancel, a finish): a fresh one per run. */

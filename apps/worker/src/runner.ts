@@ -223,6 +223,16 @@ export class JobRun {
           this.deps.log("finish refused: the job is no longer ours", { jobId: job.id, code: err.code });
           return;
         }
+        // Refused for good (bad input, no permission): retrying cannot help, and a thrown finish would
+        // leave the slot's bookkeeping to chance. The reaper's timeout settles the job's state.
+        if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 429) {
+          this.deps.log("finish refused by the API; giving up on reporting it", {
+            jobId: job.id,
+            status: err.status,
+            code: err.code,
+          });
+          return;
+        }
         if (!(err instanceof ApiUnreachable)) throw err;
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(5_000, backoff * 2);

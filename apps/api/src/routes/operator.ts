@@ -2,8 +2,10 @@ import {
   AgentDrainBody,
   FleetUpdateBody,
   parseOrThrow,
+  refuseUnstorable,
   SkiffError,
   type SkiffEvent,
+  Timestamp,
   TokenCreateBody,
 } from "@skiff/protocol";
 import { z } from "zod";
@@ -11,15 +13,17 @@ import { hashToken, newTokenSecret } from "../auth.ts";
 import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
 import { bodyOf, idParam, Limit } from "./params.ts";
 
-const AuditQuery = z.strictObject({
-  actor: z.string().max(200).optional(),
-  action: z.string().max(100).optional(),
-  target: z.string().max(200).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
-  cursor: z.coerce.number().int().positive().optional(),
-  limit: Limit(1000, 100),
-});
+const AuditQuery = z
+  .strictObject({
+    actor: z.string().max(200).optional(),
+    action: z.string().max(100).optional(),
+    target: z.string().max(200).optional(),
+    since: Timestamp.optional(),
+    until: Timestamp.optional(),
+    cursor: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+    limit: Limit(1000, 100),
+  })
+  .superRefine(refuseUnstorable);
 
 export function operatorRoutes(ctx: ApiContext): RouteDef[] {
   const { store } = ctx;
