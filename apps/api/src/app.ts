@@ -136,8 +136,9 @@ export function buildApi(deps: ApiDeps): Api {
     const e = toSkiffError(err);
     const retry = (e.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
     if (e.code === "rate_limited" && retry) reply.header("retry-after", String(retry));
-    if (e.status >= 500) req.log.error({ err, reqId: req.id }, "request failed");
-    else req.log.info({ code: e.code, reqId: req.id, url: req.url }, e.message);
+    // req.log carries reqId already: repeating it would print the key twice.
+    if (e.status >= 500) req.log.error({ err }, "request failed");
+    else req.log.info({ code: e.code, url: req.url }, e.message);
     reply.code(e.status).header("x-request-id", String(req.id)).send(e.toBody());
   });
   app.setNotFoundHandler(async (req, reply) => {

@@ -1,5 +1,4 @@
 import { resolve } from "node:path";
-import pino from "pino";
 
 /** The environment overrides every process reads (docs/design.md §9). */
 export function skiffHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -47,12 +46,6 @@ export function agentTimingFromEnv(env: NodeJS.ProcessEnv = process.env): {
   if (offline !== undefined) out.offlineAfterMs = offline;
   if (reaper !== undefined) out.reaperIntervalMs = reaper;
   return out;
-}
-
-/** JSON-line logs on stdout, or appended to `file` (created with its directory) when given. */
-export function createLogger(name: string, file?: string) {
-  const options = { name, level: process.env.SKIFF_LOG_LEVEL || "info" };
-  return file ? pino(options, pino.destination({ dest: file, mkdir: true, sync: false })) : pino(options);
 }
 
 /** Parses a port option, or throws a usage error naming the option. */

@@ -2,7 +2,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Scaler } from "@skiff/controller";
 import type { Command } from "commander";
-import { createLogger, databaseUrl, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+import { databaseUrl, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+import { createLogger, LOG_FORMAT_HELP, logFormat } from "../log.ts";
 import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 
 interface ControllerCliOptions {
@@ -18,6 +19,7 @@ interface ControllerCliOptions {
   apiUrl?: string;
   slots: string;
   name?: string;
+  logFormat?: string;
 }
 
 export interface ControllerSettings extends Omit<ControllerCliOptions, "scaler" | "port" | "slots"> {
@@ -89,6 +91,7 @@ export function registerController(program: Command): void {
       "--config <file>",
       "config file (default $SKIFF_HOME/skiff.yaml when present): its `controller:` section",
     )
+    .option("--log-format <format>", LOG_FORMAT_HELP)
     .action(async (flags: ControllerCliOptions & { config?: string }, cmd: Command) => {
       const { databaseUrl: url, databaseSource, port, slots, ...opts } = await controllerSettings(flags, cmd);
       const {
@@ -102,12 +105,13 @@ export function registerController(program: Command): void {
       const { openStore } = await import("@skiff/store");
       const k8s = opts.scaler === "kubernetes" ? await import("@skiff/controller/kubernetes") : null;
       const holder = opts.name ?? `controller@${hostname()}:${process.pid}`;
-      const logger = createLogger("skiff-controller");
+      const { logger, release } = createLogger("skiff-controller", { format: logFormat(flags.logFormat) });
       const store = await openStore({
         databaseUrl: url,
         applicationName: "skiff-controller",
         poolSize: 4,
       }).catch((err: unknown) => {
+        release();
         throw databaseUnreachable(err, url, databaseSource) ?? err;
       });
       const apiUrl = opts.apiUrl ?? "http://127.0.0.1:8787";
@@ -160,11 +164,13 @@ export function registerController(program: Command): void {
         await controller.stop();
         await scaler.close();
         await store.close();
+        release();
         throw portInUse(err, opts.host, port, "--port") ?? err;
       });
       process.stderr.write(
         `skiff controller ${holder}: scaler ${opts.scaler}, workers talk to ${apiUrl}, status on ${server.url}/snapshot\n`,
       );
+      release();
       await onShutdownSignals("skiff controller", async () => {
         await controller.stop();
         await scaler.close();

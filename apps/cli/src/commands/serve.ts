@@ -6,7 +6,6 @@ import type { ConfigFor } from "../config.ts";
 import {
   agentTimingFromEnv,
   busPrefix,
-  createLogger,
   databaseUrl,
   onShutdownSignals,
   parsePort,
@@ -14,6 +13,7 @@ import {
   skiffHome,
   UsageError,
 } from "../env.ts";
+import { createLogger, LOG_FORMAT_HELP, type LogFormat, logFormat } from "../log.ts";
 import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 import type { EmbeddedFleet } from "./embedded.ts";
 
@@ -25,6 +25,7 @@ interface ServeOptions {
   workers?: string;
   slots?: string;
   sandbox?: string;
+  logFormat?: string;
 }
 
 function count(value: string | undefined, option: string, fallback: number): number {
@@ -74,6 +75,7 @@ export interface ServeSettings {
   workers?: number;
   slots: number;
   sandbox: "auto" | "bwrap" | "docker";
+  logFormat: LogFormat;
 }
 
 /**
@@ -120,6 +122,7 @@ export async function serveSettings(
     workers: workers === undefined ? undefined : count(workers, "--workers", 2),
     slots: Math.max(1, count(slots, "--slots", 2)),
     sandbox: sandbox as ServeSettings["sandbox"],
+    logFormat: logFormat(flags.logFormat, env),
   };
 }
 
@@ -136,7 +139,7 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   const attach =
     mode === "up" && flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true;
   const logFile = attach ? join(home, "logs", `skiff-${mode}.log`) : undefined;
-  const logger = createLogger(`skiff-${mode}`, logFile);
+  const { logger, release } = createLogger(`skiff-${mode}`, { format: settings.logFormat, file: logFile });
   const started = Date.now();
   const running = await startApiServer(
     {
@@ -151,6 +154,7 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
     },
     logger,
   ).catch((err: unknown) => {
+    release();
     throw (
       portInUse(err, settings.host, settings.port, "--port") ??
       (settings.databaseUrl
@@ -159,8 +163,9 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       err
     );
   });
-  process.stderr.write(describeStartup(mode, running, home));
-  if (configFile) process.stderr.write(`  config       ${shown(configFile)}\n`);
+  // The banner is written in one piece, and the log lines held until then follow it.
+  let banner = describeStartup(mode, running, home);
+  if (configFile) banner += `  config       ${shown(configFile)}\n`;
   let fleet: EmbeddedFleet | null = null;
   if (mode === "up" && embedded) {
     const { startEmbeddedFleet } = await embedded;
@@ -185,8 +190,10 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
     const console = attach
       ? `attaching now (logs in ${shown(logFile ?? "")}); q quits and stops skiff up`
       : `pnpm tui (or skiff tui --api-url ${running.url}) in another terminal`;
-    process.stderr.write(`  workers      ${line}\n  console      ${console}\n\n`);
+    banner += `  workers      ${line}\n  console      ${console}\n\n`;
   }
+  process.stderr.write(banner);
+  release();
   logger.info(
     { url: running.url, ms: Date.now() - started, store: running.store.kind, bus: running.bus.kind },
     "ready",
@@ -224,6 +231,7 @@ export function registerServe(program: Command): void {
     .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")
     .option("--no-tui", "run headless, logs on stdout (the console attaches when stdout is a terminal)")
     .option("--config <file>", "config file (default $SKIFF_HOME/skiff.yaml when present)")
+    .option("--log-format <format>", LOG_FORMAT_HELP)
     .action((opts: ServeOptions, cmd: Command) => serve("up", opts, cmd));
   program
     .command("api")
@@ -231,5 +239,6 @@ export function registerServe(program: Command): void {
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port to listen on", "8787")
     .option("--config <file>", "config file (default $SKIFF_HOME/skiff.yaml when present)")
+    .option("--log-format <format>", LOG_FORMAT_HELP)
     .action((opts: ServeOptions, cmd: Command) => serve("api", opts, cmd));
 }

@@ -2,7 +2,8 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { WorkerConfigInput } from "@skiff/worker";
 import type { Command } from "commander";
-import { createLogger, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+import { onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
+import { createLogger, LOG_FORMAT_HELP, logFormat } from "../log.ts";
 import { portInUse } from "../startup-errors.ts";
 
 interface WorkerOptions {
@@ -18,6 +19,7 @@ interface WorkerOptions {
   workDir?: string;
   egressAllow?: string;
   diskMb: string;
+  logFormat?: string;
 }
 
 export function parseLabels(raw: string | undefined): Record<string, string> {
@@ -117,12 +119,15 @@ export function registerWorker(program: Command): void {
       "--config <file>",
       "config file (default $SKIFF_HOME/skiff.yaml when present): its `worker:` section",
     )
+    .option("--log-format <format>", LOG_FORMAT_HELP)
     .action(async (flags: WorkerOptions & { config?: string }, cmd: Command) => {
       const settings = await workerSettings(flags, cmd);
       const { apiUrl, name, slots } = settings;
+      const format = logFormat(flags.logFormat);
       const { startWorker } = await import("@skiff/worker");
-      const logger = createLogger("skiff-worker");
+      const { logger, release } = createLogger("skiff-worker", { format });
       const worker = await startWorker(settings, logger).catch((err: unknown) => {
+        release();
         throw (
           portInUse(err, settings.healthHost ?? "127.0.0.1", settings.healthPort ?? 0, "--health-port") ?? err
         );
@@ -132,6 +137,7 @@ export function registerWorker(program: Command): void {
           `${worker.driver.kind === "none" ? " (UNSAFE: steps run unconfined)" : ""}, ${slots} slots` +
           `${worker.healthUrl ? `, health on ${worker.healthUrl}` : ""}\n`,
       );
+      release();
       // The first signal drains (running jobs finish up to the drain timeout), a second exits at once;
       // a drain command from the API ends the process the same way.
       await Promise.race([

@@ -47,10 +47,10 @@ export function createProcessScaler(opts: ProcessScalerOptions): Scaler {
       if (children.get(name) !== child) return;
       children.delete(name);
       if (closing || code === 0) {
-        opts.onEvent?.("worker exited", { name, code });
+        opts.onEvent?.("worker exited", { worker: name, code });
         return;
       }
-      opts.onEvent?.("worker crashed; starting it again", { name, code, signal });
+      opts.onEvent?.("worker crashed; starting it again", { worker: name, code, signal });
       start(name);
     });
   };
