@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, type Store } from "@skiff/store";
@@ -113,6 +113,12 @@ describeWith(await pgGate(), "authenticate and bootstrapAdmin [pg]", () => {
       });
       const [audit] = await empty.listAudit({ limit: 1 });
       expect(audit).toMatchObject({ actor: "bootstrap", role: "system", action: "token.create" });
+
+      // Once an admin exists, a second boot writes nothing, wherever its home is.
+      const again = join(parent, "again");
+      expect(await bootstrapAdmin(empty, again)).toBeNull();
+      expect(existsSync(again)).toBe(false);
+      expect((await empty.listTokens()).filter((t) => t.role === "admin")).toHaveLength(1);
 
       // A home that does not exist yet, two levels deep, is created private.
       const db2 = await createTestDatabase();

@@ -1,7 +1,11 @@
+import { type Bus, createBus } from "@skiff/bus";
 import type { SkiffEvent } from "@skiff/protocol";
-import { describeWith, pgGate, waitFor } from "@skiff/testkit";
+import { openStore, type Store } from "@skiff/store";
+import { createTestDatabase, describeWith, pgGate, type TestDatabase, waitFor } from "@skiff/testkit";
+import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "./harness.ts";
+import { type Api, buildApi } from "../src/index.ts";
+import { createToken, startTestApi, type TestApi } from "./harness.ts";
 
 /** The value of one Prometheus series (name with its labels, in the order prom-client prints them). */
 function metric(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -117,5 +121,67 @@ describeWith(await pgGate(), "the guard in front of every route [pg]", () => {
     // Seconds, not milliseconds: a whoami takes well under a second each.
     expect(sum / count).toBeLessThan(1);
     expect(sum).toBeGreaterThan(0);
+  });
+});
+
+/** An API whose log lines the test can read, on its own database. */
+describeWith(await pgGate(), "what the guard logs [pg]", () => {
+  let database: TestDatabase;
+  let store: Store;
+  let bus: Bus;
+  let api: Api;
+  let url: string;
+  let viewer: string;
+  const lines: { level: number; msg: string; err?: { message?: string } }[] = [];
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    store = await openStore({ databaseUrl: database.url, poolSize: 4 });
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    bus = await createBus({ logger });
+    api = buildApi({
+      config: { host: "127.0.0.1", port: 0, failureLimitPerMinute: 1_000_000 },
+      store,
+      bus,
+      logger,
+    });
+    url = await api.listen();
+    viewer = await createToken(store, "viewer", "victor");
+  });
+  afterAll(async () => {
+    await api?.shutdown();
+    await bus?.close();
+    await store?.close();
+    await database?.drop();
+  });
+  const complaints = (from: number) => lines.slice(from).filter((l) => l.level >= 40);
+
+  it("an audited refusal logs no warning or error", async () => {
+    const from = lines.length;
+    const res = await fetch(`${url}/v1/audit`, { headers: { authorization: `Bearer ${viewer}` } });
+    expect(res.status).toBe(403);
+    expect((await store.listAudit({ limit: 1 }))[0]).toMatchObject({ actor: "victor", outcome: "denied" });
+    expect(complaints(from)).toEqual([]);
+  });
+
+  it("a refusal whose audit entry cannot be written is still refused, and logged as an error", async () => {
+    // The database turns down audit rows for anonymous callers from here on.
+    await store.db.query(
+      "alter table audit_log add constraint test_refuse_anonymous check (actor <> 'anonymous') not valid",
+    );
+    try {
+      const from = lines.length;
+      const res = await fetch(`${url}/v1/jobs`);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as any).error.code).toBe("unauthorized");
+      expect(complaints(from)).toEqual([
+        expect.objectContaining({
+          level: 50,
+          msg: "could not audit a denied request",
+          err: expect.objectContaining({ message: expect.stringContaining("test_refuse_anonymous") }),
+        }),
+      ]);
+    } finally {
+      await store.db.query("alter table audit_log drop constraint test_refuse_anonymous");
+    }
   });
 });

@@ -5,6 +5,8 @@ import { openStore, type Store, TRUNCATION_MARKER } from "../src/index.ts";
 import { alice, spec } from "./fixtures.ts";
 
 const MB = 1 << 20;
+/** Written out, not imported: a change to the marker users see must show up here. */
+const MARKER = "[log truncated]";
 let queues = 0;
 
 /** What the lease holder's events and finish leave behind, read back as a user would see it. */
@@ -91,16 +93,37 @@ describeWith(await pgGate(), "events and finishes from the lease holder [pg]", (
     expect(within(step?.startedAt)).toBe(true);
   });
 
-  it("lines without a step and on every stream are stored as sent", async () => {
+  it("lines without a step and on every stream are stored as sent, and all count against the cap", async () => {
     const { job, send } = await claimed();
-    await send([
+    const res = await send([
       log(1, "setup", { step: null, stream: "system" }),
       log(2, "err", { step: 1, stream: "stderr" }),
+      // A job may print the marker's text itself; that is output like any other.
+      log(3, MARKER, { step: 1, stream: "stdout" }),
     ]);
-    expect((await store.listLogs(job.id, 0, 10)).map((l) => [l.seq, l.step, l.stream, l.text])).toEqual([
+    if (!res.ok) throw new Error(res.reason);
+    const expected = [
       [1, null, "system", "setup"],
       [2, 1, "stderr", "err"],
+      [3, 1, "stdout", MARKER],
+    ];
+    expect(res.lines.map((l) => [l.seq, l.step, l.stream, l.text])).toEqual(expected);
+    expect((await store.listLogs(job.id, 0, 10)).map((l) => [l.seq, l.step, l.stream, l.text])).toEqual(
+      expected,
+    );
+    expect((await store.getJob(job.id))?.logBytes).toBe(5 + 3 + MARKER.length);
+  });
+
+  it("cuts a single batch that crosses the cap at the line that would cross it", async () => {
+    const { job, send } = await claimed();
+    const sixty = "s".repeat(60);
+    const res = await send([log(1, sixty), log(2, sixty), log(3, "t")], 100);
+    if (!res.ok) throw new Error(res.reason);
+    expect(res.lines.map((l) => [l.seq, l.text])).toEqual([
+      [1, sixty],
+      [2, MARKER],
     ]);
+    expect((await store.getJob(job.id))?.logBytes).toBe(60);
   });
 
   it("fills the log exactly to the cap, then stores one marker that does not count against it", async () => {
@@ -111,12 +134,16 @@ describeWith(await pgGate(), "events and finishes from the lease holder [pg]", (
     expect((await store.getJob(job.id))?.logBytes).toBe(100);
     const over = await send([log(3, "z"), log(4, "z")], 100);
     if (!over.ok) throw new Error(over.reason);
-    expect(over.lines.map((l) => [l.seq, l.stream, l.text])).toEqual([[3, "system", TRUNCATION_MARKER]]);
+    expect(over.lines.map((l) => [l.seq, l.stream, l.text])).toEqual([[3, "system", MARKER]]);
     expect((await store.getJob(job.id))?.logBytes).toBe(100);
     // Later lines are dropped without a second marker, and the job goes on.
     const later = await send([log(5, "z")], 100);
     expect(later).toMatchObject({ ok: true, lines: [] });
     expect((await store.listLogs(job.id, 0, 10)).map((l) => l.seq)).toEqual([1, 2, 3]);
+  });
+
+  it("exports the marker it writes", () => {
+    expect(TRUNCATION_MARKER).toBe(MARKER);
   });
 
   it("counts only the bytes of lines it stored, once, in UTF-8", async () => {
