@@ -51,11 +51,20 @@ const MODULES = {
   },
   auth: {
     mutate: ["apps/api/src/auth.ts"],
-    tests: ["apps/api/test/auth.test.ts", "apps/api/test/matrix.test.ts", "apps/api/test/revocation.test.ts"],
+    tests: [
+      "apps/api/test/auth.test.ts",
+      "apps/api/test/matrix.test.ts",
+      "apps/api/test/revocation.test.ts",
+      "apps/api/test/agent-scope.test.ts",
+    ],
   },
   principals: {
     mutate: ["apps/api/src/principals.ts"],
-    tests: ["apps/api/test/revocation.test.ts", "apps/api/test/matrix.test.ts"],
+    tests: [
+      "apps/api/test/revocation.test.ts",
+      "apps/api/test/matrix.test.ts",
+      "apps/api/test/agent-scope.test.ts",
+    ],
   },
   ratelimit: {
     mutate: ["apps/api/src/ratelimit.ts"],
