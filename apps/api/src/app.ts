@@ -2,7 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { Bus } from "@skiff/bus";
 import { type AuditEntry, roleAllows, SkiffError, type SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
 import { hashTokenCached, type Principal } from "./auth.ts";
 import { ApiConfig, type ApiConfigInput } from "./config.ts";
 import type { ApiContext, RouteDef } from "./context.ts";
@@ -62,6 +67,15 @@ export function buildApi(deps: ApiDeps): Api {
     },
     requestIdHeader: false,
     return503OnClosing: true,
+    // A path the router cannot decode, or a segment too long, is refused before any hook runs:
+    // answer it from the catalog like every other refusal.
+    frameworkErrors: (err, req, reply) => {
+      const e = toSkiffError(err);
+      (reply as unknown as FastifyReply)
+        .code(e.status)
+        .header("x-request-id", String(req.id))
+        .send(e.toBody());
+    },
     forceCloseConnections: "idle",
   });
   const { store, bus } = deps;
