@@ -11,16 +11,16 @@ export const LOG_FORMAT_HELP =
   "json or pretty (default: pretty on a terminal, else json; env SKIFF_LOG_FORMAT)";
 
 /**
- * `--log-format`, else SKIFF_LOG_FORMAT, else pretty when stdout is a terminal and JSON lines when
- * it is a pipe or a file (what log collectors read).
+ * `--log-format`, else SKIFF_LOG_FORMAT, else pretty when the logs go to a terminal and JSON lines
+ * when they go to a pipe or a file (what log collectors read).
  */
 export function logFormat(
   flag: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
-  stdout: NodeJS.WriteStream = process.stdout,
+  terminal: boolean = process.stdout.isTTY === true,
 ): LogFormat {
   const raw = flag ?? (env.SKIFF_LOG_FORMAT || undefined);
-  if (raw === undefined) return stdout.isTTY ? "pretty" : "json";
+  if (raw === undefined) return terminal ? "pretty" : "json";
   if (raw === "json" || raw === "pretty") return raw;
   throw new UsageError(
     `${flag === undefined ? "SKIFF_LOG_FORMAT" : "--log-format"} must be json or pretty, got "${raw}"`,
@@ -48,11 +48,17 @@ interface Sink {
 
 /**
  * Holds log lines until `release()`, so a process can print its start-up banner in one piece before
- * any line of its log, and the two never interleave on a terminal.
+ * any line of its log, and the two never interleave on a terminal. A start that may wait on others
+ * (a worker retrying an API that is not up yet) gives `atMostMs`: the lines go out then, so its
+ * retries show, and the banner still comes in one write.
  */
 class HeldSink implements Sink {
   private held: string[] | null = [];
-  constructor(private readonly to: Sink) {
+  constructor(
+    private readonly to: Sink,
+    atMostMs: number | undefined,
+  ) {
+    if (atMostMs !== undefined) setTimeout(() => this.release(), atMostMs).unref();
     // A process that stops before its banner still shows what it logged (the writes are synchronous).
     process.once("exit", () => this.release());
   }
@@ -81,9 +87,12 @@ export interface Log {
 
 /**
  * The logger of a long-running process: pretty (pino-pretty) or JSON lines, on stdout or appended
- * to `file` (created with its directory). Lines are held until `release()`.
+ * to `file` (created with its directory). Lines are held until `release()`, at most `holdAtMostMs`.
  */
-export function createLogger(name: string, opts: { format: LogFormat; file?: string }): Log {
+export function createLogger(
+  name: string,
+  opts: { format: LogFormat; file?: string; holdAtMostMs?: number },
+): Log {
   const options: pino.LoggerOptions = {
     name,
     level: process.env.SKIFF_LOG_LEVEL || "info",
@@ -97,6 +106,6 @@ export function createLogger(name: string, opts: { format: LogFormat; file?: str
             : { destination: 1, colorize: colorOn(process.stdout) },
         )
       : pino.destination(opts.file ? { dest: opts.file, mkdir: true, sync: true } : { dest: 1, sync: true });
-  const sink = new HeldSink(to);
+  const sink = new HeldSink(to, opts.holdAtMostMs);
   return { logger: pino(options, sink), release: () => sink.release() };
 }

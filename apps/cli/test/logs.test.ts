@@ -5,7 +5,7 @@ import { waitFor } from "@skiff/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApi, type TestApi } from "../../api/test/harness.ts";
 import { createLogger, logFormat } from "../src/log.ts";
-import { emptyHome, killLeftovers, runCli, startCli } from "./cli.ts";
+import { emptyHome, freePort, killLeftovers, runCli, startCli } from "./cli.ts";
 import { root } from "./deployments.ts";
 
 /**
@@ -208,6 +208,23 @@ describe("log format", { timeout: 180_000 }, () => {
     expect(() => logFormat(undefined, { SKIFF_LOG_FORMAT: "yaml" })).toThrow(
       /SKIFF_LOG_FORMAT must be json or pretty/,
     );
+  });
+});
+
+describe("log lines held for the banner", { timeout: 120_000 }, () => {
+  it("a worker still waiting for its API shows its retries without waiting for its banner", async () => {
+    const api = `http://127.0.0.1:${await freePort()}`;
+    const w = startCli(
+      ["worker", "--api-url", api, "--token", "skf_x", "--name", "waiting", "--health-port", "0"],
+      { SKIFF_LOG_FORMAT: "json" },
+    );
+    try {
+      await w.waitForOutput("API not reachable; retrying", 60_000);
+      expect(w.stderr()).not.toContain("skiff worker waiting: agent");
+    } finally {
+      w.child.kill("SIGKILL");
+      await w.done;
+    }
   });
 });
 

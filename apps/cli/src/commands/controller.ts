@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Scaler } from "@skiff/controller";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { databaseUrl, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
 import { createLogger, LOG_FORMAT_HELP, logFormat } from "../log.ts";
 import { databaseUnreachable, portInUse } from "../startup-errors.ts";
@@ -17,6 +17,8 @@ interface ControllerCliOptions {
   port: string;
   host: string;
   apiUrl?: string;
+  /** The old name of --api-url, still accepted. */
+  baseUrl?: string;
   slots: string;
   name?: string;
   logFormat?: string;
@@ -63,7 +65,8 @@ export async function controllerSettings(
     databaseSource: databaseUrl(env) ? "DATABASE_URL" : `database.url in ${configFile}`,
     scaler: scaler as ControllerSettings["scaler"],
     port: parsePort(given("port") ? flags.port : String(file.port ?? flags.port)),
-    apiUrl: flags.apiUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl ?? "http://127.0.0.1:8787",
+    apiUrl:
+      flags.apiUrl ?? flags.baseUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl ?? "http://127.0.0.1:8787",
     slots: n,
   };
 }
@@ -85,6 +88,7 @@ export function registerController(program: Command): void {
       "--api-url <url>",
       "the API the workers it starts connect to (SKIFF_URL, default http://127.0.0.1:8787)",
     )
+    .addOption(new Option("--base-url <url>").hideHelp())
     .option("--slots <n>", "slots per worker it starts", "2")
     .option("--name <name>", "this controller's name in leader election and the audit log")
     .option(

@@ -139,7 +139,9 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   const attach =
     mode === "up" && flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true;
   const logFile = attach ? join(home, "logs", `skiff-${mode}.log`) : undefined;
-  const { logger, release } = createLogger(`skiff-${mode}`, { format: settings.logFormat, file: logFile });
+  // A log file is not a terminal: JSON lines there unless chosen otherwise.
+  const format = logFile ? logFormat(flags.logFormat, process.env, false) : settings.logFormat;
+  const { logger, release } = createLogger(`skiff-${mode}`, { format, file: logFile });
   const started = Date.now();
   const running = await startApiServer(
     {

@@ -1,13 +1,15 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { WorkerConfigInput } from "@skiff/worker";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
 import { createLogger, LOG_FORMAT_HELP, logFormat } from "../log.ts";
 import { portInUse } from "../startup-errors.ts";
 
 interface WorkerOptions {
   apiUrl?: string;
+  /** The old name of --api-url, still accepted. */
+  baseUrl?: string;
   token?: string;
   name?: string;
   slots: string;
@@ -46,7 +48,7 @@ export async function workerSettings(
   const { loadConfig } = await import("../config.ts");
   const file = loadConfig(flags.config, skiffHome(env), env, "worker").config.worker ?? {};
   const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
-  const apiUrl = flags.apiUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl;
+  const apiUrl = flags.apiUrl ?? flags.baseUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl;
   const token = flags.token ?? (env.SKIFF_TOKEN || undefined);
   const sandbox = given("sandbox") ? flags.sandbox : (file.sandbox ?? flags.sandbox);
   const slotsRaw = given("slots") ? flags.slots : String(file.slots ?? flags.slots);
@@ -101,6 +103,7 @@ export function registerWorker(program: Command): void {
     .command("worker")
     .description("run a worker: claims jobs from the API and runs each step in a sandbox")
     .option("--api-url <url>", "the API's base URL (SKIFF_URL)")
+    .addOption(new Option("--base-url <url>").hideHelp())
     .option("--token <token>", "an agent token (SKIFF_TOKEN)")
     .option("--name <name>", "this worker's name (default: the host name)")
     .option("--slots <n>", "jobs run at once", "2")
@@ -125,7 +128,7 @@ export function registerWorker(program: Command): void {
       const { apiUrl, name, slots } = settings;
       const format = logFormat(flags.logFormat);
       const { startWorker } = await import("@skiff/worker");
-      const { logger, release } = createLogger("skiff-worker", { format });
+      const { logger, release } = createLogger("skiff-worker", { format, holdAtMostMs: 3_000 });
       const worker = await startWorker(settings, logger).catch((err: unknown) => {
         release();
         throw (
