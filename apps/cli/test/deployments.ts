@@ -21,7 +21,6 @@ export interface K8sObject {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string };
-  // biome-ignore lint/suspicious/noExplicitAny: manifests are free-form; the tests read what they need
   [key: string]: any;
 }
 
