@@ -27,11 +27,18 @@ interface WorkerOptions {
 export function parseLabels(raw: string | undefined): Record<string, string> {
   const labels: Record<string, string> = {};
   if (!raw) return labels;
+  let last: string | null = null;
   for (const pair of raw.split(",")) {
     const [k, ...rest] = pair.split("=");
-    if (!k || rest.length === 0)
+    // A piece without `=` continues the value before it: `queue=a,b` serves queues a and b.
+    if (rest.length === 0 && last !== null && k?.trim()) {
+      labels[last] = `${labels[last]},${k.trim()}`;
+      continue;
+    }
+    if (!k?.trim() || rest.length === 0)
       throw new UsageError(`--labels takes k=v pairs separated by commas, got "${pair}"`);
-    labels[k.trim()] = rest.join("=").trim();
+    last = k.trim();
+    labels[last] = rest.join("=").trim();
   }
   return labels;
 }
