@@ -37,6 +37,8 @@ export function secretVariants(secret: string): string[] {
     hex.toUpperCase(),
     encodeURIComponent(secret),
     encodeURIComponent(secret).replace(/%20/g, "+"),
+    // RFC 3986 allows lower-case hex digits in percent-encoding.
+    encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
     // Percent-encoding of every byte, as some tools write it.
     [...bytes].map((b) => `%${b.toString(16).padStart(2, "0").toUpperCase()}`).join(""),
     [...bytes].map((b) => `%${b.toString(16).padStart(2, "0")}`).join(""),

@@ -132,7 +132,7 @@ export class JobRun {
           stderr: new LineMasker(Object.values(secrets), (text) => reporter.line(index, "stderr", text)),
         };
         const remainingJobMs = spec.timeoutSeconds * 1000 - (Date.now() - started);
-        const end: StepEnd = await d.driver.run({
+        let end: StepEnd = await d.driver.run({
           jobId: job.id,
           workerName: d.workerName,
           stepIndex: index,
@@ -163,8 +163,16 @@ export class JobRun {
         });
         maskers.stdout.flush();
         maskers.stderr.flush();
-        if (end.outcome === "failed" && ws.full())
-          end.reason = `disk limit of ${diskMb} MiB reached (${end.reason})`;
+        // A step that filled its workspace fails with that reason, even if it ignored the write error;
+        // a more specific reason of the driver (memory, process limit) is kept.
+        if (ws.full() && (end.outcome === "succeeded" || /^exit code /.test(end.reason))) {
+          const before = end.outcome === "failed" ? ` (${end.reason})` : "";
+          end = {
+            outcome: "failed",
+            exitCode: end.exitCode,
+            reason: `disk limit of ${diskMb} MiB reached${before}`,
+          };
+        }
         const seconds = (Date.now() - stepStart) / 1000;
         d.metrics.stepDuration.observe({ outcome: end.outcome }, seconds);
         let stepOutcome = end.outcome;

@@ -124,6 +124,32 @@ describeWith(gate, "hostile job: identity, system calls and environment [bwrap]"
     ]);
   });
 
+  it("finds neither its environment on a command line nor the host's paths in bwrap's environment", async () => {
+    const ran = await runStep(
+      driver,
+      "tr '\\0' '\\n' < /proc/1/cmdline; echo ---; tr '\\0' '\\n' < /proc/1/environ",
+      { env: { API_KEY: "hidden-value-123" } },
+    );
+    expect(ran.end.outcome).toBe("succeeded");
+    const [cmdline, environ] = ran.out.split("---");
+    expect(cmdline).not.toContain("hidden-value-123");
+    expect(cmdline).not.toContain("--setenv");
+    expect(environ).not.toMatch(/SKIFF_|PWD=\/[a-z]/);
+  });
+
+  it("/dev is read-only and /dev/shm holds 64 MiB, not the host's memory", async () => {
+    const ran = await runStep(
+      driver,
+      "mkdir /dev/x 2>/dev/null && echo MADE || echo no-mkdir; " +
+        "dd if=/dev/zero of=/dev/shm/f bs=1M count=300 2>&1; ls -s /dev/shm/f",
+      { limits: { memoryMb: 1024 } },
+    );
+    expect(ran.out).toContain("no-mkdir");
+    expect(ran.out).toMatch(/No space left on device/);
+    const kib = Number(ran.out.trim().split("\n").at(-1)?.trim().split(/\s+/)[0]);
+    expect(kib).toBeLessThanOrEqual(64 * 1024);
+  });
+
   it("sees only the variables the job declared, not the worker's", async () => {
     process.env.SKIFF_TEST_WORKER_ONLY = "from-the-worker";
     try {

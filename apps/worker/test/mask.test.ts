@@ -23,6 +23,7 @@ describe("secret masking", () => {
       bytes.toString("hex"),
       bytes.toString("hex").toUpperCase(),
       encodeURIComponent(SECRET),
+      encodeURIComponent(SECRET).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
     ];
     for (const e of encodings) {
       const [line] = masked([`before ${e} after`]);

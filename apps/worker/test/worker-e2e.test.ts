@@ -66,6 +66,21 @@ describeWith(bwrapGate(), "worker end to end [bwrap, pglite]", () => {
     expect(done.steps.map((s: any) => s.state)).toEqual(["failed", "skipped"]);
   });
 
+  it("a step that fills its disk fails with the disk limit, even when it ignores the write error", async () => {
+    const job = await submit({
+      name: "fill",
+      resources: { diskMb: 100 },
+      steps: [
+        { name: "fill", run: "dd if=/dev/zero of=/workspace/f bs=1M count=200 2>/dev/null; true" },
+        { name: "never", run: "echo ran" },
+      ],
+    });
+    const done = await final(job.id);
+    expect(done.state).toBe("failed");
+    expect(done.error).toBe("step fill: disk limit of 100 MiB reached");
+    expect(done.steps.map((s: any) => s.state)).toEqual(["failed", "skipped"]);
+  });
+
   it("a cancel during a running step ends it within the grace period; the job is canceled with the reason", async () => {
     const job = await submit({ name: "long", steps: [{ name: "sleep", run: "echo started; sleep 600" }] });
     await waitFor("the step to start", async () => (await logs(job.id)).some((l) => l.text === "started"));

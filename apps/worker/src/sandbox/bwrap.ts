@@ -115,6 +115,13 @@ export function bwrapArgs(step: StepRun, opts: BwrapOptions, fds: BwrapFds = {})
     "/proc",
     "--dev",
     "/dev",
+    // /dev is bwrap's own tmpfs: a sized /dev/shm (Docker's default 64 MiB), the rest read-only.
+    "--size",
+    String(64 * 1024 * 1024),
+    "--tmpfs",
+    "/dev/shm",
+    "--remount-ro",
+    "/dev",
     "--size",
     tmpBytes,
     "--tmpfs",
@@ -285,7 +292,9 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared:
   const command = [
     ...(dropToHostUid ? ["setpriv", `--reuid=${hostUid}`, `--regid=${hostUid}`, "--clear-groups"] : []),
     bwrap,
-    ...args,
+    "--args",
+    "7",
+    ...args.slice(args.lastIndexOf("--")),
   ];
   const stdio: ("ignore" | "pipe" | number)[] = [
     "ignore",
@@ -295,22 +304,36 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared:
     seccompFd ?? "ignore",
     online ? "pipe" : "ignore",
     online ? "pipe" : "ignore",
+    // bwrap's options (the job's environment, secrets among them) go through a pipe, so they are
+    // not on a command line for `ps` or the sandbox's /proc/1/cmdline.
+    "pipe",
   ];
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+  const spawnOpts = { env, stdio, cwd: "/" };
   // Join the cgroup before bwrap starts so that every process of the step is inside it from the start.
   let child: ChildProcess;
   try {
     child = cgroup
       ? spawn(
           "/bin/sh",
-          ["-c", 'for f in $SKIFF_CGROUP_PROCS; do echo $$ > "$f"; done; exec "$0" "$@"', ...command],
-          { env: { ...env, SKIFF_CGROUP_PROCS: cgroup.procsFiles.join(" ") }, stdio },
+          [
+            "-c",
+            'for f in $1; do echo $$ > "$f"; done; shift; exec "$@"',
+            "skiff-step",
+            cgroup.procsFiles.join(" "),
+            ...command,
+          ],
+          spawnOpts,
         )
-      : spawn(command[0] as string, command.slice(1), { env, stdio });
+      : spawn(command[0] as string, command.slice(1), spawnOpts);
   } finally {
     closeSync(workspaceFd);
     if (seccompFd !== null) closeSync(seccompFd);
   }
+  const argPipe = (child.stdio as unknown as (Writable | null)[])[7];
+  argPipe?.on("error", () => {}); // bwrap may be gone already; it then fails on its own
+  // bwrap takes options from the pipe; the command itself stays on its command line.
+  argPipe?.end(`${args.slice(0, args.lastIndexOf("--")).join("\0")}\0`);
 
   let egress: Egress | null = null;
   let egressError: string | null = null;
