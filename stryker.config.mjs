@@ -81,7 +81,11 @@ const MODULES = {
   },
   audit: {
     mutate: ["packages/store/src/sql/audit.ts"],
-    tests: ["packages/store/test/audit.test.ts", "packages/store/test/audit-verify.test.ts"],
+    tests: [
+      "packages/store/test/audit.test.ts",
+      "packages/store/test/audit-verify.test.ts",
+      "packages/store/test/audit-unicode.test.ts",
+    ],
   },
   // Next: the sandbox drivers, once their rewrite has landed (docs/mutation.md, "Adding a module").
   // sandbox: { mutate: ["apps/worker/src/sandbox/*.ts"], tests: ["apps/worker/test/sandbox.test.ts"] },
