@@ -99,11 +99,17 @@ describeWith(await pgGate(), "appending, listing and verifying the audit chain [
       outcome: "ok",
       requestId: "req-2",
       sourceIp: "192.0.2.7",
-      details: { when: new Date("2026-01-01T00:00:00Z"), gone: undefined, n: 1 },
+      details: {
+        when: new Date("2026-01-01T00:00:00Z"),
+        gone: undefined,
+        n: 1,
+        none: null,
+        list: [null, "x"],
+      },
     });
     expect(second).toMatchObject({ seq: 2, prevHash: first.hash, requestId: "req-2", sourceIp: "192.0.2.7" });
-    // Details are stored as JSON: dates become strings and undefined fields vanish, as they read back.
-    expect(second.details).toEqual({ when: "2026-01-01T00:00:00.000Z", n: 1 });
+    // Details are stored as JSON: dates become strings, undefined fields vanish and nulls stay, as they read back.
+    expect(second.details).toEqual({ when: "2026-01-01T00:00:00.000Z", n: 1, none: null, list: [null, "x"] });
     expect(await s.listAudit({ limit: 10 })).toEqual([second, first]);
     expect(await s.verifyAudit()).toEqual({ ok: true, checked: 2 });
   });
