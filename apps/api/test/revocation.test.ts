@@ -123,6 +123,42 @@ describeWith(await pgGate(), "PrincipalCache [pg]", () => {
     expect(await here.resolve(bearer(tok.secret))).toEqual({ who: null, fresh: true });
   });
 
+  it("an agent gone on another replica loses its own credential here through the bus", async () => {
+    const bus = createMemoryBus({ logger });
+    const here = new PrincipalCache(store, bus, 60_000);
+    const there = new PrincipalCache(store, bus, 60_000);
+    closers.push(
+      () => bus.close(),
+      () => here.close(),
+      () => there.close(),
+    );
+    const pool = await store.createToken(
+      { name: "pool", role: "agent", hash: hashToken(newTokenSecret()) },
+      { actor: "test", role: "system" },
+    );
+    const credential = newTokenSecret();
+    const { value: agent } = await store.registerAgent(
+      {
+        name: "leaving",
+        version: "1",
+        slots: 1,
+        labels: {},
+        queues: ["default"],
+        sandbox: "none",
+        resources: {},
+        tokenId: pool.value.id,
+        credentialHash: hashToken(credential),
+      },
+      { actor: "test", role: "system" },
+    );
+    expect((await here.resolve(bearer(credential))).who).toMatchObject({ agentId: agent.id, role: "agent" });
+    await store.deregisterAgent(agent.id, { actor: "test", role: "system" });
+    await there.agentsGone([agent.id]);
+    await waitFor("the agent's departure to reach the other replica", async () => {
+      return (await here.resolve(bearer(credential))).who === null;
+    });
+  });
+
   it("ordinary queue wake-ups on the bus leave cached tokens alone", async () => {
     const { cache: c, bus } = cache();
     const tok = await token("queue-named");
