@@ -68,8 +68,13 @@ export class UsageError extends Error {
 export function onShutdownSignals(what: string, stop: () => Promise<void>): Promise<void> {
   return new Promise((resolveDone) => {
     let stopping = false;
+    let stopped = false;
     let firstAt = 0;
     const handler = (signal: NodeJS.Signals) => {
+      // Once everything is closed a late signal has nothing left to interrupt: leave with the
+      // outcome of the stop. (Removing the handler instead would let the default action kill
+      // the process and turn a clean stop into exit 130.)
+      if (stopped) process.exit(process.exitCode ?? 0);
       // Ctrl-C reaches the whole process group, and launchers (pnpm, tsx) relay it as well: a
       // repeat within a second is the same keypress, not a request to force.
       if (stopping && Date.now() - firstAt < 1_000) return;
@@ -86,8 +91,7 @@ export function onShutdownSignals(what: string, stop: () => Promise<void>): Prom
           process.exitCode = 1;
         })
         .finally(() => {
-          process.off("SIGINT", handler);
-          process.off("SIGTERM", handler);
+          stopped = true;
           // Everything is closed; if a stray handle still holds the event loop, exit anyway
           // rather than hang a supervisor waiting for us (the timer itself holds nothing).
           setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
