@@ -87,8 +87,42 @@ const MODULES = {
       "packages/store/test/audit-unicode.test.ts",
     ],
   },
-  // Next: the sandbox drivers, once their rewrite has landed (docs/mutation.md, "Adding a module").
-  // sandbox: { mutate: ["apps/worker/src/sandbox/*.ts"], tests: ["apps/worker/test/sandbox.test.ts"] },
+  // The sandbox walls. Only code the tests call in-process can be mutated (a worker started as a
+  // child process runs the unmutated copy), so these are the functions that decide confinement.
+  bwrap: {
+    // The command line: namespaces, capabilities, mounts, environment.
+    mutate: [
+      section("apps/worker/src/sandbox/bwrap.ts", /^function rootArgs\(/),
+      section("apps/worker/src/sandbox/bwrap.ts", /^export function bwrapArgs\(/),
+    ],
+    tests: ["apps/worker/test/bwrap.test.ts", "apps/worker/test/hostile-bwrap.test.ts"],
+  },
+  docker: {
+    // The container's HostConfig: read-only root, capabilities, no-new-privileges, limits, network.
+    mutate: [section("apps/worker/src/sandbox/docker.ts", /^function containerSpec\(/)],
+    tests: ["apps/worker/test/docker.test.ts"],
+  },
+  egress: {
+    // The routes of a `network: on` sandbox: what it may reach.
+    mutate: [
+      section("apps/worker/src/sandbox/egress.ts", /^export function hostAddresses\(/),
+      section("apps/worker/src/sandbox/egress.ts", /^export function routeBatch\(/),
+    ],
+    tests: ["apps/worker/test/hostile-bwrap.test.ts", "apps/worker/test/egress.test.ts"],
+  },
+  seccomp: {
+    // The compiled filter (the syscall tables themselves are module constants: see docs/mutation.md).
+    mutate: [
+      section("apps/worker/src/sandbox/seccomp.ts", /^export function syscallTable\(/),
+      section("apps/worker/src/sandbox/seccomp.ts", /^export function seccompFilter\(/),
+    ],
+    tests: ["apps/worker/test/seccomp.test.ts", "apps/worker/test/hostile-bwrap.test.ts"],
+  },
+  secrets: {
+    // Which secrets a job may ask for, and how their copies in the output are masked.
+    mutate: ["apps/worker/src/secrets.ts", "apps/worker/src/mask.ts"],
+    tests: ["apps/worker/test/mask.test.ts", "apps/worker/test/hostile-secrets.test.ts"],
+  },
 };
 
 const chosen = (process.env.SKIFF_MUTATE ?? Object.keys(MODULES).join(","))
