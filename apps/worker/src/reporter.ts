@@ -4,9 +4,17 @@ import { type AgentClient, ApiError, ApiUnreachable } from "./client.ts";
 export interface ReporterOptions {
   batchMs: number;
   batchBytes: number;
-  /** Bytes of output the worker keeps for one job; past it one truncation marker, then nothing. */
+  /**
+   * Bytes of a job's output (stdout and stderr) the worker sends. Past three quarters of it the
+   * rest of a step's output goes to a tail buffer; at the step's end (or before Skiff's next
+   * line) one marker says how much was left out, then the last lines follow, within the cap.
+   */
   capBytes: number;
-  /** Unsent bytes held while the API is away; past it lines are dropped and counted. */
+  /**
+   * Unsent bytes held while the API is slow or away. Past it the reporter is `full`: the driver
+   * stops reading the step's output (the step blocks in write) until half of it is sent. Lines are
+   * only dropped, and counted, past twice this (the step is being ended and is read regardless).
+   */
   maxPendingBytes: number;
   /** Secret values replaced by `***` before anything leaves the worker. */
   secrets: string[];
@@ -29,11 +37,21 @@ export function attemptSeqBase(attempt: number): number {
 }
 
 const MAX_BACKOFF_MS = 5_000;
+/** Bytes of the cap kept for a truncation marker (its text is well under this). */
+const MARKER_ROOM = 256;
 /** Events per upload; fewer while a refused batch is being narrowed down to the event it refuses. */
 const MAX_BATCH_EVENTS = 2000;
 
 function sizeOf(event: JobEvent): number {
   return event.type === "log" ? Buffer.byteLength(event.text) + 32 : 64;
+}
+
+/** An output line held in a step's tail until the step ends. */
+interface Held {
+  stream: "stdout" | "stderr";
+  text: string;
+  bytes: number;
+  ts: string;
 }
 
 /**
@@ -61,9 +79,19 @@ export class JobReporter {
   private seq = 0;
   private pending: JobEvent[] = [];
   private pendingBytes = 0;
-  private sentBytes = 0;
-  private truncated = false;
+  /** Bytes of log text queued so far (Skiff's own lines included): what counts against the cap. */
+  private outputBytes = 0;
+  /** The step whose output overflows into `tail`, or null while under the head budget. */
+  private tail: {
+    step: number | null;
+    lines: Held[];
+    bytes: number;
+    omittedLines: number;
+    omittedBytes: number;
+  } | null = null;
+  private capped = false;
   private dropped = 0;
+  private readonly roomWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private inflight: Promise<void> | null = null;
   private lost = false;
@@ -92,38 +120,109 @@ export class JobReporter {
     return out;
   }
 
+  /** Whether the driver should stop reading the step's output until `room()` settles. */
+  get full(): boolean {
+    return !this.lost && this.pendingBytes >= this.opts.maxPendingBytes;
+  }
+
+  /** Settles once half of the pending bytes are acknowledged (or the lease is gone). */
+  room(): Promise<void> {
+    if (!this.full) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private wakeRoom(): void {
+    if (!this.lost && this.pendingBytes > this.opts.maxPendingBytes / 2) return;
+    for (const wake of this.roomWaiters.splice(0)) wake();
+  }
+
   line(step: number | null, stream: "stdout" | "stderr" | "system", raw: string): void {
-    if (this.lost || this.truncated) return;
+    if (this.lost) return;
     const text = repairText(this.mask(raw));
-    const size = Buffer.byteLength(text) + 32;
-    if (this.sentBytes + this.pendingBytes + size > this.opts.capBytes) {
-      this.truncated = true;
-      this.push(
-        {
-          type: "log",
-          seq: ++this.seq,
-          step,
-          stream: "system",
-          ts: new Date().toISOString(),
-          text: "[log truncated]",
-        },
-        64,
-      );
+    const bytes = Buffer.byteLength(text);
+    if (stream === "system") {
+      // Skiff's own lines (how a step is confined, its result) always arrive, after the tail so far.
+      this.flushTail();
+      this.outputBytes += bytes;
+      this.queue(step, stream, text);
       return;
     }
-    if (this.pendingBytes + size > this.opts.maxPendingBytes) {
+    const cap = this.opts.capBytes;
+    if (this.tail === null && this.outputBytes + bytes <= cap - Math.floor(cap / 4) && !this.capped) {
+      this.outputBytes += bytes;
+      this.queue(step, stream, text);
+      return;
+    }
+    // Over the head budget: keep the most recent lines that fit in what is left of the cap.
+    this.capped = true;
+    if (this.tail !== null && this.tail.step !== step) this.flushTail();
+    this.tail ??= { step, lines: [], bytes: 0, omittedLines: 0, omittedBytes: 0 };
+    const tail = this.tail;
+    tail.lines.push({ stream, text, bytes, ts: new Date().toISOString() });
+    tail.bytes += bytes;
+    const room = Math.max(0, cap - this.outputBytes - MARKER_ROOM);
+    while (tail.bytes > room && tail.lines.length > 0) {
+      const gone = tail.lines.shift();
+      if (!gone) break;
+      tail.bytes -= gone.bytes;
+      tail.omittedLines++;
+      tail.omittedBytes += gone.bytes;
+    }
+  }
+
+  /** Sends the truncation marker of the current tail, then its lines. */
+  private flushTail(): void {
+    const tail = this.tail;
+    if (tail === null) return;
+    this.tail = null;
+    if (tail.omittedLines > 0) {
+      this.outputBytes += MARKER_ROOM;
+      const size = (n: number) =>
+        n >= 1024 * 1024
+          ? `${(n / 1024 / 1024).toFixed(1)} MiB`
+          : n >= 1024
+            ? `${(n / 1024).toFixed(1)} KiB`
+            : `${n} B`;
+      this.push({
+        type: "log",
+        seq: ++this.seq,
+        step: tail.step,
+        stream: "system",
+        ts: tail.lines[0]?.ts ?? new Date().toISOString(),
+        text:
+          `[log truncated: ${tail.omittedLines} lines (${size(tail.omittedBytes)}) left out here, over the ` +
+          `log cap of ${size(this.opts.capBytes)}; ${
+            tail.lines.length > 0
+              ? `the last ${tail.lines.length} lines of the step follow`
+              : "no room is left for the step's last lines"
+          }]`,
+        omitted: { lines: tail.omittedLines, bytes: tail.omittedBytes },
+      });
+    }
+    for (const l of tail.lines) {
+      this.outputBytes += l.bytes;
+      this.push({ type: "log", seq: ++this.seq, step: tail.step, stream: l.stream, ts: l.ts, text: l.text });
+    }
+  }
+
+  private queue(step: number | null, stream: "stdout" | "stderr" | "system", text: string): void {
+    if (stream !== "system" && this.pendingBytes > this.opts.maxPendingBytes * 2) {
       this.dropped++;
       return;
     }
     if (this.dropped > 0) {
-      const note = `[${this.dropped} lines dropped while the API was unreachable]`;
+      const note = `[${this.dropped} lines dropped: the worker's buffer was full while the step was being ended]`;
       this.dropped = 0;
-      this.push(
-        { type: "log", seq: ++this.seq, step, stream: "system", ts: new Date().toISOString(), text: note },
-        80,
-      );
+      this.push({
+        type: "log",
+        seq: ++this.seq,
+        step,
+        stream: "system",
+        ts: new Date().toISOString(),
+        text: note,
+      });
     }
-    this.push({ type: "log", seq: ++this.seq, step, stream, ts: new Date().toISOString(), text }, size);
+    this.push({ type: "log", seq: ++this.seq, step, stream, ts: new Date().toISOString(), text });
   }
 
   /**
@@ -131,7 +230,7 @@ export class JobReporter {
    * the sandbox is still coming up, instead of up to one batch window later.
    */
   stepStarted(step: number): void {
-    this.push({ type: "step.started", step, ts: new Date().toISOString() }, 64);
+    this.push({ type: "step.started", step, ts: new Date().toISOString() });
     this.kick(0);
   }
 
@@ -140,14 +239,15 @@ export class JobReporter {
     outcome: "succeeded" | "failed" | "canceled" | "timed_out",
     exitCode: number | null,
   ): void {
-    this.push({ type: "step.finished", step, outcome, exitCode, ts: new Date().toISOString() }, 64);
+    this.flushTail();
+    this.push({ type: "step.finished", step, outcome, exitCode, ts: new Date().toISOString() });
     this.kick(0);
   }
 
-  private push(event: JobEvent, size: number): void {
+  private push(event: JobEvent): void {
     if (this.lost) return;
     this.pending.push(event);
-    this.pendingBytes += size;
+    this.pendingBytes += sizeOf(event);
     this.kick(this.pendingBytes >= this.opts.batchBytes ? 0 : this.opts.batchMs);
   }
 
@@ -157,11 +257,24 @@ export class JobReporter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.inflight = this.sendAll().finally(() => {
-        this.inflight = null;
-        if (this.pending.length > 0 && !this.lost) this.kick(this.opts.batchMs);
-      });
+      void this.startSend();
     }, delay);
+  }
+
+  /**
+   * The one upload loop, started if none runs. There is never a second: two loops would send the
+   * same first batch and each then remove a batch from the queue, losing one unsent.
+   */
+  private startSend(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.inflight ??= this.sendAll().finally(() => {
+      this.inflight = null;
+      if (this.pending.length > 0 && !this.lost) this.kick(this.opts.batchMs);
+    });
+    return this.inflight;
   }
 
   /** Sends everything pending, in order, retrying while the API is unreachable. */
@@ -179,7 +292,7 @@ export class JobReporter {
         this.pending = this.pending.slice(batch.length);
         const size = batch.reduce((n, e) => n + sizeOf(e), 0);
         this.pendingBytes = Math.max(0, this.pendingBytes - size);
-        this.sentBytes += size;
+        this.wakeRoom();
         backoff = 200;
         limit = MAX_BATCH_EVENTS;
         if (res.cancel) this.opts.onCancel();
@@ -190,6 +303,9 @@ export class JobReporter {
         ) {
           this.lost = true;
           this.pending = [];
+          this.pendingBytes = 0;
+          this.tail = null;
+          this.wakeRoom();
           this.opts.onLeaseLost(err.message);
           return;
         }
@@ -219,6 +335,7 @@ export class JobReporter {
     const dropped = this.pending.slice(0, count);
     this.pending = this.pending.slice(count);
     this.pendingBytes = Math.max(0, this.pendingBytes - dropped.reduce((n, e) => n + sizeOf(e), 0));
+    this.wakeRoom();
     this.opts.log?.("events upload refused; dropping it", {
       jobId: this.jobId,
       events: count,
@@ -243,11 +360,7 @@ export class JobReporter {
 
   /** Waits until every event so far is acknowledged (or the lease is lost). */
   async drain(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    while (this.inflight) await this.inflight;
-    if (this.pending.length > 0 && !this.lost) await this.sendAll();
+    this.flushTail();
+    while (!this.lost && (this.pending.length > 0 || this.inflight)) await this.startSend();
   }
 }

@@ -154,6 +154,7 @@ export class JobRun {
             if (stream === "system") reporter.line(index, stream, text);
             else maskers[stream].line(text);
           },
+          flow: { full: () => reporter.full, room: () => reporter.room() },
           signal: this.abort.signal,
           timeoutMs: Math.max(
             1,

@@ -24,11 +24,18 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(worker: Partial<WorkerConfigInput> & { queue: string }): Promise<Stack> {
-  const store = await openStore({});
+export async function startStack(
+  worker: Partial<WorkerConfigInput> & { queue: string },
+  apiConfig: { logCapBytes?: number } = {},
+  /** PostgreSQL instead of the embedded PGlite (a database of the test's own). */
+  databaseUrl?: string,
+  /** The worker's way to the API, e.g. a relay the test can switch off (default: the API itself). */
+  workerApiUrl?: (apiUrl: string) => Promise<string>,
+): Promise<Stack> {
+  const store = await openStore(databaseUrl ? { databaseUrl } : {});
   const bus = await createBus({});
   const api = buildApi({
-    config: { port: 0, heartbeatIntervalMs: 500, offlineAfterMs: 5_000, reaperIntervalMs: 200 },
+    config: { port: 0, heartbeatIntervalMs: 500, offlineAfterMs: 5_000, reaperIntervalMs: 200, ...apiConfig },
     store,
     bus,
     logger: silent,
@@ -48,7 +55,7 @@ export async function startStack(worker: Partial<WorkerConfigInput> & { queue: s
   const { queue, ...rest } = worker;
   const running = await startWorker(
     {
-      apiUrl: url,
+      apiUrl: workerApiUrl ? await workerApiUrl(url) : url,
       token: agentToken,
       name: `test-${queue}`,
       slots: 2,

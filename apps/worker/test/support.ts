@@ -85,3 +85,57 @@ export async function runStep(
     if (!opts.workspace) rmSync(workspace, { recursive: true, force: true });
   }
 }
+
+/**
+ * A TCP relay on loopback in front of `target` that can be switched off: while down, every open
+ * connection is cut and new ones are refused at once, as when an API replica dies.
+ */
+export async function switchableRelay(target: string): Promise<{
+  url: string;
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}> {
+  const { createServer, connect } = await import("node:net");
+  const to = new URL(target);
+  let open = true;
+  const sockets = new Set<import("node:net").Socket>();
+  const server = createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(to.port), to.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("relay has no port");
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    down() {
+      open = false;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    up() {
+      open = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

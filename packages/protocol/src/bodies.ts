@@ -122,6 +122,16 @@ const LogChunk = z.strictObject({
     .string()
     .max(1024 * 1024)
     .transform(repairText),
+  /**
+   * Set on the worker's truncation marker: how many output lines, and bytes, it left out at this
+   * point to keep the job within its log cap. The job's `logTruncated` becomes true.
+   */
+  omitted: z
+    .strictObject({
+      lines: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+      bytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    })
+    .optional(),
 });
 const StepStarted = z.strictObject({
   type: z.literal("step.started"),

@@ -62,6 +62,8 @@ export const Job = z.object({
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
   logBytes: z.number().int(),
+  /** Some of the job's output was left out to keep it within the log cap (a marker line says where). */
+  logTruncated: z.boolean(),
   retryOf: z.string().nullable(),
 });
 export type Job = z.infer<typeof Job>;

@@ -52,7 +52,7 @@ export type JobHead = Omit<Job, "spec">;
 
 /** The columns of a `JobHead`, for statements that need no spec (parsing it is most of a row's cost). */
 export const JOB_HEAD_COLUMNS = `id, name, queue, state, attempt, max_attempts, epoch, agent_id, exit_code, error,
-  cancel_reason, created_by, created_at, assigned_at, started_at, finished_at, log_bytes, retry_of`;
+  cancel_reason, created_by, created_at, assigned_at, started_at, finished_at, log_bytes, log_truncated, retry_of`;
 
 export function toJobHead(r: Row): JobHead {
   return {
@@ -73,6 +73,7 @@ export function toJobHead(r: Row): JobHead {
     startedAt: isoOrNull(r.started_at),
     finishedAt: isoOrNull(r.finished_at),
     logBytes: num(r.log_bytes),
+    logTruncated: r.log_truncated === true,
     retryOf: strOrNull(r.retry_of),
   };
 }

@@ -142,6 +142,51 @@ describeWith(await pgGate(), "events and finishes from the lease holder [pg]", (
     expect((await store.listLogs(job.id, 0, 10)).map((l) => l.seq)).toEqual([1, 2, 3]);
   });
 
+  it("a worker's truncation marker sets the flag without cutting the log: the tail after it is stored", async () => {
+    const { job, send } = await claimed();
+    const marker = log(2, "[log truncated: 5 lines (500 B) left out here]", {
+      stream: "system",
+      omitted: { lines: 5, bytes: 500 },
+    });
+    const res = await send([log(1, "head"), marker, log(3, "tail"), log(4, "last")], 100);
+    if (!res.ok) throw new Error(res.reason);
+    expect(res.lines.map((l) => l.seq)).toEqual([1, 2, 3, 4]);
+    expect(await store.getJob(job.id)).toMatchObject({ logTruncated: true });
+    const later = await send([log(5, "still stored")], 100);
+    expect(later).toMatchObject({ ok: true, lines: [{ seq: 5 }] });
+  });
+
+  it("a plain system line does not set the flag; a log under the cap is not truncated", async () => {
+    const { job, send } = await claimed();
+    await send([log(1, "[log truncated: a job may print this]", { stream: "system" }), log(2, "x")], 100);
+    expect(await store.getJob(job.id)).toMatchObject({ logTruncated: false });
+  });
+
+  it("past the cap the API still stores Skiff's own lines (a step's result), up to a slack of 1 MiB, but no output", async () => {
+    const { job, send } = await claimed();
+    const res = await send(
+      [
+        log(1, "o".repeat(100)),
+        log(2, "over"),
+        log(3, "--- one succeeded in 1.0 s", { stream: "system" }),
+        log(4, "more output"),
+        log(5, "s".repeat(MB), { stream: "system" }),
+      ],
+      100,
+    );
+    if (!res.ok) throw new Error(res.reason);
+    expect(res.lines.map((l) => [l.seq, l.stream, l.text])).toEqual([
+      [1, "stdout", "o".repeat(100)],
+      [2, "system", MARKER],
+      [3, "system", "--- one succeeded in 1.0 s"],
+    ]);
+    expect(await store.getJob(job.id)).toMatchObject({ logTruncated: true });
+    // Once cut, later output stays out, in later batches too; Skiff's lines still go in.
+    const later = await send([log(6, "x"), log(7, "--- two failed", { stream: "system" })], 100);
+    if (!later.ok) throw new Error(later.reason);
+    expect(later.lines.map((l) => l.seq)).toEqual([7]);
+  });
+
   it("exports the marker it writes", () => {
     expect(TRUNCATION_MARKER).toBe(MARKER);
   });

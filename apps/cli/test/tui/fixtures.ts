@@ -63,6 +63,7 @@ export function job(
     startedAt: iso(T0 + 1000),
     finishedAt: ["succeeded", "failed", "canceled", "timed_out"].includes(state) ? iso(T0 + 61_000) : null,
     logBytes: 0,
+    logTruncated: false,
     retryOf: null,
     steps: [
       {

@@ -1,7 +1,7 @@
 import type { Duplex } from "node:stream";
 import { Pool } from "undici";
 import { z } from "zod";
-import { LineSplitter } from "./lines.ts";
+import { type FlowReader, LineSplitter, readWithFlow } from "./lines.ts";
 import type { StepRun } from "./types.ts";
 
 /** Docker 20.10's API; later engines still serve it, so field meanings stay fixed. */
@@ -118,14 +118,22 @@ class Demuxer {
   }
 }
 
-/** Feeds the attached stream into per-stream line splitters; resolves once it closed. */
-export function pumpOutput(socket: Duplex, step: StepRun): Promise<void> {
+/**
+ * Feeds the attached stream into per-stream line splitters; `done` settles once it closed. The
+ * stream is not read while the step's flow is full (the container's writes then wait), until the
+ * step is aborted.
+ */
+export function pumpOutput(socket: Duplex, step: StepRun): { done: Promise<void>; reader: FlowReader } {
   const stdout = new LineSplitter((line) => step.onLine("stdout", line));
   const stderr = new LineSplitter((line) => step.onLine("stderr", line));
   const demuxer = new Demuxer((stream, payload) => (stream === 2 ? stderr : stdout).push(payload));
-  socket.on("data", (chunk: Buffer) => demuxer.push(chunk));
-  return new Promise((resolve) => {
+  const reader = readWithFlow(socket, (chunk) => demuxer.push(chunk), step.flow);
+  const release = () => reader.release();
+  step.signal.addEventListener("abort", release, { once: true });
+  if (step.signal.aborted) release();
+  const done = new Promise<void>((resolve) => {
     socket.once("close", () => {
+      step.signal.removeEventListener("abort", release);
       stdout.end();
       stderr.end();
       resolve();
@@ -133,4 +141,5 @@ export function pumpOutput(socket: Duplex, step: StepRun): Promise<void> {
     // A broken stream only loses output; the exit status still comes from /wait.
     socket.once("error", () => socket.destroy());
   });
+  return { done, reader };
 }

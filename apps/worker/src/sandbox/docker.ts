@@ -178,15 +178,28 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
     };
   }
 
-  /** Waits for the output to be fully read, but not forever: the exit status matters more. */
-  async function drain(output: Promise<void>, id: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), DRAIN_MS);
+  /**
+   * Waits for the output to be fully read, but not forever: the exit status matters more. The
+   * stream is given up once it has been idle for DRAIN_MS, not counting time spent waiting for
+   * the reporter to take what was already read (that output is still coming).
+   */
+  async function drain(output: ReturnType<typeof pumpOutput>, id: string): Promise<void> {
+    let closed = false;
+    void output.done.then(() => {
+      closed = true;
     });
-    const drained = await Promise.race([output.then(() => true), late]);
-    clearTimeout(timer);
-    if (!drained) warn({ container: id }, "output stream still open after the container stopped; ending it");
+    let idleSince = Date.now();
+    while (!closed) {
+      await Promise.race([output.done, new Promise((r) => setTimeout(r, 100))]);
+      if (closed) return;
+      const now = Date.now();
+      if (output.reader.paused()) idleSince = now;
+      else if (output.reader.lastData() > idleSince) idleSince = output.reader.lastData();
+      if (now - idleSince >= DRAIN_MS) {
+        warn({ container: id }, "output stream still open after the container stopped; ending it");
+        return;
+      }
+    }
   }
 
   async function supervise(id: string, step: StepRun): Promise<StepEnd> {

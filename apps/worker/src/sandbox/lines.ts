@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import { repairText } from "@skiff/protocol";
 
 const NEWLINE = 0x0a;
@@ -84,4 +85,55 @@ function utf8Boundary(buf: Buffer, max: number): number {
   // Continuation bytes look like 10xxxxxx; back up to the lead byte (at most 3 steps for valid UTF-8).
   while (cut > max - 4 && cut > 0 && ((buf[cut] ?? 0) & 0xc0) === 0x80) cut--;
   return cut > 0 && cut > max - 4 ? cut : max;
+}
+
+/**
+ * Backpressure from whoever takes a step's lines (the job's reporter): while `full()`, the driver
+ * stops reading the step's output, so a fast writer blocks on its pipe instead of having its lines
+ * dropped; `room()` settles once reading may go on.
+ */
+export interface Flow {
+  full(): boolean;
+  room(): Promise<void>;
+}
+
+/** How a driver reads one output source under a `Flow`. */
+export interface FlowReader {
+  /** Stops honouring backpressure for good (the step is being ended): reading goes on regardless. */
+  release(): void;
+  /** Whether reading is paused right now, waiting for room. */
+  paused(): boolean;
+  /** When the source last delivered bytes (ms since the epoch). */
+  lastData(): number;
+}
+
+/** Feeds `source`'s chunks to `push`, pausing it while `flow` is full. */
+export function readWithFlow(
+  source: Readable,
+  push: (chunk: Buffer) => void,
+  flow: Flow | undefined,
+): FlowReader {
+  let released = false;
+  let waiting = false;
+  let last = Date.now();
+  const resume = () => {
+    waiting = false;
+    if (!source.destroyed) source.resume();
+  };
+  source.on("data", (chunk: Buffer) => {
+    last = Date.now();
+    push(chunk);
+    if (flow === undefined || released || waiting || !flow.full()) return;
+    waiting = true;
+    source.pause();
+    flow.room().then(resume, resume);
+  });
+  return {
+    release() {
+      released = true;
+      if (waiting) resume();
+    },
+    paused: () => waiting,
+    lastData: () => last,
+  };
 }

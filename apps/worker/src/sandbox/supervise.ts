@@ -1,5 +1,5 @@
 import type { ChildProcess } from "node:child_process";
-import { LineSplitter } from "./lines.ts";
+import { LineSplitter, readWithFlow } from "./lines.ts";
 import type { StepRun } from "./types.ts";
 
 export interface ChildEnd {
@@ -20,14 +20,18 @@ export async function superviseChild(
 ): Promise<ChildEnd> {
   const out = new LineSplitter((text) => step.onLine("stdout", text));
   const err = new LineSplitter((text) => step.onLine("stderr", text));
-  child.stdout?.on("data", (b: Buffer) => out.push(b));
-  child.stderr?.on("data", (b: Buffer) => err.push(b));
+  // While the reporter is full the pipes are not read, so the step blocks in write(); once Skiff
+  // ends the step, reading goes on regardless so that the process can be reaped.
+  const readers = [child.stdout, child.stderr].flatMap((source, i) =>
+    source ? [readWithFlow(source, (b) => (i === 0 ? out : err).push(b), step.flow)] : [],
+  );
 
   let ending: ChildEnd["ending"] = null;
   let killTimer: NodeJS.Timeout | undefined;
   const stop = (why: "timed_out" | "canceled") => {
     if (ending) return;
     ending = why;
+    for (const r of readers) r.release();
     signal("SIGTERM");
     killTimer = setTimeout(() => signal("SIGKILL"), step.graceMs);
   };

@@ -1,4 +1,5 @@
 import type { Limits } from "./cgroup.ts";
+import type { Flow } from "./lines.ts";
 
 export type { Limits };
 
@@ -22,6 +23,8 @@ export interface StepRun {
   /** Output, already split into lines (without the newline). The driver first writes a `system` line
    * saying how the step is confined and which limits are enforced, and how. */
   onLine(stream: StreamName, text: string): void;
+  /** Backpressure: while full, the driver stops reading the step's output (the step's writes block). */
+  flow?: Flow;
   /** Aborted to cancel: the step gets SIGTERM, then SIGKILL after the grace period. */
   signal: AbortSignal;
   timeoutMs: number;

@@ -4,6 +4,8 @@ import { JOB_HEAD_COLUMNS, type JobHead, toJobHead } from "../rows.ts";
 import { LIVE_SQL, LIVE_STATES } from "./live.ts";
 
 export const TRUNCATION_MARKER = "[log truncated]";
+/** Bytes of Skiff's own log lines stored past a job's log cap. */
+export const SYSTEM_LINES_SLACK = 1024 * 1024;
 
 /** Why a lease-holding call changed nothing. */
 export type LeaseRefusal = "not_found" | "lease_lost" | "already_final";
@@ -18,15 +20,15 @@ async function lockLease(
   agentId: string,
   epoch: number,
 ): Promise<
-  { ok: true; job: JobHead; truncated: boolean } | { ok: false; reason: LeaseRefusal; job: JobHead | null }
+  { ok: true; job: JobHead; capped: boolean } | { ok: false; reason: LeaseRefusal; job: JobHead | null }
 > {
-  const res = await q.query(`select ${JOB_HEAD_COLUMNS}, log_truncated from jobs where id = $1 for update`, [
+  const res = await q.query(`select ${JOB_HEAD_COLUMNS}, log_capped from jobs where id = $1 for update`, [
     jobId,
   ]);
   const row = res.rows[0];
   if (!row) return { ok: false, reason: "not_found", job: null };
   const job = toJobHead(row);
-  return checkLease(job, agentId, epoch) ?? { ok: true, job, truncated: row.log_truncated === true };
+  return checkLease(job, agentId, epoch) ?? { ok: true, job, capped: row.log_capped === true };
 }
 
 /** Why the caller does not hold the lease on `job`, or null when it does. */
@@ -69,7 +71,10 @@ export async function appendEvents(
 
   const lines: LogLine[] = [];
   let bytes = job.logBytes;
-  let truncated = lease.truncated;
+  // Whether the API has cut this job's log at its cap: from then on no more output lines.
+  let capped = lease.capped;
+  // Whether a worker's truncation marker is in this batch.
+  let marked = false;
   const seqs: number[] = [];
   const steps: (number | null)[] = [];
   const streams: string[] = [];
@@ -99,10 +104,17 @@ export async function appendEvents(
         [job.id, ev.step, ev.outcome, ev.exitCode, ts],
       );
     } else {
-      if (truncated) continue;
       const size = Buffer.byteLength(ev.text);
-      if (bytes + size > input.logCapBytes) {
-        truncated = true;
+      // The worker keeps a job within the cap itself (head, marker, tail); this is the API's own
+      // limit for a worker that does not. Skiff's own lines (a step's result, a worker's
+      // truncation marker) get a little room past it, so that how a step ended is always stored.
+      if (ev.stream === "system") {
+        if (bytes + size > input.logCapBytes + SYSTEM_LINES_SLACK) continue;
+        if (ev.omitted) marked = true;
+      } else if (capped) {
+        continue;
+      } else if (bytes + size > input.logCapBytes) {
+        capped = true;
         push({ seq: ev.seq, step: ev.step, stream: "system", ts, text: TRUNCATION_MARKER });
         continue;
       }
@@ -137,8 +149,10 @@ export async function appendEvents(
     }
     if (inserted.size > 0) {
       await q.query(
-        "update jobs set log_bytes = log_bytes + $2, log_truncated = log_truncated or $3 where id = $1",
-        [job.id, added, truncated],
+        `update jobs set log_bytes = log_bytes + $2, log_capped = log_capped or $3,
+                log_truncated = log_truncated or $3 or $4
+          where id = $1`,
+        [job.id, added, capped, marked],
       );
     }
   }
