@@ -34,6 +34,19 @@ export interface ClaimedJob {
   attempt: number;
 }
 
+/** Errors where the request surely never reached the API: another replica may take it at once. */
+function neverSent(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+  return [
+    "ECONNREFUSED",
+    "ENOTFOUND",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "EAI_AGAIN",
+    "UND_ERR_CONNECT_TIMEOUT",
+  ].includes(code ?? "");
+}
+
 /** How many registered agents' credentials are kept: runs of a replaced agent may still report. */
 const KEPT_CREDENTIALS = 16;
 
@@ -43,19 +56,41 @@ const KEPT_CREDENTIALS = 16;
  * agent's own credential.
  */
 export class AgentClient {
-  private readonly pool: Pool;
+  private readonly pools: Pool[];
+  private current = 0;
   private readonly credentials = new Map<string, string>();
+  readonly baseUrls: string[];
 
+  /**
+   * `baseUrls`: one API URL or several replicas of the same API. Calls go to one of them; when it
+   * cannot be reached (or answers 5xx) the client moves on to the next, at once when the request
+   * never left (connection refused), otherwise on the caller's retry.
+   */
   constructor(
-    readonly baseUrl: string,
+    baseUrls: string | string[],
     private readonly token: string,
   ) {
-    this.pool = new Pool(baseUrl, {
-      connections: 16,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 90_000,
-      bodyTimeout: 90_000,
-    });
+    this.baseUrls = typeof baseUrls === "string" ? [baseUrls] : [...baseUrls];
+    if (this.baseUrls.length === 0) throw new Error("AgentClient needs at least one API URL");
+    this.pools = this.baseUrls.map(
+      (url) =>
+        new Pool(url, {
+          connections: 16,
+          keepAliveTimeout: 30_000,
+          headersTimeout: 90_000,
+          bodyTimeout: 90_000,
+        }),
+    );
+  }
+
+  /** The API URL calls go to now. */
+  get baseUrl(): string {
+    return this.baseUrls[this.current] ?? "";
+  }
+
+  /** Moves on from `index` (if it is still the current one) to the next replica. */
+  private failOver(index: number): void {
+    if (this.current === index && this.pools.length > 1) this.current = (index + 1) % this.pools.length;
   }
 
   /** Whether calls as this agent carry its own credential, so that a 401 means the credential died. */
@@ -74,20 +109,30 @@ export class AgentClient {
     signal?: AbortSignal,
     token = this.tokenFor(body),
   ): Promise<T> {
-    let res: Awaited<ReturnType<Pool["request"]>>;
-    try {
-      res = await this.pool.request({
-        method: "POST",
-        path,
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
-        signal,
-      });
-    } catch (err) {
-      throw new ApiUnreachable(`${this.baseUrl}${path}: ${(err as Error).message}`, { cause: err });
+    let res: Awaited<ReturnType<Pool["request"]>> | undefined;
+    let index = this.current;
+    // Each replica at most once per call, and only while the request surely never reached one.
+    for (let tried = 0; res === undefined; tried++) {
+      index = this.current;
+      try {
+        res = await (this.pools[index] as Pool).request({
+          method: "POST",
+          path,
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal,
+        });
+      } catch (err) {
+        this.failOver(index);
+        if (neverSent(err) && tried + 1 < this.pools.length && !signal?.aborted) continue;
+        throw new ApiUnreachable(`${this.baseUrls[index]}${path}: ${(err as Error).message}`, { cause: err });
+      }
     }
     const text = await res.body.text().catch(() => "");
-    if (res.statusCode >= 500) throw new ApiUnreachable(`${path}: HTTP ${res.statusCode}`);
+    if (res.statusCode >= 500) {
+      this.failOver(index);
+      throw new ApiUnreachable(`${this.baseUrls[index]}${path}: HTTP ${res.statusCode}`);
+    }
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : {};
@@ -169,7 +214,7 @@ export class AgentClient {
     return this.post("/v1/agent/deregister", { agentId });
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    await Promise.all(this.pools.map((p) => p.close()));
   }
 }

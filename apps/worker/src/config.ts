@@ -6,8 +6,28 @@ const Cidr = z
   .string()
   .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, "expected an IPv4 network such as 203.0.113.0/24");
 
+/** The URLs of an `apiUrl` setting: one, or several separated by commas. */
+export function apiUrls(value: string): string[] {
+  return value
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+}
+
 export const WorkerConfig = z.strictObject({
-  apiUrl: z.url({ error: "--api-url must be a URL such as http://127.0.0.1:8787" }),
+  /** One API URL, or several separated by commas (replicas the worker fails over between). */
+  apiUrl: z.string().superRefine((value, ctx) => {
+    const urls = apiUrls(value);
+    if (urls.length === 0)
+      ctx.addIssue({ code: "custom", message: "--api-url must be a URL such as http://127.0.0.1:8787" });
+    for (const url of urls) {
+      if (!/^https?:\/\/[^/\s]/.test(url) || !URL.canParse(url))
+        ctx.addIssue({
+          code: "custom",
+          message: `--api-url: "${url}" is not a URL such as http://127.0.0.1:8787 (several are separated by commas)`,
+        });
+    }
+  }),
   token: z.string().min(1, "--token is required (an agent token: `skiff tokens create --role agent`)"),
   name: z.string().min(1).max(200),
   slots: z.number().int().min(1).max(256).default(2),

@@ -1,6 +1,6 @@
 import { Agent, type AgentLogger } from "./agent.ts";
 import { AgentClient } from "./client.ts";
-import { WorkerConfig, type WorkerConfigInput } from "./config.ts";
+import { apiUrls, WorkerConfig, type WorkerConfigInput } from "./config.ts";
 import { startHealthServer } from "./health.ts";
 import { createWorkerMetrics } from "./metrics.ts";
 import { createBwrapDriver } from "./sandbox/bwrap.ts";
@@ -58,7 +58,7 @@ export async function startWorker(input: WorkerConfigInput, log: AgentLogger): P
   const config = Object.freeze(WorkerConfig.parse({ secrets: secretsFromEnv(process.env), ...input }));
   const driver = await chooseDriver(config);
   const metrics = createWorkerMetrics();
-  const client = new AgentClient(config.apiUrl, config.token);
+  const client = new AgentClient(apiUrls(config.apiUrl), config.token);
   const agent = new Agent(client, driver, config, metrics, log);
   const health =
     config.healthPort === null

@@ -137,7 +137,7 @@ describeWith(bwrapGate(), "log flow while the API is unreachable [bwrap, pglite]
     );
   });
   afterAll(async () => {
-    relay?.up();
+    await relay?.up();
     await stack?.close();
     await relay?.close();
   });
@@ -159,7 +159,7 @@ describeWith(bwrapGate(), "log flow while the API is unreachable [bwrap, pglite]
       60_000,
       50,
     );
-    relay.down();
+    await relay.down();
     const { writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const { readdirSync } = await import("node:fs");
@@ -169,7 +169,7 @@ describeWith(bwrapGate(), "log flow while the API is unreachable [bwrap, pglite]
     if (!ws) throw new Error(`no workspace for ${job.id} in ${root}`);
     writeFileSync(join(root, ws, "go"), "");
     await new Promise((r) => setTimeout(r, outageMs));
-    relay.up();
+    await relay.up();
     const done = await stack.final(job.id, 240_000);
     expect(done).toMatchObject({ state: "succeeded", exitCode: 0, logTruncated: false });
     const lines = await allLines(stack, job.id);

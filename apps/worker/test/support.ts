@@ -88,23 +88,18 @@ export async function runStep(
 
 /**
  * A TCP relay on loopback in front of `target` that can be switched off: while down, every open
- * connection is cut and new ones are refused at once, as when an API replica dies.
+ * connection is cut and the port refuses new ones (nothing listens), as when an API replica dies.
  */
 export async function switchableRelay(target: string): Promise<{
   url: string;
-  down(): void;
-  up(): void;
+  down(): Promise<void>;
+  up(): Promise<void>;
   close(): Promise<void>;
 }> {
   const { createServer, connect } = await import("node:net");
   const to = new URL(target);
-  let open = true;
   const sockets = new Set<import("node:net").Socket>();
   const server = createServer((client) => {
-    if (!open) {
-      client.destroy();
-      return;
-    }
     const upstream = connect(Number(to.port), to.hostname);
     sockets.add(client);
     sockets.add(upstream);
@@ -119,23 +114,31 @@ export async function switchableRelay(target: string): Promise<{
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  await listen(0);
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("relay has no port");
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    down() {
-      open = false;
+  const port = address.port;
+  const stop = () =>
+    new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       sockets.clear();
+      if (!server.listening) resolve();
+      else server.close(() => resolve());
+    });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    down: stop,
+    async up() {
+      if (!server.listening) await listen(port);
     },
-    up() {
-      open = true;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: stop,
   };
 }

@@ -109,7 +109,10 @@ export function registerWorker(program: Command): void {
   program
     .command("worker")
     .description("run a worker: claims jobs from the API and runs each step in a sandbox")
-    .option("--api-url <url>", "the API's base URL (SKIFF_URL)")
+    .option(
+      "--api-url <url>",
+      "the API's base URL (SKIFF_URL); several replicas separated by commas, tried in turn when one is unreachable",
+    )
     .addOption(new Option("--base-url <url>").hideHelp())
     .option("--token <token>", "an agent token (SKIFF_TOKEN)")
     .option("--name <name>", "this worker's name (default: the host name)")
