@@ -6,6 +6,10 @@ import { describeError, Listeners } from "./listeners.ts";
 import { type Bus, BusClosedError, type BusLogger, consoleLogger } from "./types.ts";
 import { checkQueueName, parseWakeMessage } from "./wake.ts";
 
+/** Events held while Redis is away; past this the oldest are dropped. */
+const MAX_HELD_EVENTS = 10_000;
+const HELD_BATCH = 500;
+
 export interface RedisBusOptions {
   url: string;
   /** Namespaces the channels, so several stacks (or tests) can share one Redis. */
@@ -17,7 +21,8 @@ export interface RedisBusOptions {
  * Redis pub/sub bus. Local listeners hear this process's own events through the Redis round trip,
  * so every replica sees the same order. Resolves once subscribed, or as soon as the first connection
  * attempt fails: the bus then keeps reconnecting (and resubscribing) with backoff while `ping()`
- * reports it not ready and `publish()` rejects.
+ * reports it not ready; `publish()` never waits for Redis: while it is away events are held in
+ * order and sent when it is back.
  */
 export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   const prefix = options.prefix ?? "skiff";
@@ -85,10 +90,66 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     return fromSelf ? [] : parseWakeMessage(raw);
   }
 
-  const outgoingEvents = new Coalescer<SkiffEvent>(async (batch) => {
+  const sendEvents = async (batch: SkiffEvent[]) => {
     await publisher.publish(channels.events, JSON.stringify(batch.length === 1 ? batch[0] : batch));
+  };
+  // While Redis is away, what is published is held here, in order, and sent once both connections
+  // are back: a write to the API never waits on Redis, and no event is lost to a short outage. Past
+  // MAX_HELD_EVENTS the oldest are dropped, and the count is logged when Redis is back.
+  const held: SkiffEvent[] = [];
+  let heldDropped = 0;
+  let flushing: Promise<void> | null = null;
+  const connected = () => publisher.status === "ready" && subscriber.status === "ready";
+  function hold(batch: SkiffEvent[], why: string): void {
+    if (held.length === 0) logger.warn({ prefix, why }, "Redis away: holding events to send when it is back");
+    held.push(...batch);
+    const over = held.length - MAX_HELD_EVENTS;
+    if (over > 0) {
+      held.splice(0, over);
+      heldDropped += over;
+    }
+  }
+  function flushHeld(): void {
+    if (flushing || held.length === 0 || closed || !connected()) return;
+    flushing = (async () => {
+      let sent = 0;
+      while (held.length > 0 && !closed && connected()) {
+        const batch = held.slice(0, HELD_BATCH);
+        try {
+          await sendEvents(batch);
+        } catch {
+          break; // still away; the next "ready" tries again
+        }
+        held.splice(0, batch.length);
+        sent += batch.length;
+      }
+      if (held.length === 0) {
+        logger.info({ prefix, sent, dropped: heldDropped }, "Redis back: held events sent");
+        heldDropped = 0;
+      }
+    })().finally(() => {
+      flushing = null;
+      if (held.length > 0 && connected()) flushHeld();
+    });
+  }
+  publisher.on("ready", flushHeld);
+  subscriber.on("ready", flushHeld);
+
+  const outgoingEvents = new Coalescer<SkiffEvent>(async (batch) => {
+    if (held.length > 0 || !connected()) {
+      hold(batch, "not connected");
+      return;
+    }
+    try {
+      await sendEvents(batch);
+    } catch (err) {
+      hold(batch, describeError(err).slice(0, 200));
+    }
   });
   const outgoingWakes = new Coalescer<string>(async (batch) => {
+    // Wake-ups are hints (claimers also poll), and this process's own claimers were woken already:
+    // while Redis is away they are not worth holding.
+    if (publisher.status !== "ready") return;
     await publisher.publish(channels.wake, JSON.stringify({ queues: [...new Set(batch)], from: self }));
   });
 
