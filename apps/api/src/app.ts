@@ -15,6 +15,7 @@ import { EventLog } from "./event-log.ts";
 import { HeartbeatLog } from "./heartbeats.ts";
 import { toSkiffError } from "./http-errors.ts";
 import { levelOf, quietLevel } from "./log-level.ts";
+import { LogTails } from "./log-tail.ts";
 import { createMetrics } from "./metrics.ts";
 import { PrincipalCache } from "./principals.ts";
 import { FailureLimiter } from "./ratelimit.ts";
@@ -94,6 +95,7 @@ export function buildApi(deps: ApiDeps): Api {
     metrics,
     waiters,
     sse: new SseRegistry(),
+    logTails: new LogTails(store),
     heartbeats: new HeartbeatLog(),
     state,
     principals,

@@ -50,6 +50,8 @@ export const ApiConfig = z.strictObject({
     .default(4 * 1024 * 1024),
   /** How long a log follower may take nothing while lines wait for it before it is cut off. */
   sseStallMs: z.number().int().min(100).default(30_000),
+  /** Streams (events and log follows) one token may hold open on a replica at once; more get 429. */
+  sseMaxStreamsPerToken: z.number().int().min(1).default(64),
   version: z.string().default("0.1.0"),
 });
 export type ApiConfig = z.output<typeof ApiConfig>;

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import type { Principal } from "./auth.ts";
 import type { ApiConfig } from "./config.ts";
 import type { HeartbeatLog } from "./heartbeats.ts";
+import type { LogTails } from "./log-tail.ts";
 import type { Metrics } from "./metrics.ts";
 import type { PrincipalCache } from "./principals.ts";
 import type { SseRegistry } from "./sse.ts";
@@ -19,6 +20,8 @@ export interface ApiContext {
   metrics: Metrics;
   waiters: ClaimWaiters;
   sse: SseRegistry;
+  /** One shared reader per followed job's log on this replica. */
+  logTails: LogTails;
   heartbeats: HeartbeatLog;
   state: { shuttingDown: boolean };
   principals: PrincipalCache;

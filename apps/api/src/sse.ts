@@ -104,10 +104,22 @@ export class SseStream {
 /** Every open stream, so shutdown can end them cleanly. */
 export class SseRegistry {
   private readonly streams = new Set<SseStream>();
+  private readonly perToken = new Map<string, number>();
 
-  add(stream: SseStream): void {
+  /** Streams `tokenId` holds open now. */
+  openFor(tokenId: string): number {
+    return this.perToken.get(tokenId) ?? 0;
+  }
+
+  add(stream: SseStream, tokenId: string): void {
     this.streams.add(stream);
-    stream.onClose(() => this.streams.delete(stream));
+    this.perToken.set(tokenId, this.openFor(tokenId) + 1);
+    stream.onClose(() => {
+      this.streams.delete(stream);
+      const left = this.openFor(tokenId) - 1;
+      if (left > 0) this.perToken.set(tokenId, left);
+      else this.perToken.delete(tokenId);
+    });
   }
 
   get size(): number {

@@ -79,4 +79,5 @@ export class ClaimWaiters {
 }
 
 /** The wake key for followers of a job's log (queue names cannot contain a colon). */
-export const logKey = (jobId: string) => `log:${jobId}`;
+export const LOG_KEY_PREFIX = "log:";
+export const logKey = (jobId: string) => `${LOG_KEY_PREFIX}${jobId}`;

@@ -1,10 +1,11 @@
-import { isFinal, parseOrThrow, SkiffError, TOPICS, Topic } from "@skiff/protocol";
+import { type LogLine, parseOrThrow, SkiffError, TOPICS, Topic } from "@skiff/protocol";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
+import type { Principal } from "../auth.ts";
 import type { ApiContext, RouteDef } from "../context.ts";
 import type { EventLog } from "../event-log.ts";
 import { SseStream } from "../sse.ts";
-import { logKey } from "../waiters.ts";
+import { LOG_KEY_PREFIX } from "../waiters.ts";
 import { idParam } from "./params.ts";
 
 const EventsQuery = z.strictObject({
@@ -17,6 +18,8 @@ const EventsQuery = z.strictObject({
 });
 const LogStreamQuery = z.strictObject({ after: z.coerce.number().int().min(0).optional() });
 const PAGE = 1000;
+/** How often an idle log follower asks the shared reader to look for lines it was not woken for. */
+const RECHECK_MS = 5_000;
 
 function lastEventId(req: FastifyRequest): number | undefined {
   const raw = req.headers["last-event-id"];
@@ -27,9 +30,16 @@ function lastEventId(req: FastifyRequest): number | undefined {
   return n;
 }
 
-function open(ctx: ApiContext, reply: FastifyReply, paced = false): SseStream {
+function open(ctx: ApiContext, reply: FastifyReply, who: Principal, paced = false): SseStream {
   if (ctx.state.shuttingDown)
     throw new SkiffError("not_ready", "the server is shutting down; reconnect to another replica");
+  const limit = ctx.config.sseMaxStreamsPerToken;
+  if (ctx.sse.openFor(who.tokenId) >= limit)
+    throw new SkiffError(
+      "rate_limited",
+      `token ${who.name} already holds ${limit} open streams on this replica (sseMaxStreamsPerToken); ` +
+        "close one, or give each console or script a token of its own",
+    );
   reply.hijack();
   const stream = new SseStream(reply.raw, {
     keepAliveMs: ctx.config.sseKeepAliveMs,
@@ -37,23 +47,27 @@ function open(ctx: ApiContext, reply: FastifyReply, paced = false): SseStream {
     paced,
     stallMs: ctx.config.sseStallMs,
   });
-  ctx.sse.add(stream);
+  ctx.sse.add(stream, who.tokenId);
   ctx.metrics.sseClients.inc();
   stream.onClose(() => ctx.metrics.sseClients.dec());
   return stream;
 }
 
 export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
+  // New lines for a job (or its end): its shared reader, if anyone here follows it, reads them.
+  ctx.bus.onWake((key) => {
+    if (key.startsWith(LOG_KEY_PREFIX)) ctx.logTails.wake(key.slice(LOG_KEY_PREFIX.length));
+  });
   return [
     {
       method: "GET",
       url: "/v1/events",
       role: "viewer",
-      async handler(req, reply) {
+      async handler(req, reply, who) {
         const { topics } = parseOrThrow(EventsQuery, req.query, "query");
         const resumeFrom = lastEventId(req);
         const wanted = new Set(topics);
-        const stream = open(ctx, reply);
+        const stream = open(ctx, reply, who);
         if (resumeFrom !== undefined) {
           const missed = events.since(resumeFrom);
           if (missed === null)
@@ -72,65 +86,51 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
       method: "GET",
       url: "/v1/jobs/:id/logs/stream",
       role: "viewer",
-      async handler(req, reply) {
+      async handler(req, reply, who) {
         const id = idParam(req);
         const query = parseOrThrow(LogStreamQuery, req.query, "query");
         let after = lastEventId(req) ?? query.after ?? 0;
         const job = await ctx.store.getJob(id);
         if (!job) throw new SkiffError("not_found", `no job ${id}`);
-        const stream = open(ctx, reply, true);
-        let running = false;
-        let again = false;
-        const pump = async () => {
-          if (running) {
-            again = true;
-            return;
-          }
-          running = true;
-          try {
-            do {
-              again = false;
-              for (;;) {
-                const lines = await ctx.store.listLogs(id, after, PAGE);
-                // A page can be far bigger than sseMaxBufferBytes (1000 lines of up to 1 MiB): written
-                // in one go it cut off even a fast follower, which then resumed at the same place and
-                // was cut off again. So the stream is paced: the backlog goes at the client's pace.
-                for (const line of lines) {
-                  stream.send("line", line, line.seq);
-                  await stream.drained();
-                  if (stream.isClosed) break;
-                }
-                after = lines.at(-1)?.seq ?? after;
-                if (lines.length < PAGE || stream.isClosed) break;
-              }
-              const now = await ctx.store.getJob(id);
-              if (!now || isFinal(now.state)) {
-                const more = await ctx.store.listLogs(id, after, 1);
-                if (more.length > 0) {
-                  again = true;
-                  continue;
-                }
-                stream.send("end", {
-                  jobId: id,
-                  state: now?.state ?? "unknown",
-                  exitCode: now?.exitCode ?? null,
-                });
-                stream.close();
-                return;
-              }
-            } while (again && !stream.isClosed);
-          } catch (err) {
-            req.log.warn({ err, jobId: id }, "log stream failed; closing it so the client resumes");
-            stream.close();
-          } finally {
-            running = false;
+        const stream = open(ctx, reply, who, true);
+        const tail = ctx.logTails.join(id);
+        stream.onClose(() => ctx.logTails.leave(tail));
+        // A page can be far bigger than sseMaxBufferBytes (1000 lines of up to 1 MiB): written in
+        // one go it cut off even a fast follower, which then resumed at the same place and was cut
+        // off again. So the stream is paced: the backlog goes at the client's pace.
+        const send = async (lines: LogLine[]) => {
+          for (const line of lines) {
+            stream.send("line", line, line.seq);
+            after = line.seq;
+            await stream.drained();
+            if (stream.isClosed) return;
           }
         };
-        const stop = ctx.bus.onWake((key) => {
-          if (key === logKey(id)) void pump();
-        });
-        stream.onClose(stop);
-        await pump();
+        try {
+          while (!stream.isClosed) {
+            const held = tail.linesAfter(after);
+            if (held === null) {
+              // Behind what the shared reader holds: this follower reads its backlog itself.
+              const lines = await ctx.store.listLogs(id, after, PAGE);
+              await send(lines);
+              if (lines.length < PAGE) tail.caughtUp(after);
+              continue;
+            }
+            await send(held);
+            const end = tail.endAt(after);
+            if (end) {
+              stream.send("end", { jobId: id, state: end.state, exitCode: end.exitCode });
+              stream.close();
+              return;
+            }
+            // Woken by the shared reader; every few seconds it is asked to look anyway, in case a
+            // wake-up was missed (the bus was away).
+            if (held.length === 0 && !(await tail.changed(after, RECHECK_MS))) tail.refresh();
+          }
+        } catch (err) {
+          req.log.warn({ err, jobId: id }, "log stream failed; closing it so the client resumes");
+          stream.close();
+        }
       },
     },
   ];
