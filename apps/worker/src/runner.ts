@@ -160,7 +160,11 @@ export class JobRun {
             1,
             Math.min(remainingJobMs, (step.timeoutSeconds ?? Number.POSITIVE_INFINITY) * 1000),
           ),
-          graceMs: leaseLost ? 0 : d.graceMs,
+          // Read when the step is stopped: a job whose lease is gone is killed at once, no grace,
+          // since another worker may already be running it.
+          get graceMs() {
+            return leaseLost ? 0 : d.graceMs;
+          },
         });
         maskers.stdout.flush();
         maskers.stderr.flush();

@@ -1,7 +1,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, waitFor } from "@skiff/testkit";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Stack, startStack } from "./stack.ts";
 import { bwrapGate } from "./support.ts";
 
@@ -70,5 +70,47 @@ describeWith(bwrapGate(), "a job requeued to the worker that lost it [bwrap, pgl
     for (const m of [job, ...more])
       await stack.call("POST", `/v1/jobs/${m.id}/cancel`, { reason: "done testing" });
     await stack.final(job.id);
+  });
+});
+
+// Without a sandbox, so that the step's own `trap` decides what SIGTERM does (a bwrap sandbox dies
+// with its bwrap process on the first signal, which would hide the grace period).
+describe("a job whose lease is lost is killed at once [no sandbox, pglite]", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // A long grace period: a cancel would wait for it, a lost lease must not.
+    stack = await startStack({
+      queue: "lost",
+      name: "lost-worker",
+      unsafeNoSandbox: true,
+      graceMs: 120_000,
+      drainTimeoutMs: 2_000,
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("a step that ignores SIGTERM is killed without its grace period once another attempt owns the job", async () => {
+    const job = await stack.submit({
+      name: "stubborn",
+      steps: [{ name: "s", run: 'trap "" TERM; echo up; while :; do echo tick; sleep 0.2; done' }],
+    });
+    await waitFor("the step to run", async () => (await stack.logs(job.id)).some((l) => l.text === "up"));
+    // The job is taken from this worker (as the reaper does) and, to keep the test to one attempt,
+    // settled as canceled: the worker's next upload is refused and its lease is gone.
+    await stack.store.db.query(
+      "update jobs set state = 'canceled', finished_at = now(), epoch = epoch + 1 where id = $1",
+      [job.id],
+    );
+    const own = join(stack.workRoot, "lost-worker");
+    const workspaces = () => readdirSync(own).filter((f) => f.startsWith(job.id) && !f.endsWith(".img"));
+    // Killed and cleaned up well inside the 120 s grace period a cancel would have given it.
+    await waitFor(
+      "the stubborn step to be killed and its workspace removed",
+      async () => workspaces().length === 0,
+      30_000,
+    );
+    expect(stack.worker.agent.running).toEqual([]);
   });
 });

@@ -152,9 +152,10 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
   /** Stops the container (SIGTERM, SIGKILL after the grace period) on timeout or cancel. */
   function watch(id: string, step: StepRun): { stopped(): Stop | null; dispose(): void } {
     let stopped: Stop | null = null;
-    const graceSeconds = Math.max(0, Math.ceil(step.graceMs / 1000));
     const stop = (outcome: Stop["outcome"], reason: string) => {
       if (stopped !== null) return;
+      // Read now, not when the step started: a lost lease leaves no grace at all.
+      const graceSeconds = Math.max(0, Math.ceil(step.graceMs / 1000));
       step.onLine("system", `${reason}: sending SIGTERM, SIGKILL after ${graceSeconds} s`);
       const done = engine
         .text("POST", `/containers/${id}/stop?t=${graceSeconds}`, { long: true })
