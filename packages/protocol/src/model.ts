@@ -224,5 +224,20 @@ export const AuditVerifyResult = z.object({
   checked: z.number().int(),
   firstBrokenSeq: z.number().int().optional(),
   reason: z.string().optional(),
+  /** Whether seals were checked (the verifier holds the audit key). */
+  sealed: z.boolean().optional(),
+  /** Leading rows written before sealing was on: only hash-chained. */
+  unsealed: z.number().int().optional(),
+  /** Checkpoints checked against the log. */
+  checkpoints: z.number().int().optional(),
 });
+
+/** A signed statement of the audit chain's head, kept outside the database. */
+export const AuditCheckpoint = z.strictObject({
+  seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  hash: z.string().regex(/^[0-9a-f]{64}$/, "expected a 64-character hex hash"),
+  at: z.string().max(64),
+  sig: z.string().regex(/^[0-9a-f]{64}$/, "expected a 64-character hex signature"),
+});
+export type AuditCheckpoint = z.infer<typeof AuditCheckpoint>;
 export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;

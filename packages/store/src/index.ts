@@ -11,7 +11,15 @@ export { loadMigrations, type MigrateResult, migrate } from "./migrate.ts";
 export { createPgDb } from "./pg.ts";
 export { createPgliteDb } from "./pglite.ts";
 export type { AgentLease } from "./sql/agents.ts";
-export { type AuditDraft, canonicalJson, GENESIS_HASH, hashEntry } from "./sql/audit.ts";
+export {
+  type AuditCheckpoint,
+  type AuditDraft,
+  canonicalJson,
+  GENESIS_HASH,
+  hashEntry,
+  sealOf,
+  signCheckpoint,
+} from "./sql/audit.ts";
 export type { FleetDecision, FleetUpdate, Leadership } from "./sql/fleet.ts";
 export type { ClaimedJob, JobFilter } from "./sql/jobs.ts";
 export { TRUNCATION_MARKER } from "./sql/lease.ts";
@@ -26,6 +34,8 @@ export interface OpenStoreOptions {
   applicationName?: string;
   /** Apply pending migrations on open (default true). */
   migrate?: boolean;
+  /** The audit key (SKIFF_AUDIT_KEY): seals audit rows, signs checkpoints. */
+  auditKey?: Buffer | null;
 }
 
 /** Opens the store the configuration asks for and brings its schema up to date. */
@@ -46,5 +56,5 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     await db.close();
     throw err;
   }
-  return new Store(db);
+  return new Store(db, options.auditKey ?? null);
 }

@@ -14,7 +14,15 @@ import type {
 import type { Db, Queryable } from "./db.ts";
 import { newId } from "./ids.ts";
 import * as agents from "./sql/agents.ts";
-import { type AuditDraft, appendAudit, listAudit, verifyAudit } from "./sql/audit.ts";
+import {
+  type AuditCheckpoint,
+  type AuditDraft,
+  appendAudit,
+  auditHead,
+  listAudit,
+  signCheckpoint,
+  verifyAudit,
+} from "./sql/audit.ts";
 import * as control from "./sql/control.ts";
 import * as fleet from "./sql/fleet.ts";
 import * as jobs from "./sql/jobs.ts";
@@ -40,7 +48,11 @@ export interface Audited<T> {
  * entry in the same transaction as the change.
  */
 export class Store {
-  constructor(readonly db: Db) {}
+  constructor(
+    readonly db: Db,
+    /** Seals audit rows and signs checkpoints; the database never holds it. Null: rows go unsealed. */
+    readonly auditKey: Buffer | null = null,
+  ) {}
 
   get kind(): Db["kind"] {
     return this.db.kind;
@@ -66,7 +78,7 @@ export class Store {
         }),
       );
       const audit: AuditEntry[] = [];
-      for (const d of drafts) audit.push(await appendAudit(q, d));
+      for (const d of drafts) audit.push(await appendAudit(q, d, this.auditKey));
       return { value, audit };
     });
   }
@@ -370,15 +382,22 @@ export class Store {
 
   /** For events with no other change to ride on, such as a denied request. */
   appendAudit(draft: AuditDraft) {
-    return this.db.tx((q) => appendAudit(q, draft));
+    return this.db.tx((q) => appendAudit(q, draft, this.auditKey));
   }
 
   listAudit(filter: Parameters<typeof listAudit>[1]) {
     return listAudit(this.db, filter);
   }
 
-  verifyAudit() {
-    return verifyAudit(this.db);
+  verifyAudit(checkpoints: AuditCheckpoint[] = []) {
+    return verifyAudit(this.db, { key: this.auditKey, checkpoints });
+  }
+
+  /** A signed checkpoint of the chain's head now, or null without the audit key. */
+  async auditCheckpoint(): Promise<AuditCheckpoint | null> {
+    if (!this.auditKey) return null;
+    const head = await auditHead(this.db);
+    return signCheckpoint(this.auditKey, { ...head, at: new Date().toISOString() });
   }
 
   async ping(): Promise<void> {

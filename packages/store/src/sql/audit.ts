@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { type AuditEntry, type AuditOutcome, type AuditVerifyResult, repairText } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { iso, toAudit } from "../rows.ts";
@@ -62,8 +62,50 @@ export function hashEntry(prevHash: string, row: Hashable): string {
   return createHash("sha256").update(prevHash).update(body).digest("hex");
 }
 
+/** The seal of a row: an HMAC of its hash under the audit key, which the database never sees. */
+export function sealOf(key: Buffer, hash: string): string {
+  return createHmac("sha256", key).update(`skiff-audit-row:${hash}`).digest("hex");
+}
+
+/** A signed statement that the chain had `hash` at `seq`: kept outside the database. */
+export interface AuditCheckpoint {
+  seq: number;
+  hash: string;
+  at: string;
+  sig: string;
+}
+
+export function signCheckpoint(
+  key: Buffer,
+  head: { seq: number; hash: string; at: string },
+): AuditCheckpoint {
+  const sig = createHmac("sha256", key)
+    .update(`skiff-audit-checkpoint:${head.seq}:${head.hash}:${head.at}`)
+    .digest("hex");
+  return { seq: head.seq, hash: head.hash, at: head.at, sig };
+}
+
+function sameHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, "utf8");
+  const y = Buffer.from(b, "utf8");
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The last row's seq and hash (seq 0 and the genesis hash for an empty log). */
+export async function auditHead(q: Queryable): Promise<{ seq: number; hash: string }> {
+  const res = await q.query<{ seq: number; hash: string }>(
+    "select seq, hash from audit_log order by seq desc limit 1",
+  );
+  const row = res.rows[0];
+  return row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+}
+
 /** Appends one entry; call it inside the transaction of the change it records. */
-export async function appendAudit(q: Queryable, draft: AuditDraft): Promise<AuditEntry> {
+export async function appendAudit(
+  q: Queryable,
+  draft: AuditDraft,
+  key: Buffer | null = null,
+): Promise<AuditEntry> {
   await q.query("select pg_advisory_xact_lock($1)", [AUDIT_LOCK]);
   const last = await q.query<{ seq: number; hash: string }>(
     "select seq, hash from audit_log order by seq desc limit 1",
@@ -85,8 +127,8 @@ export async function appendAudit(q: Queryable, draft: AuditDraft): Promise<Audi
   const prevHash = prev ? prev.hash : GENESIS_HASH;
   const hash = hashEntry(prevHash, row);
   await q.query(
-    `insert into audit_log (seq, at, actor, role, action, target, outcome, request_id, source_ip, details, prev_hash, hash)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    `insert into audit_log (seq, at, actor, role, action, target, outcome, request_id, source_ip, details, prev_hash, hash, seal)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [
       row.seq,
       row.at,
@@ -100,6 +142,7 @@ export async function appendAudit(q: Queryable, draft: AuditDraft): Promise<Audi
       JSON.stringify(row.details),
       prevHash,
       hash,
+      key ? sealOf(key, hash) : null,
     ],
   );
   return { ...row, prevHash, hash };
@@ -137,13 +180,40 @@ export async function listAudit(q: Queryable, f: AuditFilter): Promise<AuditEntr
 }
 
 /**
- * Recomputes the chain from the first row, in pages, and names the first row whose seq, link or
- * hash does not match what it should be.
+ * Recomputes the chain from the first row, in pages, and names the first row whose seq, link, hash
+ * or seal does not match what it should be. With the audit key, every row must carry a valid seal,
+ * except a leading run of rows written before sealing was on (counted in `unsealed`). Each
+ * checkpoint given (signed with the key, kept outside the database) must still match the row at its
+ * seq: a missing row there means the log was cut short, another hash that it was rewritten.
  */
-export async function verifyAudit(q: Queryable, pageSize = 1000): Promise<AuditVerifyResult> {
+export async function verifyAudit(
+  q: Queryable,
+  opts: { pageSize?: number; key?: Buffer | null; checkpoints?: AuditCheckpoint[] } = {},
+): Promise<AuditVerifyResult> {
+  const pageSize = opts.pageSize ?? 1000;
+  const key = opts.key ?? null;
+  const checkpoints = [...(opts.checkpoints ?? [])].sort((a, b) => a.seq - b.seq);
+  const broken = (checked: number, seq: number, reason: string): AuditVerifyResult => ({
+    ok: false,
+    checked,
+    firstBrokenSeq: seq,
+    reason,
+    sealed: key !== null,
+    unsealed,
+    checkpoints: checkpoints.length,
+  });
+  let unsealed = 0;
+  for (const cp of checkpoints) {
+    if (!key)
+      return broken(0, cp.seq, "checkpoints can only be checked with the audit key (SKIFF_AUDIT_KEY)");
+    if (!sameHex(signCheckpoint(key, cp).sig, String(cp.sig)))
+      return broken(0, cp.seq, `the checkpoint at seq ${cp.seq} is not signed with this audit key`);
+  }
+  const wanted = new Map(checkpoints.map((cp) => [cp.seq, cp]));
   let prevHash = GENESIS_HASH;
   let expectSeq = 1;
   let checked = 0;
+  let sealedSeen = false;
   for (;;) {
     const res = await q.query<Record<string, unknown>>(
       "select * from audit_log where seq >= $1 order by seq limit $2",
@@ -151,9 +221,7 @@ export async function verifyAudit(q: Queryable, pageSize = 1000): Promise<AuditV
     );
     for (const raw of res.rows) {
       const seq = Number(raw.seq);
-      if (seq !== expectSeq) {
-        return { ok: false, checked, firstBrokenSeq: expectSeq, reason: `row ${expectSeq} is missing` };
-      }
+      if (seq !== expectSeq) return broken(checked, expectSeq, `row ${expectSeq} is missing`);
       const row: Hashable = {
         seq,
         at: iso(raw.at),
@@ -166,27 +234,49 @@ export async function verifyAudit(q: Queryable, pageSize = 1000): Promise<AuditV
         sourceIp: (raw.source_ip as string | null) ?? null,
         details: (raw.details ?? {}) as Record<string, unknown>,
       };
-      if (raw.prev_hash !== prevHash) {
-        return {
-          ok: false,
-          checked,
-          firstBrokenSeq: seq,
-          reason: `row ${seq} does not link to row ${seq - 1}`,
-        };
-      }
+      if (raw.prev_hash !== prevHash)
+        return broken(checked, seq, `row ${seq} does not link to row ${seq - 1}`);
       const hash = hashEntry(prevHash, row);
-      if (raw.hash !== hash) {
-        return {
-          ok: false,
-          checked,
-          firstBrokenSeq: seq,
-          reason: `row ${seq} was altered after it was written`,
-        };
+      if (raw.hash !== hash) return broken(checked, seq, `row ${seq} was altered after it was written`);
+      if (key) {
+        const seal = raw.seal;
+        if (typeof seal !== "string" || seal === "") {
+          if (sealedSeen)
+            return broken(
+              checked,
+              seq,
+              `row ${seq} has no seal: it was written without the audit key, or forged`,
+            );
+          unsealed += 1;
+        } else {
+          if (!sameHex(sealOf(key, hash), seal))
+            return broken(
+              checked,
+              seq,
+              `row ${seq} has a seal this audit key did not make: forged or rewritten`,
+            );
+          sealedSeen = true;
+        }
       }
+      const cp = wanted.get(seq);
+      if (cp && cp.hash !== hash)
+        return broken(
+          checked,
+          seq,
+          `row ${seq} differs from the checkpoint of ${cp.at}: history was rewritten`,
+        );
       prevHash = hash;
       expectSeq = seq + 1;
       checked += 1;
     }
-    if (res.rows.length < pageSize) return { ok: true, checked };
+    if (res.rows.length < pageSize) break;
   }
+  const last = checkpoints.at(-1);
+  if (last && last.seq >= expectSeq)
+    return broken(
+      checked,
+      expectSeq,
+      `the log ends at row ${expectSeq - 1} but the checkpoint of ${last.at} saw row ${last.seq}: rows were deleted`,
+    );
+  return { ok: true, checked, sealed: key !== null, unsealed, checkpoints: checkpoints.length };
 }
