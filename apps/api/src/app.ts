@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { hashTokenCached, type Principal } from "./auth.ts";
+import { AuditCheckpoints } from "./checkpoints.ts";
 import { ApiConfig, type ApiConfigInput } from "./config.ts";
 import type { ApiContext, RouteDef } from "./context.ts";
 import { EventLog } from "./event-log.ts";
@@ -96,6 +97,12 @@ export function buildApi(deps: ApiDeps): Api {
     waiters,
     sse: new SseRegistry(),
     logTails: new LogTails(store),
+    checkpoints: new AuditCheckpoints(
+      store,
+      app.log,
+      config.auditCheckpointSeconds * 1000,
+      config.auditCheckpointFile ?? null,
+    ),
     heartbeats: new HeartbeatLog(),
     state,
     principals,
@@ -249,11 +256,13 @@ export function buildApi(deps: ApiDeps): Api {
     async listen() {
       const address = await app.listen({ host: config.host, port: config.port });
       reaper.start();
+      ctx.checkpoints.start();
       return address;
     },
     async shutdown() {
       state.shuttingDown = true;
       await reaper.stop();
+      await ctx.checkpoints.stop();
       ctx.waiters.close();
       ctx.sse.closeAll();
       stopEvents();

@@ -52,6 +52,10 @@ export const ApiConfig = z.strictObject({
   sseStallMs: z.number().int().min(100).default(30_000),
   /** Streams (events and log follows) one token may hold open on a replica at once; more get 429. */
   sseMaxStreamsPerToken: z.number().int().min(1).default(64),
+  /** How often a signed checkpoint of the audit chain's head is written out (when it moved). */
+  auditCheckpointSeconds: z.number().int().min(1).default(300),
+  /** A file the checkpoints are appended to as JSON lines (default $SKIFF_HOME/audit-checkpoints.jsonl under `skiff api`/`up`). */
+  auditCheckpointFile: z.string().optional(),
   version: z.string().default("0.1.0"),
 });
 export type ApiConfig = z.output<typeof ApiConfig>;

@@ -3,6 +3,7 @@ import type { AuditEntry, Role, SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import type { Principal } from "./auth.ts";
+import type { AuditCheckpoints } from "./checkpoints.ts";
 import type { ApiConfig } from "./config.ts";
 import type { HeartbeatLog } from "./heartbeats.ts";
 import type { LogTails } from "./log-tail.ts";
@@ -22,6 +23,7 @@ export interface ApiContext {
   sse: SseRegistry;
   /** One shared reader per followed job's log on this replica. */
   logTails: LogTails;
+  checkpoints: AuditCheckpoints;
   heartbeats: HeartbeatLog;
   state: { shuttingDown: boolean };
   principals: PrincipalCache;

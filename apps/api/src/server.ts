@@ -4,6 +4,7 @@ import { type Bus, createBus } from "@skiff/bus";
 import { openStore, type Store } from "@skiff/store";
 import type { FastifyBaseLogger } from "fastify";
 import { type Api, buildApi } from "./app.ts";
+import { loadAuditKey } from "./audit-key.ts";
 import { bootstrapAdmin } from "./auth.ts";
 import type { ApiConfigInput } from "./config.ts";
 
@@ -13,6 +14,8 @@ export interface RunningApi {
   bus: Bus;
   url: string;
   adminTokenFile: string;
+  /** Where the audit key came from (null: audit entries are not sealed). */
+  auditKeySource: string | null;
   /** Set when this start created the admin token. */
   createdAdminToken: boolean;
   stop(): Promise<void>;
@@ -27,10 +30,12 @@ export async function startApiServer(config: ApiConfigInput, logger: FastifyBase
   const home = resolve(config.skiffHome ?? ".skiff");
   // The home holds the admin token and, embedded, the whole database: only its owner may enter.
   mkdirSync(home, { recursive: true, mode: 0o700 });
+  const auditKey = loadAuditKey(home, process.env, true);
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: config.databaseUrl ? undefined : join(home, "data"),
     applicationName: "skiff-api",
+    auditKey: auditKey?.key ?? null,
   });
   let bus: Bus;
   try {
@@ -40,7 +45,16 @@ export async function startApiServer(config: ApiConfigInput, logger: FastifyBase
     throw err;
   }
   const written = await bootstrapAdmin(store, home);
-  const api = buildApi({ config: { ...config, skiffHome: home }, store, bus, logger });
+  const api = buildApi({
+    config: {
+      ...config,
+      skiffHome: home,
+      auditCheckpointFile: config.auditCheckpointFile ?? join(home, "audit-checkpoints.jsonl"),
+    },
+    store,
+    bus,
+    logger,
+  });
   let url: string;
   try {
     url = await api.listen();
@@ -55,6 +69,7 @@ export async function startApiServer(config: ApiConfigInput, logger: FastifyBase
     bus,
     url,
     adminTokenFile: join(home, "admin.token"),
+    auditKeySource: auditKey?.source ?? null,
     createdAdminToken: written !== null,
     async stop() {
       await api.shutdown();

@@ -70,6 +70,10 @@ export async function sampleRequest(t: TestApi, route: RouteDef): Promise<Sample
       return { path: "/v1/audit?limit=5" };
     case "GET /v1/audit/verify":
       return { path: "/v1/audit/verify" };
+    case "POST /v1/audit/verify":
+      return { path: "/v1/audit/verify", body: { checkpoints: [] } };
+    case "GET /v1/audit/checkpoints":
+      return { path: "/v1/audit/checkpoints" };
     case "POST /v1/tokens":
       return { path: "/v1/tokens", body: { name: unique("tok"), role: "viewer" } };
     case "GET /v1/tokens":

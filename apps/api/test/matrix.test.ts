@@ -41,6 +41,8 @@ const TABLE: Record<string, [Expect, Expect, Expect, Expect, Expect, Expect]> = 
   "PUT /v1/fleet": [401, 401, 403, OK, OK, 403],
   "GET /v1/audit": [401, 401, 403, OK, OK, 403],
   "GET /v1/audit/verify": [401, 401, 403, OK, OK, 403],
+  "POST /v1/audit/verify": [401, 401, 403, OK, OK, 403],
+  "GET /v1/audit/checkpoints": [401, 401, 403, OK, OK, 403],
   "POST /v1/tokens": [401, 401, 403, 403, OK, 403],
   "GET /v1/tokens": [401, 401, 403, 403, OK, 403],
   "DELETE /v1/tokens/:id": [401, 401, 403, 403, OK, 403],

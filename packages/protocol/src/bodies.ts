@@ -1,6 +1,15 @@
 import { z } from "zod";
 import { refuseUnstorable, repairText } from "./jobspec.ts";
-import { AgentActivity, AgentResources, Labels, Outcome, Role, SandboxKind, TokenScope } from "./model.ts";
+import {
+  AgentActivity,
+  AgentResources,
+  AuditCheckpoint,
+  Labels,
+  Outcome,
+  Role,
+  SandboxKind,
+  TokenScope,
+} from "./model.ts";
 
 const Id = z.string().min(1).max(100);
 // Epochs, step indexes and exit codes live in PostgreSQL integer columns.
@@ -171,3 +180,9 @@ export type AgentFinishBody = z.infer<typeof AgentFinishBody>;
 
 export const AgentDeregisterBody = z.strictObject({ agentId: Id }).superRefine(refuseUnstorable);
 export type AgentDeregisterBody = z.infer<typeof AgentDeregisterBody>;
+
+/** Checkpoints to check the audit log against (`skiff audit verify --checkpoint FILE`). */
+export const AuditVerifyBody = z
+  .strictObject({ checkpoints: z.array(AuditCheckpoint).max(100_000) })
+  .superRefine(refuseUnstorable);
+export type AuditVerifyBody = z.infer<typeof AuditVerifyBody>;

@@ -9,6 +9,7 @@ import {
   AgentHeartbeatResponse,
   AgentRegisterBody,
   AgentRegisterResponse,
+  AuditVerifyBody,
   FleetUpdateBody,
   JobCancelBody,
   TokenCreateBody,
@@ -35,6 +36,7 @@ import {
   AgentFinishResponse,
   AgentListResponse,
   ApiErrorBody,
+  AuditCheckpointList,
   AuditListResponse,
   EventsReady,
   FleetView,
@@ -97,6 +99,7 @@ export const REQUEST_SCHEMAS = {
   AgentEventsBody,
   AgentFinishBody,
   AgentDeregisterBody,
+  AuditVerifyBody,
 };
 /** Response schemas, rendered as the server sends them (defaults filled in). */
 const BASE_RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
@@ -118,6 +121,7 @@ const BASE_RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   FleetView,
   AuditEntry,
   AuditListResponse,
+  AuditCheckpointList,
   AuditVerifyResult,
   TokenInfo,
   TokenCreateResponse,
@@ -307,8 +311,21 @@ export const API_OPERATIONS: Record<OperationKey, OperationDoc> = {
   "GET /v1/audit/verify": {
     id: "verifyAudit",
     tag: "audit",
-    summary: "Recompute the hash chain.",
+    summary: "Recompute the hash chain and, with the audit key, every row's seal.",
     ok: { status: 200, schema: "AuditVerifyResult" },
+  },
+  "POST /v1/audit/verify": {
+    id: "verifyAuditWithCheckpoints",
+    tag: "audit",
+    summary: "Verify as GET does, and check the log against checkpoints kept outside the database.",
+    body: "AuditVerifyBody",
+    ok: { status: 200, schema: "AuditVerifyResult" },
+  },
+  "GET /v1/audit/checkpoints": {
+    id: "listAuditCheckpoints",
+    tag: "audit",
+    summary: "Signed checkpoints of the audit chain's head this replica made, newest first.",
+    ok: { status: 200, schema: "AuditCheckpointList" },
   },
   "POST /v1/tokens": {
     id: "createToken",

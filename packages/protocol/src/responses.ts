@@ -3,6 +3,7 @@ import { ERROR_CODES, type ErrorCode } from "./errors.ts";
 import { EVENT_SCHEMAS, TOPICS } from "./events.ts";
 import {
   Agent,
+  AuditCheckpoint,
   AuditEntry,
   FleetMode,
   Job,
@@ -99,3 +100,6 @@ export const AgentEventsResponse = z.strictObject({ cancel: z.boolean(), accepte
 export const JobHead = Job.omit({ spec: true });
 export const AgentFinishResponse = z.strictObject({ job: JobHead });
 export const AgentDeregisterResponse = z.strictObject({ ok: z.literal(true), requeued: z.array(z.string()) });
+
+/** The audit checkpoints this replica made, newest first. */
+export const AuditCheckpointList = z.object({ items: z.array(AuditCheckpoint), sealed: z.boolean() });

@@ -28,12 +28,30 @@ export interface MigrateResult {
   current: number;
 }
 
+/** Whether every migration is recorded as applied (false when the table itself is missing). */
+async function upToDate(
+  s: { query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> },
+  migrations: Migration[],
+): Promise<boolean> {
+  const exists = await s.query<{ found: string | null }>(
+    "select to_regclass('skiff_migrations')::text as found",
+  );
+  if (!exists.rows[0]?.found) return false;
+  const done = await s.query<{ version: number }>("select version from skiff_migrations");
+  const have = new Set(done.rows.map((r) => Number(r.version)));
+  return migrations.every((m) => have.has(m.version));
+}
+
 /**
  * Applies pending migrations, each in its own transaction, under a session advisory lock so that
  * processes starting together apply each migration exactly once. Running it again is a no-op.
  */
 export async function migrate(db: Db, migrations = loadMigrations()): Promise<MigrateResult> {
   return db.session(async (s) => {
+    const current = Math.max(0, ...migrations.map((m) => m.version));
+    // Up to date already: nothing to create. This is also what lets the API and the controller run
+    // as a role without CREATE on the schema (docs/operations.md, "an insert-only role").
+    if (await upToDate(s, migrations)) return { applied: [], current };
     await s.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
     try {
       await s.query(`create table if not exists skiff_migrations (
@@ -56,7 +74,6 @@ export async function migrate(db: Db, migrations = loadMigrations()): Promise<Mi
         }
         applied.push(`${String(m.version).padStart(4, "0")}_${m.name}`);
       }
-      const current = Math.max(0, ...migrations.map((m) => m.version));
       return { applied, current };
     } finally {
       await s.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK]);

@@ -257,3 +257,48 @@ describeWith(await pgGate(), "audit seals and checkpoints against a database own
     }
   });
 });
+
+/** docs/operations.md's insert-only role, as written there: what the API can and cannot do with it. */
+describeWith(await pgGate(), "the API as an insert-only database role [pg]", () => {
+  let database: TestDatabase;
+  let owner: Store;
+  let app: Store;
+  const role = `skiff_app_${randomBytes(4).toString("hex")}`;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    owner = await openStore({ databaseUrl: database.url, poolSize: 1 });
+    await owner.db.query(`create role ${role} login`);
+    await owner.db.query(`grant usage on schema public to ${role}`);
+    await owner.db.query(`grant select, insert, update, delete on all tables in schema public to ${role}`);
+    await owner.db.query(`revoke update, delete, truncate on audit_log from ${role}`);
+    await owner.db.query(`grant usage, select on all sequences in schema public to ${role}`);
+    const url = new URL(database.url);
+    url.username = role;
+    // Already migrated by the owner; opening again (as every start does) must work for the role too.
+    app = await openStore({ databaseUrl: url.toString(), poolSize: 1, auditKey: randomBytes(32) });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await owner?.db.query(`drop owned by ${role}`).catch(() => {});
+    await owner?.close();
+    await database?.drop();
+    const { Client } = await import("pg");
+    const admin = new Client({
+      connectionString: new URL("/postgres", database.url).toString().replace(/\/postgres$/, "/postgres"),
+    });
+    await admin.connect();
+    await admin.query(`drop role if exists ${role}`).catch(() => {});
+    await admin.end();
+  });
+
+  it("appends and verifies, but cannot delete rows, switch the trigger off or truncate", async () => {
+    await app.appendAudit({ actor: "ann", role: "admin", action: "job.cancel", target: "j", outcome: "ok" });
+    expect(await app.verifyAudit()).toMatchObject({ ok: true, sealed: true });
+    await expect(app.db.query("delete from audit_log")).rejects.toThrow(/permission denied/);
+    await expect(app.db.query("truncate audit_log")).rejects.toThrow(/permission denied/);
+    await expect(app.db.query("alter table audit_log disable trigger audit_log_no_update")).rejects.toThrow(
+      /must be owner/,
+    );
+    await expect(app.db.query("update audit_log set actor = 'x'")).rejects.toThrow(/permission denied/);
+  });
+});

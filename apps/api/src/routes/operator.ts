@@ -1,5 +1,6 @@
 import {
   AgentDrainBody,
+  AuditVerifyBody,
   FleetUpdateBody,
   parseOrThrow,
   refuseUnstorable,
@@ -126,6 +127,23 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
       role: "operator",
       async handler() {
         return store.verifyAudit();
+      },
+    },
+    {
+      method: "POST",
+      url: "/v1/audit/verify",
+      role: "operator",
+      async handler(req) {
+        const body = parseOrThrow(AuditVerifyBody, req.body, "verify body");
+        return store.verifyAudit(body.checkpoints);
+      },
+    },
+    {
+      method: "GET",
+      url: "/v1/audit/checkpoints",
+      role: "operator",
+      async handler() {
+        return { items: ctx.checkpoints.list(), sealed: ctx.checkpoints.sealed };
       },
     },
     {

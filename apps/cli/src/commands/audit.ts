@@ -1,4 +1,5 @@
-import { AuditEntry, AuditVerifyResult } from "@skiff/protocol";
+import { readFileSync } from "node:fs";
+import { AuditCheckpoint, AuditCheckpointList, AuditEntry, AuditVerifyResult } from "@skiff/protocol";
 import type { Command } from "commander";
 import { action, EXIT, wholeNumber } from "../action.ts";
 import {
@@ -63,17 +64,38 @@ export function registerAudit(program: Command): void {
     audit
       .command("verify")
       .description(
-        "recompute the hash chain; exits 1 and names the first broken entry if it was tampered with",
+        "recompute the hash chain and every row's seal; exits 1 and names the first broken entry if it was tampered with",
+      )
+      .option(
+        "--checkpoint <file>",
+        "also check the log against checkpoints kept outside the database (JSON lines, as `skiff audit checkpoints --json` or the API's audit-checkpoints.jsonl write them): names rows deleted from the end and rewritten history",
       )
       .option("--json", "print the API object"),
   ).action(
-    action(async (opts: ConnectionOptions & { json?: boolean }) => {
-      const raw = await connect(opts).get("/v1/audit/verify");
+    action(async (opts: ConnectionOptions & { json?: boolean; checkpoint?: string }) => {
+      const client = connect(opts);
+      const raw =
+        opts.checkpoint === undefined
+          ? await client.get("/v1/audit/verify")
+          : await client.post("/v1/audit/verify", { checkpoints: readCheckpoints(opts.checkpoint) });
       const res = expectShape(AuditVerifyResult, raw, "verification result");
       if (opts.json) printJson(raw);
-      else if (res.ok)
-        out(paint(process.stdout, "green", `audit chain intact: ${res.checked} entries checked`));
-      else
+      else if (res.ok) {
+        const parts = [`${res.checked} entries checked`];
+        if (res.sealed) parts.push("seals checked");
+        if (res.checkpoints) parts.push(`${res.checkpoints} checkpoints matched`);
+        out(paint(process.stdout, "green", `audit chain intact: ${parts.join(", ")}`));
+        if (res.sealed === false)
+          err(
+            paint(
+              process.stderr,
+              "yellow",
+              "the API holds no audit key, so seals were not checked: someone who can write the database could have rewritten the log unseen (docs/security.md)",
+            ),
+          );
+        if (res.unsealed)
+          err(`rows 1-${res.unsealed} were written before sealing was on: they are only hash-chained`);
+      } else
         err(
           paint(
             process.stderr,
@@ -82,6 +104,35 @@ export function registerAudit(program: Command): void {
           ),
         );
       if (!res.ok) process.exitCode = EXIT.failed;
+    }),
+  );
+
+  withConnection(
+    audit
+      .command("checkpoints")
+      .description(
+        "list the signed checkpoints of the audit chain's head this API replica made; keep them outside the database",
+      )
+      .option("--json", "print them as JSON lines, oldest first (the format `verify --checkpoint` reads)"),
+  ).action(
+    action(async (opts: ConnectionOptions & { json?: boolean }) => {
+      const raw = expectShape(
+        AuditCheckpointList,
+        await connect(opts).get("/v1/audit/checkpoints"),
+        "checkpoints",
+      );
+      const items = [...raw.items].reverse();
+      if (opts.json) {
+        for (const cp of items) process.stdout.write(`${JSON.stringify(cp)}\n`);
+        return;
+      }
+      if (!raw.sealed)
+        err("this API replica holds no audit key, so it makes no checkpoints (set SKIFF_AUDIT_KEY)");
+      printTable(
+        ["SEQ", "WHEN", "HASH"],
+        raw.items.map((cp) => [String(cp.seq), ago(cp.at), `${cp.hash.slice(0, 16)}…`]),
+        "no checkpoints yet: one is made every auditCheckpointSeconds while the log grows",
+      );
     }),
   );
 
@@ -139,4 +190,40 @@ export function parseTime(value: string, name: string): string {
   if (Number.isNaN(t))
     throw new UsageError(`${name} must be an ISO 8601 time or an age such as 30m, 2h, 7d, got "${value}"`);
   return new Date(t).toISOString();
+}
+
+/** Checkpoints from a file of JSON lines (or one JSON array); a bad line stops with its number. */
+function readCheckpoints(file: string): AuditCheckpoint[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`--checkpoint: cannot read ${file}: ${(e as Error).message}`);
+  }
+  const trimmed = text.trim();
+  const values: { line: number; value: unknown }[] = [];
+  const parse = (raw: string, line: number) => {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      throw new UsageError(`--checkpoint: ${file} line ${line} is not JSON`);
+    }
+  };
+  if (trimmed.startsWith("[")) {
+    const all = parse(trimmed, 1);
+    if (Array.isArray(all)) for (const [i, value] of all.entries()) values.push({ line: i + 1, value });
+  } else {
+    trimmed.split("\n").forEach((raw, i) => {
+      if (raw.trim() !== "") values.push({ line: i + 1, value: parse(raw, i + 1) });
+    });
+  }
+  if (values.length === 0) throw new UsageError(`--checkpoint: ${file} holds no checkpoints`);
+  return values.map(({ line, value }) => {
+    const res = AuditCheckpoint.safeParse(value);
+    if (!res.success)
+      throw new UsageError(
+        `--checkpoint: ${file} line ${line} is not a checkpoint (${res.error.issues[0]?.path.join(".") || "value"}: ${res.error.issues[0]?.message})`,
+      );
+    return res.data;
+  });
 }

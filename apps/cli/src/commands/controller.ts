@@ -110,10 +110,24 @@ export function registerController(program: Command): void {
       const k8s = opts.scaler === "kubernetes" ? await import("@skiff/controller/kubernetes") : null;
       const holder = opts.name ?? `controller@${hostname()}:${process.pid}`;
       const { logger, release } = createLogger("skiff-controller", { format: logFormat(flags.logFormat) });
+      // The controller writes audit entries too (leadership changes): sealed with the API's key.
+      const { loadAuditKey, AUDIT_KEY_ENV } = await import("@skiff/api");
+      let auditKey: ReturnType<typeof loadAuditKey>;
+      try {
+        auditKey = loadAuditKey(skiffHome(), process.env, false);
+      } catch (err) {
+        release();
+        throw new UsageError((err as Error).message);
+      }
+      if (!auditKey)
+        logger.warn(
+          `no audit key (${AUDIT_KEY_ENV}, or audit.key in SKIFF_HOME): the audit entries this controller writes are not sealed, and \`skiff audit verify\` will name them; give it the API's key`,
+        );
       const store = await openStore({
         databaseUrl: url,
         applicationName: "skiff-controller",
         poolSize: 4,
+        auditKey: auditKey?.key ?? null,
       }).catch((err: unknown) => {
         release();
         throw databaseUnreachable(err, url, databaseSource) ?? err;

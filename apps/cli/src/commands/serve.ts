@@ -54,6 +54,7 @@ function describeStartup(mode: string, running: RunningApi, home: string): strin
     `  database     ${db}`,
     `  bus          ${bus}`,
     `  admin token  ${token}${running.createdAdminToken ? " (created now, mode 0600)" : ""}`,
+    `  audit key    ${running.auditKeySource ? shown(running.auditKeySource) : "none: audit entries are not sealed"}`,
     `  try          curl -H "Authorization: Bearer $(cat ${token})" ${running.url}/v1/whoami`,
     "",
   ].join("\n");
