@@ -9,6 +9,8 @@ import { checkQueueName, parseWakeMessage } from "./wake.ts";
 /** Events held while Redis is away; past this the oldest are dropped. */
 const MAX_HELD_EVENTS = 10_000;
 const HELD_BATCH = 500;
+/** How long held events wait for the other replicas' subscriptions to be back after an outage. */
+const SUBSCRIBERS_WAIT_MS = 10_000;
 
 export interface RedisBusOptions {
   url: string;
@@ -90,8 +92,17 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     return fromSelf ? [] : parseWakeMessage(raw);
   }
 
+  // How many connections (this process's and other replicas') listened for events when Redis was
+  // last seen healthy. Held events wait, up to SUBSCRIBERS_WAIT_MS, for as many to be back after an
+  // outage: sent before the other replicas resubscribe, they would reach no one there.
+  let knownSubscribers = 0;
   const sendEvents = async (batch: SkiffEvent[]) => {
-    await publisher.publish(channels.events, JSON.stringify(batch.length === 1 ? batch[0] : batch));
+    // PUBLISH answers how many subscribers got it: while healthy, that is who must be back after an outage.
+    const receivers = await publisher.publish(
+      channels.events,
+      JSON.stringify(batch.length === 1 ? batch[0] : batch),
+    );
+    if (held.length === 0) knownSubscribers = receivers;
   };
   // While Redis is away, what is published is held here, in order, and sent once both connections
   // are back: a write to the API never waits on Redis, and no event is lost to a short outage. Past
@@ -109,9 +120,34 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       heldDropped += over;
     }
   }
+  const countSubscribers = async (): Promise<number> => {
+    const reply = (await publisher.call("PUBSUB", "NUMSUB", channels.events)) as [string, number | string];
+    return Number(reply[1] ?? 0);
+  };
+  const noteSubscribers = () =>
+    countSubscribers().then(
+      (n) => {
+        if (held.length === 0) knownSubscribers = n;
+      },
+      () => {},
+    );
+  async function subscribersBack(): Promise<void> {
+    // A PING answered on the subscriber proves its own resubscription is active (commands run in order).
+    await withTimeout(subscriber.ping(), 5_000, "Redis ping");
+    const deadline = Date.now() + SUBSCRIBERS_WAIT_MS;
+    while (!closed && connected() && Date.now() < deadline) {
+      if ((await countSubscribers()) >= knownSubscribers) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
   function flushHeld(): void {
     if (flushing || held.length === 0 || closed || !connected()) return;
     flushing = (async () => {
+      try {
+        await subscribersBack();
+      } catch {
+        return; // away again; the next "ready" tries again
+      }
       let sent = 0;
       while (held.length > 0 && !closed && connected()) {
         const batch = held.slice(0, HELD_BATCH);
@@ -164,10 +200,16 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       subscriber.off("error", unreachable);
       resolve();
     };
-    subscribed.then(done, (err: unknown) => {
-      if (!closed) logger.error({ prefix, err: describeError(err) }, "Redis bus subscription failed");
-      done();
-    });
+    subscribed.then(
+      () => {
+        if (publisher.status === "ready") void noteSubscribers();
+        done();
+      },
+      (err: unknown) => {
+        if (!closed) logger.error({ prefix, err: describeError(err) }, "Redis bus subscription failed");
+        done();
+      },
+    );
   });
 
   function ensureOpen(): void {
@@ -199,6 +241,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       // Commands on one connection run in order, so a PING answered on the subscriber proves that the
       // (re)subscription ioredis sent when it connected is active: no event published after this is missed.
       await withTimeout(Promise.all([publisher.ping(), subscriber.ping()]), 5_000, "Redis ping");
+      void noteSubscribers();
     },
     async close() {
       if (closed) return;
