@@ -27,7 +27,8 @@ export const SkiffFile = z.strictObject({
     .optional(),
   worker: z
     .strictObject({
-      apiUrl: z.url().optional(),
+      /** One API URL, or a list of replicas the worker fails over between. */
+      apiUrl: z.union([z.url(), z.array(z.url()).min(1)]).optional(),
       name: z.string().min(1).optional(),
       slots: z.number().int().min(1).max(256).optional(),
       sandbox: z.enum(["auto", "bwrap", "docker"]).optional(),

@@ -55,7 +55,8 @@ export async function workerSettings(
   const { loadConfig } = await import("../config.ts");
   const file = loadConfig(flags.config, skiffHome(env), env, "worker").config.worker ?? {};
   const given = (name: string) => cmd.getOptionValueSource(name) === "cli";
-  const apiUrl = flags.apiUrl ?? flags.baseUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl;
+  const fileUrl = Array.isArray(file.apiUrl) ? file.apiUrl.join(",") : file.apiUrl;
+  const apiUrl = flags.apiUrl ?? flags.baseUrl ?? (env.SKIFF_URL || undefined) ?? fileUrl;
   const token = flags.token ?? (env.SKIFF_TOKEN || undefined);
   const sandbox = given("sandbox") ? flags.sandbox : (file.sandbox ?? flags.sandbox);
   const slotsRaw = given("slots") ? flags.slots : String(file.slots ?? flags.slots);
