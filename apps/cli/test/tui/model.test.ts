@@ -84,6 +84,30 @@ describe("Sync", () => {
   });
 });
 
+describe("Sync of a burst", () => {
+  it("shows every job of a burst of 300 it heard of, not the first 50, and retries one that failed to load", async () => {
+    const b = new FakeBackend();
+    const s = stores();
+    const sync = new Sync(b, s);
+    sync.start();
+    await waitFor("the first load", () => s.session.who !== null);
+    b.jobs = Array.from({ length: 300 }, (_, i) => job({ id: `burst-${i}`, name: `b${i}` }, "queued"));
+    // One job cannot be read at first (a blip), and can on the next try.
+    const getJob = b.getJob.bind(b);
+    let failures = 0;
+    b.getJob = async (id: string) => {
+      if (id === "burst-7" && failures++ === 0) throw new Error("connection reset");
+      return getJob(id);
+    };
+    for (const [i, j] of b.jobs.entries())
+      b.eventFeeds[0]?.emit("job.created", { jobId: j.id, name: j.name, queue: "default" }, i + 1);
+    await waitFor("all 300 jobs", () => s.jobs.countOf("queued") === 300, 10_000);
+    expect(failures).toBe(2);
+    expect(s.metrics.series().queueDepth.at(-1)).toBe(300);
+    sync.stop();
+  });
+});
+
 describe("AgentStore", () => {
   it("takes each heartbeat's CPU and memory, so they do not stay at their first-load values", () => {
     const store = new AgentStore();

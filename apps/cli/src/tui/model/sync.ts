@@ -20,6 +20,7 @@ const JOB_PAGE = 500;
 const AUDIT_PAGE = 1000;
 /** Beyond this many unknown agents or jobs at once, one reload beats that many single fetches. */
 const BATCH = 50;
+const MAX_FETCH_TRIES = 3;
 
 function errorText(err: unknown): string {
   const e = err as { message?: string; code?: string; status?: number };
@@ -39,6 +40,8 @@ export class Sync {
   private again = false;
   private readonly missingAgents = new Set<string>();
   private readonly missingJobs = new Set<string>();
+  /** Failed fetches of a job heard of, per id: tried again up to MAX_FETCH_TRIES times. */
+  private readonly jobFetchTries = new Map<string, number>();
   private fetchTimer: NodeJS.Timeout | undefined;
   private fleetTimer: NodeJS.Timeout | undefined;
   private readonly jobListeners = new Set<(jobId: string) => void>();
@@ -229,11 +232,33 @@ export class Sync {
     this.missingAgents.clear();
     this.missingJobs.clear();
     const b = this.backend;
-    const tasks: Promise<unknown>[] = [];
-    if (agentIds.length > BATCH) tasks.push(b.listAgents().then((l) => agents.load(l)));
-    else for (const id of agentIds) tasks.push(b.getAgent(id).then((a) => agents.upsert(a)));
-    for (const id of jobIds.slice(0, BATCH)) tasks.push(b.getJob(id).then((j) => jobs.upsert(j)));
-    await Promise.allSettled(tasks);
-    if (!this.stopped && jobIds.length > 0) metrics.queueDepth(jobs.countOf("queued"));
+    const agentTasks: Promise<unknown>[] = [];
+    if (agentIds.length > BATCH) agentTasks.push(b.listAgents().then((l) => agents.load(l)));
+    else for (const id of agentIds) agentTasks.push(b.getAgent(id).then((a) => agents.upsert(a)));
+    // Every job heard of is fetched, BATCH at a time (a burst of 300 submits is 300 jobs to show,
+    // not the first 50). One that could not be fetched is tried again shortly, a few times.
+    const failed: string[] = [];
+    for (let i = 0; i < jobIds.length && !this.stopped; i += BATCH) {
+      const chunk = jobIds.slice(i, i + BATCH);
+      const results = await Promise.allSettled(chunk.map((id) => b.getJob(id).then((j) => jobs.upsert(j))));
+      results.forEach((r, k) => {
+        const id = chunk[k];
+        if (r.status === "rejected" && id !== undefined) failed.push(id);
+      });
+    }
+    await Promise.allSettled(agentTasks);
+    if (this.stopped) return;
+    if (jobIds.length > 0) metrics.queueDepth(jobs.countOf("queued"));
+    for (const id of failed) {
+      const tries = (this.jobFetchTries.get(id) ?? 0) + 1;
+      if (tries > MAX_FETCH_TRIES) {
+        this.jobFetchTries.delete(id);
+        continue;
+      }
+      this.jobFetchTries.set(id, tries);
+      this.missingJobs.add(id);
+    }
+    for (const id of jobIds) if (!failed.includes(id)) this.jobFetchTries.delete(id);
+    if (this.missingJobs.size > 0) this.scheduleFetch();
   }
 }
