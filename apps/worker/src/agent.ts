@@ -250,7 +250,8 @@ export class Agent {
     const run = this.runs.get(runKey(command.jobId, command.epoch));
     if (run) {
       this.log.info({ jobId: command.jobId, reason: command.reason }, "cancel requested");
-      run.cancel(command.reason === "lease_lost" ? "lease lost" : command.reason);
+      if (command.reason === "lease_lost") run.loseLease("the API took the job back");
+      else run.cancel(command.reason);
     }
   }
 

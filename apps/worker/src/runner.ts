@@ -52,6 +52,17 @@ export class JobRun {
     return this.claimed.epoch;
   }
 
+  private readonly lease = { lost: false };
+
+  /**
+   * The API says this attempt no longer holds the job (another may already run it): the step is
+   * killed with no grace period, and nothing more is reported.
+   */
+  loseLease(why: string): void {
+    this.lease.lost = true;
+    this.cancel(`lease lost: ${why}`);
+  }
+
   /** Ends the job: the running step gets SIGTERM, then SIGKILL after the grace period. */
   cancel(text: string, outcome: "canceled" | "timed_out" = "canceled"): void {
     if (this.reason) return;
@@ -72,7 +83,8 @@ export class JobRun {
       if (value === undefined) missing.push(name);
       else secrets[name] = value;
     }
-    let leaseLost = false;
+    // Set by the reporter's 409 or by a heartbeat's lease_lost command (`loseLease`).
+    const lease = this.lease;
     const reporter = new JobReporter(d.client, d.agentId, job.id, epoch, {
       batchMs: d.logBatchMs,
       batchBytes: d.logBatchBytes,
@@ -82,7 +94,7 @@ export class JobRun {
       secrets: Object.values(secrets),
       onCancel: () => this.cancel("canceled by an operator"),
       onLeaseLost: (why) => {
-        leaseLost = true;
+        lease.lost = true;
         d.log("lease lost; killing the job", { jobId: job.id, why });
         this.cancel(`lease lost: ${why}`);
       },
@@ -97,7 +109,7 @@ export class JobRun {
       const why = `cannot prepare the job's workspace on worker ${d.workerName}: ${(err as Error).message}`;
       reporter.line(null, "system", why);
       await reporter.drain();
-      if (!leaseLost && !reporter.leaseLost) await this.finish("failed", null, why);
+      if (!lease.lost && !reporter.leaseLost) await this.finish("failed", null, why);
       d.metrics.jobsRun.inc({ outcome: "failed" });
       return;
     }
@@ -163,7 +175,7 @@ export class JobRun {
           // Read when the step is stopped: a job whose lease is gone is killed at once, no grace,
           // since another worker may already be running it.
           get graceMs() {
-            return leaseLost ? 0 : d.graceMs;
+            return lease.lost ? 0 : d.graceMs;
           },
         });
         maskers.stdout.flush();
@@ -204,8 +216,8 @@ export class JobRun {
         error = finalReason.text;
       }
       await reporter.drain();
-      if (!leaseLost && !reporter.leaseLost) await this.finish(outcome, exitCode, error);
-      d.metrics.jobsRun.inc({ outcome: leaseLost ? "lease_lost" : outcome });
+      if (!lease.lost && !reporter.leaseLost) await this.finish(outcome, exitCode, error);
+      d.metrics.jobsRun.inc({ outcome: lease.lost ? "lease_lost" : outcome });
     } finally {
       clearTimeout(jobTimer);
       await ws

@@ -110,6 +110,19 @@ describeWith(bwrapGate(), "bwrap sandbox", () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
+  it("cancel gives the step its grace period: its SIGTERM handler runs and can clean up before the end", async () => {
+    const r = await runStep(
+      driver,
+      "trap 'echo got TERM, cleaning up; sleep 0.3; echo cleaned; exit 0' TERM; echo up; while :; do sleep 0.1; done",
+      { abortAfterMs: 1_000, graceMs: 10_000 },
+    );
+    expect(r.end.outcome).toBe("canceled");
+    // Every process of the step gets SIGTERM (the shell also reports its `sleep` child terminated).
+    const out = r.out.split("\n");
+    expect(out).toEqual(expect.arrayContaining(["up", "got TERM, cleaning up", "cleaned"]));
+    expect(out.at(-1)).toBe("cleaned");
+  });
+
   it("leaves no cgroup behind", async () => {
     await runStep(driver, "true", { jobId: "job_cgcheck", workerName: "cg-worker" });
     for (const base of ["/sys/fs/cgroup/pids/skiff", "/sys/fs/cgroup/memory/skiff", "/sys/fs/cgroup/skiff"]) {

@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmdirSync,
   writeFileSync,
 } from "node:fs";
@@ -405,9 +406,17 @@ function sandboxPid(status: Readable): Promise<number> {
   });
 }
 
-/** Signals every process of the step: through its cgroup when there is one, else bwrap itself. */
+/**
+ * Signals every process of the step: through its cgroup when there is one, else bwrap itself.
+ * SIGTERM skips bubblewrap's own processes (the monitor outside and the init inside): either dying
+ * takes the whole sandbox down at once (--die-with-parent), which would turn the grace period
+ * into an immediate kill. A step process that names itself `bwrap` only escapes SIGTERM: SIGKILL
+ * after the grace period reaches every process.
+ */
 function signalAll(child: ChildProcess, cgroup: StepCgroup | null, signal: NodeJS.Signals): void {
-  const pids = cgroup?.pids() ?? [];
+  const all = cgroup?.pids() ?? [];
+  const pids = signal === "SIGKILL" ? all : all.filter((pid) => pid !== child.pid && !isBwrap(pid));
+  if (all.length > 0 && pids.length === 0) return; // only bubblewrap left: it ends with the step
   for (const pid of pids) {
     try {
       process.kill(pid, signal);
@@ -415,5 +424,13 @@ function signalAll(child: ChildProcess, cgroup: StepCgroup | null, signal: NodeJ
       // gone already
     }
   }
-  if (pids.length === 0) child.kill(signal);
+  if (all.length === 0) child.kill(signal);
+}
+
+function isBwrap(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "bwrap";
+  } catch {
+    return false; // gone
+  }
 }
