@@ -28,6 +28,7 @@ export class LogTail {
   private ended: TailEnd | null = null;
   private reading: Promise<void> | null = null;
   private again = false;
+  private starting: Promise<void> | null = null;
   private readonly waiting = new Set<() => void>();
   followers = 0;
 
@@ -55,13 +56,20 @@ export class LogTail {
     return this.ended !== null && this.floor !== null && after >= this.last ? this.ended : null;
   }
 
-  /** A follower read the store up to `seq` and found nothing newer: the held range can start there. */
-  caughtUp(seq: number): void {
-    if (this.floor === null) {
-      this.floor = seq;
-      this.last = seq;
+  /**
+   * A follower read the store to its end: the held range starts at the last stored seq, which the
+   * reader looks up itself (a follower's own position is the client's word, and may lie past the end).
+   */
+  caughtUp(): Promise<void> {
+    if (this.floor !== null) return Promise.resolve();
+    this.starting ??= this.store.lastLogSeq(this.jobId).then((seq) => {
+      this.floor ??= seq;
+      this.last = Math.max(this.last, seq);
       this.refresh();
-    }
+    });
+    return this.starting.catch(() => {
+      this.starting = null;
+    });
   }
 
   /**

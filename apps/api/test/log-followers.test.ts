@@ -96,6 +96,28 @@ describe("many followers of one job's log [pglite]", () => {
     }
   });
 
+  it("a follower claiming a position past every line cannot skew the shared reader for the others", async () => {
+    const { job, upload, finish } = await runningJob(t, "skewed");
+    await upload(1, 5);
+    const liar = await openSse(
+      `${t.url}/v1/jobs/${job.id}/logs/stream?after=9007199254740991`,
+      t.tokens.viewer,
+    );
+    open.push(liar);
+    await new Promise((r) => setTimeout(r, 300));
+    const honest = await openSse(`${t.url}/v1/jobs/${job.id}/logs/stream`, t.tokens.viewer);
+    open.push(honest);
+    await upload(6, 5);
+    await honest.waitUntil("line 10", (c) => c.events.some((e) => e.event === "line" && e.data.seq === 10));
+    await finish();
+    expect(await honest.closed).toBe("end");
+    expect(honest.events.filter((e) => e.event === "line").map((e) => e.data.seq)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+    ]);
+    expect(await liar.closed).toBe("end");
+    expect(liar.events.filter((e) => e.event === "line")).toEqual([]);
+  });
+
   it("a follower that joins after the job ended gets the whole log and the end", async () => {
     const { job, upload, finish } = await runningJob(t, "ended");
     await upload(1, 1500);

@@ -105,6 +105,15 @@ export class Store {
     return jobs.countJobsByState(this.db);
   }
 
+  /** The highest log seq stored for a job (0 when none). */
+  async lastLogSeq(jobId: string): Promise<number> {
+    const res = await this.db.query<{ seq: string | number | null }>(
+      "select max(seq) as seq from job_logs where job_id = $1",
+      [jobId],
+    );
+    return Number(res.rows[0]?.seq ?? 0);
+  }
+
   listLogs(jobId: string, afterSeq: number, limit: number) {
     return control.listLogs(this.db, { jobId, afterSeq, limit });
   }

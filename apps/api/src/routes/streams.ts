@@ -113,7 +113,17 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
               // Behind what the shared reader holds: this follower reads its backlog itself.
               const lines = await ctx.store.listLogs(id, after, PAGE);
               await send(lines);
-              if (lines.length < PAGE) tail.caughtUp(after);
+              if (lines.length < PAGE) {
+                await tail.caughtUp();
+                // Past the end the client claimed (an `after` beyond every line): wait here
+                // rather than ask the store again at once.
+                if (
+                  lines.length === 0 &&
+                  tail.linesAfter(after) === null &&
+                  !(await tail.changed(after, RECHECK_MS))
+                )
+                  tail.refresh();
+              }
               continue;
             }
             await send(held);
