@@ -11,6 +11,9 @@ const MAX_HELD_EVENTS = 10_000;
 const HELD_BATCH = 500;
 /** How long held events wait for the other replicas' subscriptions to be back after an outage. */
 const SUBSCRIBERS_WAIT_MS = 10_000;
+/** Retries of held events while Redis answers but a send failed: from 1 s, doubling to 10 s. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 10_000;
 
 export interface RedisBusOptions {
   url: string;
@@ -140,13 +143,28 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+  // A send that failed while both connections stayed up (a timeout, a busy Redis) leaves nothing to
+  // wait for: no "ready" comes. So held events are also retried on a timer, with backoff.
+  let retryTimer: NodeJS.Timeout | null = null;
+  let retryMs = RETRY_MIN_MS;
+  function retryLater(): void {
+    if (retryTimer || closed) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      flushHeld();
+    }, retryMs);
+    retryTimer.unref();
+    retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
+  }
   function flushHeld(): void {
-    if (flushing || held.length === 0 || closed || !connected()) return;
+    if (flushing || held.length === 0 || closed) return;
+    if (!connected()) return; // the next "ready" flushes
     flushing = (async () => {
       try {
         await subscribersBack();
       } catch {
-        return; // away again; the next "ready" tries again
+        retryLater(); // away again, or slow: the next "ready" or the timer tries again
+        return;
       }
       let sent = 0;
       while (held.length > 0 && !closed && connected()) {
@@ -154,7 +172,8 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
         try {
           await sendEvents(batch);
         } catch {
-          break; // still away; the next "ready" tries again
+          retryLater(); // still away or slow; the next "ready" or the timer tries again
+          break;
         }
         held.splice(0, batch.length);
         sent += batch.length;
@@ -162,10 +181,10 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
       if (held.length === 0) {
         logger.info({ prefix, sent, dropped: heldDropped }, "Redis back: held events sent");
         heldDropped = 0;
+        retryMs = RETRY_MIN_MS;
       }
     })().finally(() => {
       flushing = null;
-      if (held.length > 0 && connected()) flushHeld();
     });
   }
   publisher.on("ready", flushHeld);
@@ -174,12 +193,14 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
   const outgoingEvents = new Coalescer<SkiffEvent>(async (batch) => {
     if (held.length > 0 || !connected()) {
       hold(batch, "not connected");
+      if (connected()) flushHeld();
       return;
     }
     try {
       await sendEvents(batch);
     } catch (err) {
       hold(batch, describeError(err).slice(0, 200));
+      retryLater();
     }
   });
   const outgoingWakes = new Coalescer<string>(async (batch) => {
@@ -246,6 +267,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<Bus> {
     async close() {
       if (closed) return;
       closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
       events.clear();
       wakes.clear();
       await Promise.all([closeRedisClient(publisher), closeRedisClient(subscriber)]);
