@@ -20,6 +20,10 @@ export interface AuditKey {
 export function loadAuditKey(home: string, env: NodeJS.ProcessEnv, create: boolean): AuditKey | null {
   const given = env[AUDIT_KEY_ENV];
   if (given !== undefined && given !== "") {
+    if (/CHANGE-ME/i.test(given))
+      throw new Error(
+        `${AUDIT_KEY_ENV} is still the example's placeholder: set it to the output of \`openssl rand -hex 32\` (the same for every API replica and the controller)`,
+      );
     if (given.length < MIN_LENGTH)
       throw new Error(
         `${AUDIT_KEY_ENV} must be at least ${MIN_LENGTH} characters (e.g. \`openssl rand -hex 32\`), got ${given.length}`,

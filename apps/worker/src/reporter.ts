@@ -84,7 +84,9 @@ export class JobReporter {
   /** The step whose output overflows into `tail`, or null while under the head budget. */
   private tail: {
     step: number | null;
+    /** Held lines from `start` on (those before it were left out). */
     lines: Held[];
+    start: number;
     bytes: number;
     omittedLines: number;
     omittedBytes: number;
@@ -139,7 +141,8 @@ export class JobReporter {
   line(step: number | null, stream: "stdout" | "stderr" | "system", raw: string): void {
     if (this.lost) return;
     const text = repairText(this.mask(raw));
-    const bytes = Buffer.byteLength(text);
+    // With its newline: empty lines count too, so `yes ''` is capped like any other output.
+    const bytes = Buffer.byteLength(text) + 1;
     if (stream === "system") {
       // Skiff's own lines (how a step is confined, its result) always arrive, after the tail so far.
       this.flushTail();
@@ -156,25 +159,32 @@ export class JobReporter {
     // Over the head budget: keep the most recent lines that fit in what is left of the cap.
     this.capped = true;
     if (this.tail !== null && this.tail.step !== step) this.flushTail();
-    this.tail ??= { step, lines: [], bytes: 0, omittedLines: 0, omittedBytes: 0 };
+    this.tail ??= { step, lines: [], start: 0, bytes: 0, omittedLines: 0, omittedBytes: 0 };
     const tail = this.tail;
     tail.lines.push({ stream, text, bytes, ts: new Date().toISOString() });
     tail.bytes += bytes;
     const room = Math.max(0, cap - this.outputBytes - MARKER_ROOM);
-    while (tail.bytes > room && tail.lines.length > 0) {
-      const gone = tail.lines.shift();
+    // Oldest lines go first. They are skipped by an index rather than shifted off one by one: a
+    // flood of short lines would make that quadratic.
+    while (tail.bytes > room && tail.start < tail.lines.length) {
+      const gone = tail.lines[tail.start++];
       if (!gone) break;
       tail.bytes -= gone.bytes;
       tail.omittedLines++;
       tail.omittedBytes += gone.bytes;
     }
+    if (tail.start > 1024 && tail.start * 2 > tail.lines.length) {
+      tail.lines = tail.lines.slice(tail.start);
+      tail.start = 0;
+    }
   }
 
   /** Sends the truncation marker of the current tail, then its lines. */
   private flushTail(): void {
-    const tail = this.tail;
-    if (tail === null) return;
+    const held = this.tail;
+    if (held === null) return;
     this.tail = null;
+    const tail = { ...held, lines: held.lines.slice(held.start) };
     if (tail.omittedLines > 0) {
       this.outputBytes += MARKER_ROOM;
       const size = (n: number) =>

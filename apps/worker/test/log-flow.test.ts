@@ -122,6 +122,34 @@ describeWith(bwrapGate(), "log cap of a fast writer [bwrap, pglite]", () => {
   });
 });
 
+describeWith(bwrapGate(), "log cap of empty lines [bwrap, pglite]", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack(
+      { queue: "empty", name: "empty-worker", logCapBytes: 256 * 1024, logBatchMs: 100 },
+      { logCapBytes: 256 * 1024 },
+    );
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("a flood of empty lines is capped like any output: each counts its newline", {
+    timeout: 120_000,
+  }, async () => {
+    const job = await stack.submit({
+      name: "empty",
+      steps: [{ name: "flood", run: "yes '' | head -n 1000000" }],
+    });
+    const done = await stack.final(job.id, 90_000);
+    expect(done).toMatchObject({ state: "succeeded", logTruncated: true });
+    const lines = await allLines(stack, job.id);
+    // 256 KiB of one-byte lines, at most, not a million rows.
+    expect(lines.length).toBeLessThan(270_000);
+    expect(lines.some((l) => /^\[log truncated: \d+ lines/.test(l.text))).toBe(true);
+  });
+});
+
 describeWith(bwrapGate(), "log flow while the API is unreachable [bwrap, pglite]", () => {
   let stack: Stack;
   let relay: Awaited<ReturnType<typeof switchableRelay>>;

@@ -209,7 +209,9 @@ export async function verifyAudit(
     if (!sameHex(signCheckpoint(key, cp).sig, String(cp.sig)))
       return broken(0, cp.seq, `the checkpoint at seq ${cp.seq} is not signed with this audit key`);
   }
-  const wanted = new Map(checkpoints.map((cp) => [cp.seq, cp]));
+  // Several checkpoints may name one seq (after rows were cut and the seq reused): each is checked.
+  const wanted = new Map<number, AuditCheckpoint[]>();
+  for (const cp of checkpoints) wanted.set(cp.seq, [...(wanted.get(cp.seq) ?? []), cp]);
   let prevHash = GENESIS_HASH;
   let expectSeq = 1;
   let checked = 0;
@@ -258,8 +260,8 @@ export async function verifyAudit(
           sealedSeen = true;
         }
       }
-      const cp = wanted.get(seq);
-      if (cp && cp.hash !== hash)
+      const cp = (wanted.get(seq) ?? []).find((c) => c.hash !== hash);
+      if (cp)
         return broken(
           checked,
           seq,
