@@ -121,7 +121,11 @@ const MODULES = {
   secrets: {
     // Which secrets a job may ask for, and how their copies in the output are masked.
     mutate: ["apps/worker/src/secrets.ts", "apps/worker/src/mask.ts"],
-    tests: ["apps/worker/test/mask.test.ts", "apps/worker/test/hostile-secrets.test.ts"],
+    tests: [
+      "apps/worker/test/secrets.test.ts",
+      "apps/worker/test/mask.test.ts",
+      "apps/worker/test/hostile-secrets.test.ts",
+    ],
   },
 };
 
