@@ -150,10 +150,16 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
   }
 
   /** Stops the container (SIGTERM, SIGKILL after the grace period) on timeout or cancel. */
-  function watch(id: string, step: StepRun): { stopped(): Stop | null; dispose(): void } {
+  function watch(
+    id: string,
+    step: StepRun,
+    onStop: () => void = () => {},
+  ): { stopped(): Stop | null; dispose(): void } {
     let stopped: Stop | null = null;
     const stop = (outcome: Stop["outcome"], reason: string) => {
       if (stopped !== null) return;
+      // A step being ended is read regardless of backpressure, so that its container can exit.
+      onStop();
       // Read now, not when the step started: a lost lease leaves no grace at all.
       const graceSeconds = Math.max(0, Math.ceil(step.graceMs / 1000));
       step.onLine("system", `${reason}: sending SIGTERM, SIGKILL after ${graceSeconds} s`);
@@ -215,7 +221,7 @@ export function createDockerDriver(opts: DockerDriverOptions): SandboxDriver {
         if (!(err instanceof DockerApiError)) throw err;
         return { outcome: "failed", exitCode: null, reason: `container did not start: ${err.message}` };
       }
-      const watcher = watch(id, step);
+      const watcher = watch(id, step, () => output.reader.release());
       let exitCode: number;
       try {
         exitCode = (await engine.json("POST", `/containers/${id}/wait`, Waited, { long: true })).StatusCode;
