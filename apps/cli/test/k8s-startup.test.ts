@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,14 +83,18 @@ describeWith(gate, "deploy/kubernetes as processes", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  const AUDIT_KEY = randomBytes(32).toString("hex");
+
   /** The pod's process with the test's services in place of the example Secret's addresses. */
   function pod(deployment: string, extra: Record<string, string> = {}): ProcessRun {
     const run = podProcess(objects, deployment, dir);
     const env = { ...run.env, ...extra };
     if ("DATABASE_URL" in run.env) env.DATABASE_URL = db.url;
     if ("REDIS_URL" in run.env) env.REDIS_URL = TEST_REDIS_URL;
+    // The example's placeholder is refused at start, as it must be: an operator sets a real key.
+    if ("SKIFF_AUDIT_KEY" in run.env) env.SKIFF_AUDIT_KEY = AUDIT_KEY;
     // Outside a cluster nothing else may stand in: never a DATABASE_URL the pod does not have.
-    for (const name of ["DATABASE_URL", "REDIS_URL", "SKIFF_TOKEN", "SKIFF_URL"])
+    for (const name of ["DATABASE_URL", "REDIS_URL", "SKIFF_TOKEN", "SKIFF_URL", "SKIFF_AUDIT_KEY"])
       if (!(name in run.env) && !(name in extra)) env[name] = undefined;
     return { args: run.args, env };
   }
@@ -152,6 +157,7 @@ describeWith(gate, "deploy/kubernetes as processes", () => {
     const healthPort = await freePort();
     const worker = pod("skiff-worker", { SKIFF_TOKEN: created.body.token });
     expect(worker.env.DATABASE_URL).toBeUndefined();
+    expect(worker.env.SKIFF_AUDIT_KEY).toBeUndefined(); // workers never hold the audit key
     args = withFlag(worker.args, "--api-url", apiUrl);
     args = withFlag(withFlag(args, "--health-host", "127.0.0.1"), "--health-port", String(healthPort));
     procs.push(startCli(args, worker.env));
