@@ -53,8 +53,14 @@ describeWith(await pgGate(), "audit seals and checkpoints against a database own
   async function fresh(): Promise<void> {
     await asOwner((q) => q.query("delete from audit_log"));
   }
-  /** A row as a forger would chain it: correct seq, link and hash, with whatever seal they can make. */
-  async function forge(seal: string | null, details: Record<string, unknown> = { forged: true }) {
+  /**
+   * A row as a forger would chain it: correct seq, link and hash, with whatever seal they can make
+   * of that hash (`sealWith` returns none, or one made with a key of their own).
+   */
+  async function forge(
+    sealWith: (hash: string) => string | null,
+    details: Record<string, unknown> = { forged: true },
+  ) {
     const all = await rows();
     const last = all.at(-1);
     const seq = last ? Number(last.seq) + 1 : 1;
@@ -72,6 +78,7 @@ describeWith(await pgGate(), "audit seals and checkpoints against a database own
       details,
     };
     const hash = hashEntry(prevHash, row);
+    const seal = sealWith(hash);
     await store.db.query(
       `insert into audit_log (seq, at, actor, role, action, target, outcome, request_id, source_ip, details, prev_hash, hash, seal)
        values ($1, $2, $3, $4, $5, $6, $7, null, null, $8, $9, $10, $11)`,
@@ -108,7 +115,7 @@ describeWith(await pgGate(), "audit seals and checkpoints against a database own
   it("a forged row inserted with a correct chain but no seal is named", async () => {
     await fresh();
     for (let n = 1; n <= 3; n++) await append(n);
-    const { seq } = await forge(null);
+    const { seq } = await forge(() => null);
     expect(await store.verifyAudit()).toMatchObject({
       ok: false,
       firstBrokenSeq: seq,
@@ -120,21 +127,8 @@ describeWith(await pgGate(), "audit seals and checkpoints against a database own
     await fresh();
     for (let n = 1; n <= 3; n++) await append(n);
     const other = randomBytes(32);
-    const all = await rows();
-    const prevHash = all.at(-1)?.hash as string;
-    const hash = hashEntry(prevHash, {
-      seq: 4,
-      at: "2026-12-01T00:00:00.000Z",
-      actor: "mallory",
-      role: "admin",
-      action: "token.create",
-      target: "tok_x",
-      outcome: "ok",
-      requestId: null,
-      sourceIp: null,
-      details: { forged: true },
-    });
-    const { seq } = await forge(sealOf(other, hash));
+    // A well-formed seal of the row's true hash, made with a key that is not the audit key.
+    const { seq } = await forge((hash) => sealOf(other, hash));
     expect(await store.verifyAudit()).toMatchObject({
       ok: false,
       firstBrokenSeq: seq,
