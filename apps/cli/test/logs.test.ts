@@ -66,7 +66,10 @@ function duplicateKeys(text: string): string[] {
 
 /** A `skiff` command on a pseudo-terminal of its own; `ctrlC()` types Ctrl-C into it. */
 function onTerminal(args: string[], env: Record<string, string>) {
-  const command = ["node", "--import", "tsx", "apps/cli/src/main.ts", ...args].join(" ");
+  // `exec`: script(1) runs the command through $SHELL, or /bin/sh when SHELL is unset (as under
+  // CI). dash does not exec a lone command: it stays as the parent, takes the same Ctrl-C, and
+  // once node has shut down cleanly it dies of that SIGINT itself, so script reports 130.
+  const command = ["exec", "node", "--import", "tsx", "apps/cli/src/main.ts", ...args].join(" ");
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env))
     if (!k.startsWith("SKIFF_") && v !== undefined) base[k] = v;
