@@ -35,6 +35,8 @@ export async function waitUntil(
 
 export interface ApiUnderTest {
   url: string;
+  /** The API process, for its CPU time in /proc. */
+  pid: number;
   admin: string;
   client: Client;
   stop(): Promise<void>;
@@ -82,6 +84,7 @@ export async function startApi(opts: {
   const client = new Client(url, admin);
   return {
     url,
+    pid: child.pid ?? 0,
     admin,
     client,
     async stop() {

@@ -1,6 +1,6 @@
 import { appendFile } from "node:fs/promises";
 import type { AuditCheckpoint } from "@skiff/protocol";
-import type { Store } from "@skiff/store";
+import { AuditHeadError, type Store } from "@skiff/store";
 import type { FastifyBaseLogger } from "fastify";
 
 /** Checkpoints this replica keeps in memory for `GET /v1/audit/checkpoints`. */
@@ -16,6 +16,7 @@ export class AuditCheckpoints {
   private readonly kept: AuditCheckpoint[] = [];
   private timer: NodeJS.Timeout | null = null;
   private lastSeq = -1;
+  private refusedSeq = -1;
   private running: Promise<void> | null = null;
 
   constructor(
@@ -66,6 +67,12 @@ export class AuditCheckpoints {
       this.log.info({ auditCheckpoint: cp }, "audit checkpoint");
       if (this.file) await appendFile(this.file, `${JSON.stringify(cp)}\n`, { mode: 0o600 });
     } catch (err) {
+      if (err instanceof AuditHeadError) {
+        // Said once per row, loudly: someone wrote into the audit table behind the API's back.
+        if (err.seq !== this.refusedSeq) this.log.error({ seq: err.seq }, err.message);
+        this.refusedSeq = err.seq;
+        return;
+      }
       this.log.warn({ err }, "audit checkpoint failed; the next interval tries again");
     }
   }

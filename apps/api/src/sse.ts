@@ -47,9 +47,13 @@ export class SseStream {
   }
 
   send(event: string, data: unknown, id?: string | number): boolean {
+    return this.sendFrames(sseFrame(event, data, id));
+  }
+
+  /** Writes frames made by `sseFrame` as one chunk: one socket write for many events. */
+  sendFrames(frames: string): boolean {
     if (this.closed) return false;
-    const lines = JSON.stringify(data);
-    this.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${lines}\n\n`);
+    this.write(frames);
     return !this.closed;
   }
 
@@ -132,4 +136,9 @@ export class SseRegistry {
       s.close();
     }
   }
+}
+
+/** One SSE event as it goes on the wire. */
+export function sseFrame(event: string, data: unknown, id?: string | number): string {
+  return `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }

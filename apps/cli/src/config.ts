@@ -39,6 +39,8 @@ export const SkiffFile = z.strictObject({
       graceMs: z.number().int().min(0).optional(),
       /** Private or host networks `network: on` bwrap steps may still reach (CIDR). */
       egressAllow: z.array(z.string()).optional(),
+      /** Bytes of one job's output kept (head and tail around one marker past it); the API's own cap is api.logCapBytes. */
+      logCapBytes: z.number().int().min(1024).optional(),
       /** Disk for a job's workspace and /tmp (each) when the job sets none. */
       defaultDiskMb: z.number().int().min(16).optional(),
       /** The unprivileged host uid a bwrap sandbox's user maps to when the worker runs as root. */

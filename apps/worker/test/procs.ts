@@ -130,6 +130,8 @@ export interface WorkerOptions {
   workDir: string;
   queue: string;
   slots?: number;
+  /** Extra environment, e.g. SKIFF_HOME for a config file. */
+  env?: Record<string, string>;
 }
 
 /** `skiff worker` with bubblewrap and a free health port; ready once its `/readyz` answers 200. */
@@ -158,7 +160,7 @@ export async function startWorkerProc(
       "--labels",
       `queue=${o.queue}`,
     ],
-    {},
+    o.env ?? {},
   );
   // The banner names the health URL once the worker has registered.
   const healthUrl = await whileRunning(

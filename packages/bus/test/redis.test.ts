@@ -2,11 +2,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { SkiffEvent } from "@skiff/protocol";
+import { startRedisServer, freePort as unusedPort } from "@skiff/testkit";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Bus, createBus, createRedisBus } from "../src/index.ts";
 import { eventually, jobCreated, jobIds, Recorder, recordingLogger } from "./helpers.ts";
-import { startRedisServer, unusedPort } from "./redis-server.ts";
 
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const unreachable =

@@ -14,6 +14,7 @@ export type { AgentLease } from "./sql/agents.ts";
 export {
   type AuditCheckpoint,
   type AuditDraft,
+  AuditHeadError,
   canonicalJson,
   GENESIS_HASH,
   hashEntry,

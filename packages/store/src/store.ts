@@ -18,8 +18,8 @@ import {
   type AuditCheckpoint,
   type AuditDraft,
   appendAudit,
-  auditHead,
   listAudit,
+  sealedHead,
   signCheckpoint,
   verifyAudit,
 } from "./sql/audit.ts";
@@ -405,7 +405,7 @@ export class Store {
   /** A signed checkpoint of the chain's head now, or null without the audit key. */
   async auditCheckpoint(): Promise<AuditCheckpoint | null> {
     if (!this.auditKey) return null;
-    const head = await auditHead(this.db);
+    const head = await sealedHead(this.db, this.auditKey);
     return signCheckpoint(this.auditKey, { ...head, at: new Date().toISOString() });
   }
 

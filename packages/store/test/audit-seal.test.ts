@@ -136,6 +136,27 @@ describeWith(await pgGate(), "audit seals and checkpoints against a database own
     });
   });
 
+  it("no checkpoint vouches for a head the API did not write: no seal, another key's seal, or altered", async () => {
+    await fresh();
+    for (let n = 1; n <= 2; n++) await append(n);
+    expect(await store.auditCheckpoint()).toMatchObject({ seq: 2 });
+    const unsealed = await forge(() => null);
+    await expect(store.auditCheckpoint()).rejects.toThrow(
+      `audit row ${unsealed.seq} is not sealed by this audit key (forged, or written without the key)`,
+    );
+    await asOwner((q) => q.query("delete from audit_log where seq = $1", [unsealed.seq]));
+    const otherKey = await forge((hash) => sealOf(randomBytes(32), hash));
+    await expect(store.auditCheckpoint()).rejects.toThrow(/is not sealed by this audit key/);
+    await asOwner((q) => q.query("delete from audit_log where seq = $1", [otherKey.seq]));
+    // The API's own row, its content changed afterwards (seal and hash left as they were).
+    await asOwner((q) => q.query("update audit_log set actor = 'mallory' where seq = 2"));
+    await expect(store.auditCheckpoint()).rejects.toThrow(
+      "audit row 2 was altered after it was written: no checkpoint signed for it",
+    );
+    await asOwner((q) => q.query("update audit_log set actor = 'ann' where seq = 2"));
+    expect(await store.auditCheckpoint()).toMatchObject({ seq: 2 });
+  });
+
   it("history rewritten from a row on, hashes recomputed, passes the chain but not the seals, nor the checkpoint", async () => {
     await fresh();
     for (let n = 1; n <= 5; n++) await append(n);

@@ -1,6 +1,14 @@
 export { createTestDatabase, type TestDatabase } from "./databases.ts";
 export { freePort } from "./ports.ts";
 export {
+  type PostgresServer,
+  privatePostgresGate,
+  type RedisServer,
+  redisServerGate,
+  startPostgresServer,
+  startRedisServer,
+} from "./servers.ts";
+export {
   gate,
   inCi,
   pgGate,

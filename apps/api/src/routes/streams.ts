@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Principal } from "../auth.ts";
 import type { ApiContext, RouteDef } from "../context.ts";
 import type { EventLog } from "../event-log.ts";
-import { SseStream } from "../sse.ts";
+import { SseStream, sseFrame } from "../sse.ts";
 import { LOG_KEY_PREFIX } from "../waiters.ts";
 import { idParam } from "./params.ts";
 
@@ -20,6 +20,18 @@ const LogStreamQuery = z.strictObject({ after: z.coerce.number().int().min(0).op
 const PAGE = 1000;
 /** How often an idle log follower asks the shared reader to look for lines it was not woken for. */
 const RECHECK_MS = 5_000;
+/** About this much of a follower's lines is written at once before waiting for the socket to drain. */
+const CHUNK_CHARS = 64 * 1024;
+/** Each line's SSE frame, made once however many followers send it. */
+const frames = new WeakMap<LogLine, string>();
+function frameOf(line: LogLine): string {
+  let frame = frames.get(line);
+  if (frame === undefined) {
+    frame = sseFrame("line", line, line.seq);
+    frames.set(line, frame);
+  }
+  return frame;
+}
 
 function lastEventId(req: FastifyRequest): number | undefined {
   const raw = req.headers["last-event-id"];
@@ -98,12 +110,26 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
         // A page can be far bigger than sseMaxBufferBytes (1000 lines of up to 1 MiB): written in
         // one go it cut off even a fast follower, which then resumed at the same place and was cut
         // off again. So the stream is paced: the backlog goes at the client's pace.
+        // Lines go out in chunks of about 64 KiB, each line's frame made once for all the job's
+        // followers (they share the reader's line objects): with hundreds of followers a write
+        // and a JSON.stringify per line and follower cost the API more than everything else.
+        // Well under the buffer a follower may fall behind by, so one chunk never cuts it off.
+        const chunkChars = Math.min(CHUNK_CHARS, Math.floor(ctx.config.sseMaxBufferBytes / 4));
         const send = async (lines: LogLine[]) => {
+          let chunk = "";
           for (const line of lines) {
-            stream.send("line", line, line.seq);
+            chunk += frameOf(line);
             after = line.seq;
+            if (chunk.length >= chunkChars) {
+              stream.sendFrames(chunk);
+              chunk = "";
+              await stream.drained();
+              if (stream.isClosed) return;
+            }
+          }
+          if (chunk !== "") {
+            stream.sendFrames(chunk);
             await stream.drained();
-            if (stream.isClosed) return;
           }
         };
         try {

@@ -101,6 +101,7 @@ export async function workerSettings(
     defaultDiskMb: given("diskMb") ? diskMb : (file.defaultDiskMb ?? diskMb),
     ...(file.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: file.drainTimeoutMs }),
     ...(file.graceMs === undefined ? {} : { graceMs: file.graceMs }),
+    ...(file.logCapBytes === undefined ? {} : { logCapBytes: file.logCapBytes }),
     ...(file.sandboxHostUid ? { sandboxHostUid: file.sandboxHostUid } : {}),
     ...(file.dockerOnlineNetwork ? { dockerOnlineNetwork: file.dockerOnlineNetwork } : {}),
   };

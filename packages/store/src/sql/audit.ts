@@ -91,13 +91,48 @@ function sameHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** The last row's seq and hash (seq 0 and the genesis hash for an empty log). */
-export async function auditHead(q: Queryable): Promise<{ seq: number; hash: string }> {
-  const res = await q.query<{ seq: number; hash: string }>(
-    "select seq, hash from audit_log order by seq desc limit 1",
-  );
-  const row = res.rows[0];
-  return row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+/** The hashed fields of a stored row, as `hashEntry` takes them. */
+function hashableOf(raw: Record<string, unknown>): Hashable {
+  return {
+    seq: Number(raw.seq),
+    at: iso(raw.at),
+    actor: String(raw.actor),
+    role: String(raw.role),
+    action: String(raw.action),
+    target: String(raw.target),
+    outcome: raw.outcome as AuditOutcome,
+    requestId: (raw.request_id as string | null) ?? null,
+    sourceIp: (raw.source_ip as string | null) ?? null,
+    details: (raw.details ?? {}) as Record<string, unknown>,
+  };
+}
+
+/**
+ * The head to checkpoint: the last row, only when its hash matches its content and link and `key`
+ * sealed it. A checkpoint must never vouch for a row the API did not write (one inserted or
+ * rewritten by a database owner), so a head that fails is an error naming the row, not a checkpoint.
+ */
+export async function sealedHead(q: Queryable, key: Buffer): Promise<{ seq: number; hash: string }> {
+  const res = await q.query<Record<string, unknown>>("select * from audit_log order by seq desc limit 1");
+  const raw = res.rows[0];
+  if (!raw) return { seq: 0, hash: GENESIS_HASH };
+  const seq = Number(raw.seq);
+  const hash = String(raw.hash);
+  if (hashEntry(String(raw.prev_hash), hashableOf(raw)) !== hash)
+    throw new AuditHeadError(seq, "was altered after it was written");
+  if (typeof raw.seal !== "string" || !sameHex(sealOf(key, hash), raw.seal))
+    throw new AuditHeadError(seq, "is not sealed by this audit key (forged, or written without the key)");
+  return { seq, hash };
+}
+
+export class AuditHeadError extends Error {
+  constructor(
+    readonly seq: number,
+    what: string,
+  ) {
+    super(`audit row ${seq} ${what}: no checkpoint signed for it; run \`skiff audit verify\``);
+    this.name = "AuditHeadError";
+  }
 }
 
 /** Appends one entry; call it inside the transaction of the change it records. */
@@ -224,18 +259,7 @@ export async function verifyAudit(
     for (const raw of res.rows) {
       const seq = Number(raw.seq);
       if (seq !== expectSeq) return broken(checked, expectSeq, `row ${expectSeq} is missing`);
-      const row: Hashable = {
-        seq,
-        at: iso(raw.at),
-        actor: String(raw.actor),
-        role: String(raw.role),
-        action: String(raw.action),
-        target: String(raw.target),
-        outcome: raw.outcome as AuditOutcome,
-        requestId: (raw.request_id as string | null) ?? null,
-        sourceIp: (raw.source_ip as string | null) ?? null,
-        details: (raw.details ?? {}) as Record<string, unknown>,
-      };
+      const row = hashableOf(raw);
       if (raw.prev_hash !== prevHash)
         return broken(checked, seq, `row ${seq} does not link to row ${seq - 1}`);
       const hash = hashEntry(prevHash, row);
