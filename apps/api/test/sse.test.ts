@@ -130,6 +130,17 @@ describe("SSE streams [pglite]", () => {
     });
     expect(jobs.events.filter((e) => e.event.startsWith("agent."))).toEqual([]);
     expect(jobs.events.map((e) => e.event)).toEqual(expect.arrayContaining(["job.created", "job.state"]));
+    // A state event says what a console shows beside the state, so it need not fetch the job.
+    expect(jobs.events.find((e) => e.event === "job.state" && e.data.jobId === job.id)?.data).toEqual({
+      jobId: job.id,
+      state: "queued",
+      queue: job.queue,
+      agentId: null,
+      epoch: job.epoch,
+      attempt: job.attempt,
+      maxAttempts: job.maxAttempts,
+      exitCode: null,
+    });
   });
 
   it("a client that reconnects with Last-Event-ID gets the events it missed, once", async () => {

@@ -29,6 +29,10 @@ export const EVENT_SCHEMAS = {
     queue: z.string(),
     agentId: z.string().nullable(),
     epoch: z.number().int(),
+    /** What the console shows beside the state (`try 2/3`, `exit 1`), so it need not refetch. */
+    attempt: z.number().int().optional(),
+    maxAttempts: z.number().int().optional(),
+    exitCode: z.number().int().nullable().optional(),
     reason: z.string().optional(),
   }),
   "fleet.changed": FleetSettings.partial().extend({ reason: z.string().optional() }),

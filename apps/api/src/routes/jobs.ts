@@ -33,13 +33,7 @@ const LogsQuery = z.strictObject({
 });
 
 export function jobStateEvent(
-  job: {
-    id: string;
-    state: JobState;
-    queue: string;
-    agentId: string | null;
-    epoch: number;
-  },
+  job: Pick<Job, "id" | "state" | "queue" | "agentId" | "epoch" | "attempt" | "maxAttempts" | "exitCode">,
   reason?: string,
 ): SkiffEvent<"job.state"> {
   return {
@@ -50,6 +44,9 @@ export function jobStateEvent(
       queue: job.queue,
       agentId: job.agentId,
       epoch: job.epoch,
+      attempt: job.attempt,
+      maxAttempts: job.maxAttempts,
+      exitCode: job.exitCode,
       ...(reason ? { reason } : {}),
     },
   };

@@ -84,6 +84,56 @@ describe("Sync", () => {
   });
 });
 
+describe("Sync of job state events", () => {
+  it("takes the attempt, attempts allowed and exit code from the event itself, without fetching the job again", async () => {
+    const b = new FakeBackend();
+    b.jobs = [job({ id: "j2", name: "two", attempt: 1, maxAttempts: 3, exitCode: null }, "running")];
+    const s = stores();
+    const sync = new Sync(b, s);
+    sync.start();
+    await waitFor("the first load", () => s.jobs.has("j2"));
+    let fetched = 0;
+    const getJob = b.getJob.bind(b);
+    b.getJob = async (id: string) => {
+      fetched++;
+      return getJob(id);
+    };
+    b.eventFeeds[0]?.emit(
+      "job.state",
+      {
+        jobId: "j2",
+        state: "queued",
+        queue: "default",
+        agentId: null,
+        epoch: 2,
+        attempt: 2,
+        maxAttempts: 3,
+        exitCode: null,
+        reason: "agent lost; requeued",
+      },
+      1,
+    );
+    expect(s.jobs.get("j2")).toMatchObject({ state: "queued", attempt: 2, maxAttempts: 3 });
+    b.eventFeeds[0]?.emit(
+      "job.state",
+      {
+        jobId: "j2",
+        state: "failed",
+        queue: "default",
+        agentId: "a",
+        epoch: 3,
+        attempt: 3,
+        maxAttempts: 3,
+        exitCode: 7,
+      },
+      2,
+    );
+    expect(s.jobs.get("j2")).toMatchObject({ state: "failed", attempt: 3, exitCode: 7 });
+    expect(fetched).toBe(0);
+    sync.stop();
+  });
+});
+
 describe("Sync of a burst", () => {
   it("shows every job of a burst of 300 it heard of, not the first 50, and retries one that failed to load", async () => {
     const b = new FakeBackend();

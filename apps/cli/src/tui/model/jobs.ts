@@ -47,6 +47,10 @@ export class JobStore extends Emitter {
     this.count(p.state, 1);
     j.agentId = p.agentId;
     j.epoch = p.epoch;
+    // Older APIs sent neither; keep what the last fetch said then.
+    if (p.attempt !== undefined) j.attempt = p.attempt;
+    if (p.maxAttempts !== undefined) j.maxAttempts = p.maxAttempts;
+    if (p.exitCode !== undefined) j.exitCode = p.exitCode;
     if (p.state === "running" && !j.startedAt) j.startedAt = at;
     if (p.state === "queued") j.startedAt = null;
     if (isFinal(p.state) && !j.finishedAt) j.finishedAt = at;
