@@ -26,16 +26,6 @@ export interface ReporterOptions {
   seqBase?: number;
 }
 
-/**
- * Where an attempt's log seqs start. The API keeps a job's lines by (job, seq) and ignores a seq it
- * already has, so an attempt that numbered from 1 again after a requeue (its worker was lost) would
- * have its first lines silently dropped in favour of the dead attempt's. A billion lines per attempt
- * is far past the log cap, and 100 attempts (the JobSpec maximum) stay well within a safe integer.
- */
-export function attemptSeqBase(attempt: number): number {
-  return Math.max(0, attempt - 1) * 1_000_000_000;
-}
-
 const MAX_BACKOFF_MS = 5_000;
 /** Bytes of the cap kept for a truncation marker (its text is well under this). */
 const MARKER_ROOM = 256;

@@ -1,9 +1,9 @@
 import { join } from "node:path";
-import type { Outcome } from "@skiff/protocol";
+import { attemptSeqBase, type Outcome } from "@skiff/protocol";
 import { type AgentClient, ApiError, ApiUnreachable, type ClaimedJob } from "./client.ts";
 import { LineMasker } from "./mask.ts";
 import type { WorkerMetrics } from "./metrics.ts";
-import { attemptSeqBase, JobReporter } from "./reporter.ts";
+import { JobReporter } from "./reporter.ts";
 import type { SandboxDriver, StepEnd } from "./sandbox/types.ts";
 import { secretRefusal } from "./secrets.ts";
 import { createWorkspace, type Workspace } from "./workspace.ts";

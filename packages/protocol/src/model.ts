@@ -83,6 +83,25 @@ export const LogLine = z.object({
 });
 export type LogLine = z.infer<typeof LogLine>;
 
+/**
+ * A job's log seqs are split by attempt: attempt N's lines are numbered from `attemptSeqBase(N) + 1`.
+ * The API keeps a job's lines by (job, seq) and ignores a seq it already has, so an attempt that
+ * numbered from 1 again after a requeue would have its first lines dropped in favour of the dead
+ * attempt's. A billion lines per attempt is far past the log cap, and 100 attempts (the JobSpec
+ * maximum) stay well within a safe integer. The seq `attemptSeqBase(N + 1)` itself is no worker's:
+ * the API writes there the line that says how attempt N ended when it took the job back.
+ */
+export const ATTEMPT_SEQ_SPAN = 1_000_000_000;
+
+export function attemptSeqBase(attempt: number): number {
+  return Math.max(0, attempt - 1) * ATTEMPT_SEQ_SPAN;
+}
+
+/** The attempt a log line belongs to (a line the API wrote between attempts opens the next one). */
+export function attemptOfSeq(seq: number): number {
+  return Math.floor(seq / ATTEMPT_SEQ_SPAN) + 1;
+}
+
 export const SANDBOX_KINDS = ["bwrap", "docker", "none"] as const;
 export const SandboxKind = z.enum(SANDBOX_KINDS);
 export type SandboxKind = z.infer<typeof SandboxKind>;

@@ -261,7 +261,7 @@ export class Store {
       const found = (await agents.getAgent(q, agentId)) !== null;
       if (!found) return { found, requeue: { requeued: [], failed: [], canceled: [] } };
       await agents.markAgentOffline(q, agentId);
-      const requeue = await control.requeueJobsOfAgents(q, [agentId]);
+      const requeue = await control.requeueJobsOfAgents(q, [agentId], "its worker deregistered");
       audit({ action: "agent.deregister", target: agentId, details: { requeued: requeue.requeued.length } });
       return { found, requeue };
     }, who);
@@ -281,7 +281,11 @@ export class Store {
     return this.audited(
       async (q, audit) => {
         const offline = await agents.markSilentAgentsOffline(q, opts.offlineAfterMs);
-        const requeue = await control.requeueJobsOfAgents(q, offline);
+        const requeue = await control.requeueJobsOfAgents(
+          q,
+          offline,
+          `its worker went silent for over ${opts.offlineAfterMs / 1000} s`,
+        );
         for (const id of offline) {
           audit({ action: "agent.offline", target: id, details: { silentForMs: opts.offlineAfterMs } });
         }

@@ -86,6 +86,30 @@ describeEachAdapter("agents, tokens and fleet", (store) => {
     expect(res.value.requeue.requeued.map((j) => j.id)).toEqual([job.id]);
     expect((await store().getAgent(agent.id))?.status).toBe("offline");
     expect((await store().getJob(job.id))?.state).toBe("queued");
+    // The log says where attempt 1 ended and why, between its lines and attempt 2's.
+    expect(await store().listLogs(job.id, 0, 10)).toMatchObject([
+      {
+        seq: 1_000_000_000,
+        step: null,
+        stream: "system",
+        text: `--- attempt 1 of ${job.maxAttempts} interrupted: its worker deregistered (w3); attempt 2 queued`,
+      },
+    ]);
+  });
+
+  it("a job lost with its last attempt fails with agent_lost, and its log says so", async () => {
+    const agent = await register("w3b", ["q-last"]);
+    const job = (await store().submitJob(spec({ queue: "q-last", maxAttempts: 1 }), alice)).value;
+    await store().claimJobs(agent.id, agent.queues, 1);
+    const res = await store().deregisterAgent(agent.id, { actor: agent.name, role: "agent" });
+    expect(res.value.requeue.failed.map((j) => j.id)).toEqual([job.id]);
+    expect(await store().getJob(job.id)).toMatchObject({ state: "failed", error: "agent_lost" });
+    expect((await store().listLogs(job.id, 0, 10)).map((l) => [l.seq, l.text])).toEqual([
+      [
+        1_000_000_000,
+        "--- attempt 1 of 1 interrupted: its worker deregistered (w3b); no attempts left: failed (agent_lost)",
+      ],
+    ]);
   });
 
   it("stores tokens by hash, finds live ones, and revocation takes effect at once", async () => {

@@ -5,13 +5,14 @@ import { AgentStore } from "../../src/tui/model/agents.ts";
 import { Cursor } from "../../src/tui/model/cursor.ts";
 import { applyFilter } from "../../src/tui/model/filter.ts";
 import { AuditStore, FleetStore } from "../../src/tui/model/fleet.ts";
+import { JobLogStore } from "../../src/tui/model/joblog.ts";
 import { JobStore } from "../../src/tui/model/jobs.ts";
 import { KeyMap } from "../../src/tui/model/keys.ts";
 import { MetricsStore } from "../../src/tui/model/metrics.ts";
 import { Prompt } from "../../src/tui/model/prompt.ts";
 import { SessionStore } from "../../src/tui/model/session.ts";
 import { type Stores, Sync } from "../../src/tui/model/sync.ts";
-import { agent, FakeBackend, job } from "./fixtures.ts";
+import { agent, FakeBackend, job, logLines } from "./fixtures.ts";
 
 function stores(): Stores {
   return {
@@ -325,5 +326,42 @@ describe("cursor and filter", () => {
     expect(applyFilter(rows, "running", fields)).toEqual(rows);
     expect(applyFilter(rows, "RUNNING man", fields)).toEqual([rows[1]]);
     expect(applyFilter(rows, "", fields)).toBe(rows);
+  });
+});
+
+describe("a job's log across attempts", () => {
+  it("draws a rule where attempt 2 begins, and the first attempt's step markers carry their attempt", () => {
+    const b = new FakeBackend();
+    b.logs.set("jr", [
+      ...logLines(["a1 step0"], 0, 1),
+      ...logLines(["a1 step1 cut short"], 1, 2),
+      {
+        seq: 1_000_000_000,
+        step: null,
+        stream: "system",
+        ts: new Date().toISOString(),
+        text: "--- attempt 1 of 2 interrupted: its worker went silent for over 30 s (w1); attempt 2 queued",
+      },
+      ...logLines(["a2 step0"], 0, 1_000_000_001),
+    ]);
+    const log = new JobLogStore(b, "jr");
+    log.start();
+    expect(
+      log.entries.map((e) =>
+        e.kind === "line"
+          ? e.line.text
+          : `${e.kind}:${e.kind === "step" ? `${e.step}@${e.attempt}` : e.attempt}`,
+      ),
+    ).toEqual([
+      "step:0@1",
+      "a1 step0",
+      "step:1@1",
+      "a1 step1 cut short",
+      "attempt:2",
+      "--- attempt 1 of 2 interrupted: its worker went silent for over 30 s (w1); attempt 2 queued",
+      "step:0@2",
+      "a2 step0",
+    ]);
+    log.stop();
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { agentColumns, agentStatusCell, sandboxCell } from "../../src/tui/render/agents.ts";
 import { formatAge, formatBytes, formatDuration, formatPercent } from "../../src/tui/render/format.ts";
 import { DEFAULT_HEARTBEAT_POLICY, freshness, heartbeatCell } from "../../src/tui/render/heartbeat.ts";
+import { attemptMarker, stepMarker } from "../../src/tui/render/joblog.ts";
 import { exitCodeCell, jobStateLabel } from "../../src/tui/render/jobstate.ts";
 import { connectionCell } from "../../src/tui/render/status.ts";
 import { plain } from "../../src/tui/render/style.ts";
@@ -149,5 +150,21 @@ describe("connection state", () => {
     expect(connectionCell({ kind: "unauthorised", retryAt: now, reason: "HTTP 401" }, now).text).toBe(
       "✗ unauthorised",
     );
+  });
+});
+
+describe("step markers across attempts", () => {
+  const step = {
+    index: 1,
+    name: "build",
+    state: "succeeded",
+    exitCode: 0,
+    startedAt: null,
+    finishedAt: null,
+  } as const;
+  it("the latest attempt's marker shows the step's state and exit; an earlier attempt's shows only its attempt", () => {
+    expect(plain(stepMarker(1, step as never))).toBe("── step 2: build ✓ ok exit 0 ──");
+    expect(plain(stepMarker(1, step as never, 1))).toBe("── step 2: build (attempt 1) ──");
+    expect(plain(attemptMarker(2))).toBe("══ attempt 2 ══");
   });
 });

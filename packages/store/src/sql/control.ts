@@ -1,4 +1,4 @@
-import type { Job, LogLine } from "@skiff/protocol";
+import { attemptSeqBase, type Job, type LogLine } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { toJob, toLogLine } from "../rows.ts";
 import { getJob } from "./jobs.ts";
@@ -59,12 +59,24 @@ export interface RequeueOutcome {
 /**
  * Takes back the live jobs of agents that went silent: each goes back to the queue with its epoch
  * bumped while attempts remain, else fails with `agent_lost`; a job being canceled ends canceled.
+ * Each job's log gets one system line saying how that attempt ended and why (`why`: what happened
+ * to its worker), at the seq between that attempt's lines and the next one's.
  */
-export async function requeueJobsOfAgents(q: Queryable, agentIds: string[]): Promise<RequeueOutcome> {
+export async function requeueJobsOfAgents(
+  q: Queryable,
+  agentIds: string[],
+  why = "its worker was lost",
+): Promise<RequeueOutcome> {
   const out: RequeueOutcome = { requeued: [], failed: [], canceled: [] };
   if (agentIds.length === 0) return out;
   const res = await q.query(
-    `update jobs set
+    `with taken as (
+       select j.id, a.name as worker
+         from jobs j left join agents a on a.id = j.agent_id
+        where j.agent_id = any($1::text[]) and j.state in ${LIVE_SQL}
+        for update of j
+     )
+     update jobs set
         state = case when state = 'canceling' then 'canceled'
                      when attempt < max_attempts then 'queued' else 'failed' end,
         error = case when state <> 'canceling' and attempt >= max_attempts then 'agent_lost' else error end,
@@ -73,15 +85,38 @@ export async function requeueJobsOfAgents(q: Queryable, agentIds: string[]): Pro
         assigned_at = case when state <> 'canceling' and attempt < max_attempts then null else assigned_at end,
         started_at = case when state <> 'canceling' and attempt < max_attempts then null else started_at end,
         epoch = epoch + 1
-      where agent_id = any($1::text[]) and state in ${LIVE_SQL}
-      returning *`,
+       from taken
+      where jobs.id = taken.id
+      returning jobs.*, taken.worker`,
     [agentIds],
   );
+  const notes: { id: string; seq: number; text: string }[] = [];
   for (const row of res.rows) {
     const job = toJob(row);
+    const worker = typeof row.worker === "string" ? ` (${row.worker})` : "";
+    const then =
+      job.state === "queued"
+        ? `attempt ${job.attempt + 1} queued`
+        : job.state === "canceled"
+          ? "the job is canceled, as was asked"
+          : `no attempts left: failed (agent_lost)`;
+    notes.push({
+      id: job.id,
+      seq: attemptSeqBase(job.attempt + 1),
+      text: `--- attempt ${job.attempt} of ${job.maxAttempts} interrupted: ${why}${worker}; ${then}`,
+    });
     if (job.state === "queued") out.requeued.push(job);
     else if (job.state === "canceled") out.canceled.push(job);
     else out.failed.push(job);
+  }
+  if (notes.length > 0) {
+    await q.query(
+      `insert into job_logs (job_id, seq, step, stream, ts, text)
+       select n.id, n.seq, null, 'system', now(), n.text
+         from unnest($1::text[], $2::bigint[], $3::text[]) as n(id, seq, text)
+       on conflict (job_id, seq) do nothing`,
+      [notes.map((n) => n.id), notes.map((n) => n.seq), notes.map((n) => n.text)],
+    );
   }
   if (out.requeued.length > 0) {
     await q.query(

@@ -1,10 +1,15 @@
-import { type JobWithSteps, LogLine } from "@skiff/protocol";
+import { attemptOfSeq, type JobWithSteps, LogLine } from "@skiff/protocol";
 import type { Backend, Feed } from "../data/backend.ts";
 import { type LogEnd, LogEnd as LogEndSchema } from "../data/schemas.ts";
 import { Emitter } from "./emitter.ts";
 import type { FeedState } from "./types.ts";
 
-export type LogEntry = { kind: "line"; line: LogLine } | { kind: "step"; step: number };
+export type LogEntry =
+  | { kind: "line"; line: LogLine }
+  /** Where a step's output begins, in the attempt that wrote it. */
+  | { kind: "step"; step: number; attempt: number }
+  /** Where an attempt after the first begins. */
+  | { kind: "attempt"; attempt: number };
 
 /** Lines kept in memory per open log; older ones are dropped (and counted) beyond it. */
 const MAX_ENTRIES = 200_000;
@@ -23,6 +28,7 @@ export class JobLogStore extends Emitter {
   error: string | null = null;
   private lastSeq = 0;
   private lastStep: number | null = null;
+  private lastAttempt: number | null = null;
   private feed: Feed | null = null;
   private refetchTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -62,8 +68,15 @@ export class JobLogStore extends Emitter {
   append(line: LogLine): void {
     if (line.seq <= this.lastSeq) return;
     this.lastSeq = line.seq;
+    const attempt = attemptOfSeq(line.seq);
+    if (attempt !== this.lastAttempt) {
+      // The first line seen may already be a later attempt's (the view opened on a retried job).
+      if (attempt > 1) this.entries.push({ kind: "attempt", attempt });
+      this.lastAttempt = attempt;
+      this.lastStep = null;
+    }
     if (line.step !== null && line.step !== this.lastStep) {
-      this.entries.push({ kind: "step", step: line.step });
+      this.entries.push({ kind: "step", step: line.step, attempt });
       this.lastStep = line.step;
       this.scheduleRefetch();
     }

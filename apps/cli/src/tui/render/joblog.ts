@@ -19,16 +19,26 @@ export function logLineView(line: LogLine): Line {
   return [{ text: `${formatClock(line.ts)} `, color: "gray" }, text];
 }
 
-/** The rule drawn where a new step's output begins: its name, state and exit code when known. */
-export function stepMarker(index: number, step: Step | undefined): Line {
+/**
+ * The rule drawn where a new step's output begins: its name, and its state and exit code when known.
+ * Those are the latest attempt's: a step of an earlier attempt gets its attempt instead, so one that
+ * was cut short is never shown with the retry's `✓ ok` (its own result, if any, is in its lines).
+ */
+export function stepMarker(index: number, step: Step | undefined, ofAttempt?: number): Line {
   const name = step ? step.name : `step ${index}`;
   const out: Line = [{ text: `── step ${index + 1}: ${name} `, bold: true }];
-  if (step) {
+  if (ofAttempt !== undefined) out.push({ text: `(attempt ${ofAttempt})`, color: "gray" });
+  else if (step) {
     out.push(stepStateLabel(step.state));
     if (step.exitCode !== null) out.push({ text: " exit " }, exitCodeCell(step.exitCode));
   }
   out.push({ text: " ──", bold: true });
   return out;
+}
+
+/** The rule drawn where a later attempt's output begins. */
+export function attemptMarker(attempt: number): Line {
+  return [{ text: `══ attempt ${attempt} ══`, bold: true, color: "yellow" }];
 }
 
 /** The job's header: name, state, agent, attempt, time taken, exit code. */

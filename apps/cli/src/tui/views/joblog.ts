@@ -2,7 +2,7 @@ import { Cursor } from "../model/cursor.ts";
 import { memo } from "../model/emitter.ts";
 import { JobLogStore, type LogEntry } from "../model/joblog.ts";
 import type { KeyBinding } from "../model/keys.ts";
-import { endMarker, jobHeader, logLineView, stepMarker, stepsLine } from "../render/joblog.ts";
+import { attemptMarker, endMarker, jobHeader, logLineView, stepMarker, stepsLine } from "../render/joblog.ts";
 import { connectionCell } from "../render/status.ts";
 import type { Line } from "../render/style.ts";
 import { TableWidget, TextWidget } from "../widgets/table.ts";
@@ -11,7 +11,7 @@ import { listKeys } from "./listkeys.ts";
 import { Ticker, type View, type ViewContext } from "./view.ts";
 
 function matches(e: LogEntry, query: string): boolean {
-  return e.kind === "step" || e.line.text.toLowerCase().includes(query);
+  return e.kind !== "line" || e.line.text.toLowerCase().includes(query);
 }
 
 /**
@@ -127,12 +127,14 @@ export class JobLogView implements View {
       row: (i) => {
         const e = entries[i];
         if (!e) return end ? endMarker(end.state, end.exitCode) : [];
-        return e.kind === "step"
-          ? stepMarker(
-              e.step,
-              steps.find((s) => s.index === e.step),
-            )
-          : logLineView(e.line);
+        if (e.kind === "attempt") return attemptMarker(e.attempt);
+        if (e.kind === "step") {
+          const step = steps.find((s) => s.index === e.step);
+          // Until the job is loaded its attempt is unknown: show no state rather than a wrong one.
+          const current = job !== null && e.attempt === job.attempt;
+          return stepMarker(e.step, step, current ? undefined : e.attempt);
+        }
+        return logLineView(e.line);
       },
       cursor: this.cursor,
       highlight: !this.cursor.follow,
