@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MIN_SECRET_LENGTH } from "./mask.ts";
+import { MIN_SECRET_LENGTH, tooShort } from "./mask.ts";
 
 /** An IPv4 network in CIDR form, e.g. 203.0.113.7/32. */
 const Cidr = z
@@ -76,14 +76,12 @@ export const WorkerConfig = z.strictObject({
     )
     .default({})
     .superRefine((secrets, ctx) => {
-      for (const [name, value] of Object.entries(secrets)) {
-        if (value.length < MIN_SECRET_LENGTH)
-          ctx.addIssue({
-            code: "custom",
-            path: [name],
-            message: `secret ${name} is shorter than ${MIN_SECRET_LENGTH} characters and could not be masked in logs; use a longer value or remove it`,
-          });
-      }
+      for (const name of tooShort(secrets))
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `secret ${name} is shorter than ${MIN_SECRET_LENGTH} characters (white space not counted) and could not be masked in logs; use a longer value or remove it`,
+        });
     }),
   version: z.string().default("0.1.0"),
 });

@@ -25,31 +25,66 @@ function base64Variants(value: Buffer, url: boolean): string[] {
   return out;
 }
 
-/** Every form in which a secret is masked, longest first. */
-export function secretVariants(secret: string): string[] {
-  const bytes = Buffer.from(secret, "utf8");
-  const hex = bytes.toString("hex");
-  const forms = new Set<string>([
-    secret,
-    ...base64Variants(bytes, false),
-    ...base64Variants(bytes, true),
-    hex,
-    hex.toUpperCase(),
-    encodeURIComponent(secret),
-    encodeURIComponent(secret).replace(/%20/g, "+"),
-    // RFC 3986 allows lower-case hex digits in percent-encoding.
-    encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
-    // Percent-encoding of every byte, as some tools write it.
-    [...bytes].map((b) => `%${b.toString(16).padStart(2, "0").toUpperCase()}`).join(""),
-    [...bytes].map((b) => `%${b.toString(16).padStart(2, "0")}`).join(""),
-  ]);
-  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+/** Bytes a percent-encoder leaves as they are, by the rule of the tool that wrote them. */
+const KEPT = {
+  // encodeURIComponent (JavaScript, jq's @uri keeps fewer: covered by `strict`).
+  js: /[A-Za-z0-9\-_.!~*'()]/,
+  // RFC 3986's unreserved characters only: Python's quote(s, safe=""), Go's PathEscape minus '/'.
+  strict: /[A-Za-z0-9\-_.~]/,
+  // Python's quote(s) default, which also keeps '/', as do curl --data-urlencode-like path encoders.
+  slash: /[A-Za-z0-9\-_.~/]/,
+  // Every byte encoded, as some tools write it.
+  none: /(?!)/,
+};
+
+/** `bytes` percent-encoded keeping what `kept` allows, with '+' for a space when `plus`. */
+function percentEncode(bytes: Buffer, kept: RegExp, lower: boolean, plus: boolean): string {
+  let out = "";
+  for (const b of bytes) {
+    const c = String.fromCharCode(b);
+    if (b < 0x80 && kept.test(c)) out += c;
+    else if (plus && c === " ") out += "+";
+    else {
+      const hex = b.toString(16).padStart(2, "0");
+      out += `%${lower ? hex : hex.toUpperCase()}`;
+    }
+  }
+  return out;
 }
 
-/** Secrets too short to mask safely; the worker refuses to start with them. */
+/** The encoded forms of one value: base64 (any alignment, both alphabets), hex and percent-encodings. */
+function encodedForms(value: string): string[] {
+  const bytes = Buffer.from(value, "utf8");
+  const hex = bytes.toString("hex");
+  const forms = [...base64Variants(bytes, false), ...base64Variants(bytes, true), hex, hex.toUpperCase()];
+  for (const kept of Object.values(KEPT))
+    for (const lower of [false, true])
+      for (const plus of kept === KEPT.none ? [false] : [false, true])
+        forms.push(percentEncode(bytes, kept, lower, plus));
+  return forms;
+}
+
+/**
+ * Every form in which a secret is masked, longest first. Lines reach the masker without their line
+ * breaks, so a secret that holds some (a PEM key, a value read from a file with its final newline)
+ * is also looked for with them removed, and its encodings are taken with and without the final one.
+ */
+export function secretVariants(secret: string): string[] {
+  const flat = secret.replace(/[\r\n]/g, "");
+  const trimmed = secret.replace(/[\r\n]+$/, "");
+  const forms = new Set<string>([secret, flat, ...encodedForms(secret), ...encodedForms(trimmed)]);
+  return [...forms]
+    .filter((f) => f.length >= MIN_SECRET_LENGTH && !/[\r\n]/.test(f))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Secrets too short to mask safely; the worker refuses to start with them. What counts is what is
+ * left without white space: four line breaks are no secret, and would mask nothing.
+ */
 export function tooShort(secrets: Record<string, string>): string[] {
   return Object.entries(secrets)
-    .filter(([, v]) => v.length < MIN_SECRET_LENGTH)
+    .filter(([, v]) => v.replace(/\s/g, "").length < MIN_SECRET_LENGTH)
     .map(([k]) => k);
 }
 

@@ -66,9 +66,14 @@ describe("secret masking", () => {
           "%70%61%20%73%73%2f%c3%a9",
           "70612073732fc3a9", // hex, both cases
           "70612073732FC3A9",
-          "pa%20ss%2F%C3%A9", // encodeURIComponent, lower-case hex, form encoding
+          "pa%20ss%2F%C3%A9", // encodeURIComponent and RFC 3986 strict (the same here), both cases
           "pa%20ss%2f%c3%a9",
-          "pa+ss%2F%C3%A9",
+          "pa+ss%2F%C3%A9", // form encoding (quote_plus), both cases
+          "pa+ss%2f%c3%a9",
+          "pa%20ss/%C3%A9", // Python's quote(), which keeps '/', both cases, with and without '+'
+          "pa%20ss/%c3%a9",
+          "pa+ss/%C3%A9",
+          "pa+ss/%c3%a9",
           "cGEgc3Mvw6", // base64 at offset 0, 1 and 2 (only the characters of the value's own bits)
           "BhIHNzL8Op",
           "wYSBzcy/Dq",
@@ -90,6 +95,12 @@ describe("secret masking", () => {
 
   it("refuses secrets of 3 characters and accepts 4; base64 pieces under 4 characters are not used", () => {
     expect(tooShort({ THREE: "abc", FOUR: "abcd", EMPTY: "" })).toEqual(["THREE", "EMPTY"]);
+    // White space is not a secret: four line breaks, or three characters and a newline, are refused.
+    expect(tooShort({ NL: "\n\n\n\n", SHORT: "abc\n", SPACED: " a b c ", OK: "abcd\n" })).toEqual([
+      "NL",
+      "SHORT",
+      "SPACED",
+    ]);
     // Of "abcde" at offset 2 base64 keeps 5 characters; of "abcd" at offset 1 exactly the minimum, 4.
     expect(secretVariants("abcd")).toContain("FiY2");
     expect(secretVariants("abcd").some((v) => v.length < 4)).toBe(false);
@@ -155,5 +166,30 @@ describe("secret masking", () => {
       expect(out.at(-1)).toBe("zzabcdefgzz");
       m.flush();
     });
+  });
+
+  it("masks the encodings other tools write: Python's quote() with and without safe='', quote_plus, jq @uri", () => {
+    const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const quoted = "wJalrXUtnFEMI/K7MDENG%2BbPxRfiCYEXAMPLEKEY"; // urllib.parse.quote(s)
+    const strict = "Hunter2%21pass%20word%2Fx%281%29%2A"; // quote("Hunter2!pass word/x(1)*", safe="")
+    expect(masked([`k=${quoted};`], [secret])).toEqual([`k=${MASK};`]);
+    expect(masked([`k=${strict};`], ["Hunter2!pass word/x(1)*"])).toEqual([`k=${MASK};`]);
+    expect(masked(["k=Hunter2%21pass+word%2Fx%281%29%2A;"], ["Hunter2!pass word/x(1)*"])).toEqual([
+      `k=${MASK};`,
+    ]);
+  });
+
+  it("masks a secret that holds line breaks (a PEM key), printed line by line, and one read with its final newline", () => {
+    const pem =
+      "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nKUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQ==\n-----END KEY-----\n";
+    const out = masked(pem.split("\n").slice(0, -1), [pem]);
+    expect(out.join("\n")).not.toMatch(/[A-Za-z0-9]{6}/);
+    expect(out.every((l) => l === MASK)).toBe(true);
+    // kubectl create secret --from-file keeps the file's newline; `echo "$TOKEN"` prints the rest.
+    const token = "tokvalue-9f8e7d6c\n";
+    expect(masked(["tokvalue-9f8e7d6c"], [token])).toEqual([MASK]);
+    // base64 leaves the last characters, which mix in what follows the value, as they are.
+    expect(masked([Buffer.from("tokvalue-9f8e7d6c").toString("base64")], [token])).toEqual([`${MASK}M=`]);
+    expect(masked([Buffer.from(token).toString("base64")], [token])).toEqual([MASK]);
   });
 });
