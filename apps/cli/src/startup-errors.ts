@@ -47,6 +47,21 @@ export function redactUrl(raw: string): string {
   }
 }
 
+/**
+ * Fails at once, as `portInUse` words it, when `host:port` cannot be listened on: a server that
+ * opens its database first would otherwise make its user wait for that to learn the port is taken.
+ * (The real listen later still reports a port taken in between.)
+ */
+export async function checkPortFree(host: string, port: number, flag: string): Promise<void> {
+  if (port === 0) return;
+  const { createServer } = await import("node:net");
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (err) => reject(portInUse(err, host, port, flag) ?? err));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 /** `listen EADDRINUSE` as the port that is taken and the flag that picks another. */
 export function portInUse(err: unknown, host: string, port: number, flag: string): StartupError | null {
   const code = codeOf(err);

@@ -14,7 +14,7 @@ import {
   UsageError,
 } from "../env.ts";
 import { createLogger, LOG_FORMAT_HELP, type LogFormat, logFormat } from "../log.ts";
-import { databaseUnreachable, portInUse } from "../startup-errors.ts";
+import { checkPortFree, databaseUnreachable, portInUse } from "../startup-errors.ts";
 import type { EmbeddedFleet } from "./embedded.ts";
 
 interface ServeOptions {
@@ -136,6 +136,7 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   const { startApiServer } = await import("@skiff/api");
   const settings = await serveSettings(mode, flags, cmd);
   const { home, configFile, slots, sandbox } = settings;
+  await checkPortFree(settings.host, settings.port, "--port");
   // With the console attached, logs go to a file so they never print over the screen.
   const attach =
     mode === "up" && flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true;
