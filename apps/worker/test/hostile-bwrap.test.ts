@@ -112,6 +112,14 @@ describeWith(gate, "hostile job: identity, system calls and environment [bwrap]"
     expect(described).toContain("seccomp filter");
   });
 
+  it("cannot open a vsock socket (a way to the hypervisor no network namespace cuts), even with network: off", async () => {
+    const ran = await runStep(
+      driver,
+      `perl -e 'use Socket; my $ok = socket(my $s, 40, SOCK_STREAM, 0); print $ok ? "allowed" : "errno=".($!+0), "\\n"; socket(my $u, AF_UNIX, SOCK_STREAM, 0) or die; print "unix ok\\n"'`,
+    );
+    expect(ran.out.split("\n")).toEqual(["errno=1", "unix ok"]);
+  });
+
   it("runs with no capabilities even as uid 0 inside a sandbox that bwrap set up as root", async () => {
     // A privileged bwrap keeps uid 0's capabilities unless told to drop them; the worker never runs
     // it so (the sandbox's user maps to an unprivileged host uid), which is why this test asks for it.

@@ -81,6 +81,22 @@ describe("seccomp filter", () => {
     expect(run(f, AUDIT.x64, 435)).toEqual(ENOSYS); // clone3
   });
 
+  it("vsock sockets are refused on both architectures; other families (unix, inet, inet6, netlink) pass", () => {
+    const AF_VSOCK = 40;
+    for (const [arch, audit, socket] of [
+      ["x64", AUDIT.x64, 41],
+      ["arm64", AUDIT.arm64, 198],
+    ] as const) {
+      const f = seccompFilter(arch);
+      if (!f) throw new Error("no filter");
+      expect(run(f, audit, socket, AF_VSOCK), arch).toEqual(EPERM);
+      for (const family of [1, 2, 10, 16])
+        expect(run(f, audit, socket, family), `${arch} ${family}`).toBe("allow");
+      // Another call with 40 as its first argument is not a socket.
+      expect(run(f, audit, arch === "x64" ? 0 : 63, AF_VSOCK), arch).toBe("allow");
+    }
+  });
+
   it("another ABI on x86_64 (i386) kills the process; so does the x86_64 filter on arm64 calls", () => {
     const f = seccompFilter("x64");
     if (!f) throw new Error("no filter");

@@ -7,6 +7,8 @@ import { arch } from "node:os";
  * perf, the keyring, namespace entry, handle-based file access, userfaultfd, io_uring, clock and
  * swap changes. Calls of a foreign ABI (i386 or x32 on x86_64) are refused outright.
  *
+ * Sockets of the vsock family are refused: they reach the hypervisor whatever the step's network.
+ *
  * It also refuses new user namespaces (`unshare` and `clone` with CLONE_NEWUSER; `clone3`, whose
  * flags a filter cannot read, answers ENOSYS so that libc falls back to `clone`), as Docker's
  * profile does. bubblewrap's own `--disable-userns` does this by nesting a second user namespace,
@@ -164,6 +166,13 @@ const NAMESPACE_CALLS = {
   arm64: { clone: 220, unshare: 97, clone3: 435 },
 } as const;
 const CLONE_NEWUSER = 0x10000000;
+/** socket(2), whose first argument (the address family) is checked for AF_VSOCK. */
+const SOCKET_CALL = { x64: 41, arm64: 198 } as const;
+/**
+ * vsock reaches the hypervisor (and, in a VM, its other guests) without any network namespace:
+ * a `network: off` step could still talk out through it. Docker's default profile refuses it too.
+ */
+const AF_VSOCK = 40;
 
 const AUDIT_ARCH = { x64: 0xc000003e, arm64: 0xc00000b7 } as const;
 const X32_SYSCALL_BIT = 0x40000000;
@@ -192,7 +201,7 @@ export function syscallTable(machine = arch()): { audit: number; numbers: number
   return { audit: AUDIT_ARCH[machine as "x64" | "arm64"], numbers: Object.values(table) as number[] };
 }
 
-type Target = "allow" | "allowFlags" | "eperm" | "enosys" | "flags" | "kill";
+type Target = "allow" | "allowFlags" | "allowFamily" | "eperm" | "enosys" | "family" | "flags" | "kill";
 type Step = { op: number; k: number; jt?: Target; jf?: Target; label?: Target };
 
 /** The compiled filter (struct sock_filter[], little-endian), or null on an unsupported machine. */
@@ -212,10 +221,14 @@ export function seccompFilter(machine = arch()): Buffer | null {
     { op: JEQ_K, k: ns.clone, jt: "flags" },
     { op: JEQ_K, k: ns.unshare, jt: "flags" },
     { op: JEQ_K, k: ns.clone3, jt: "enosys" },
+    { op: JEQ_K, k: SOCKET_CALL[machine as "x64" | "arm64"], jt: "family" },
     { op: RET_K, k: RET_ALLOW, label: "allow" },
     { op: LD_W_ABS, k: ARG0_LOW, label: "flags" },
     { op: JSET_K, k: CLONE_NEWUSER, jt: "eperm", jf: "allowFlags" },
     { op: RET_K, k: RET_ALLOW, label: "allowFlags" },
+    { op: LD_W_ABS, k: ARG0_LOW, label: "family" },
+    { op: JEQ_K, k: AF_VSOCK, jt: "eperm", jf: "allowFamily" },
+    { op: RET_K, k: RET_ALLOW, label: "allowFamily" },
     { op: RET_K, k: RET_ERRNO | ENOSYS, label: "enosys" },
     { op: RET_K, k: RET_ERRNO | EPERM, label: "eperm" },
     { op: RET_K, k: RET_KILL_PROCESS, label: "kill" },
