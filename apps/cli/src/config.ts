@@ -43,6 +43,8 @@ export const SkiffFile = z.strictObject({
       logCapBytes: z.number().int().min(1024).optional(),
       /** Disk for a job's workspace and /tmp (each) when the job sets none. */
       defaultDiskMb: z.number().int().min(16).optional(),
+      /** The most disk a job may ask for; default: defaultDiskMb. */
+      maxDiskMb: z.number().int().min(16).optional(),
       /** The unprivileged host uid a bwrap sandbox's user maps to when the worker runs as root. */
       sandboxHostUid: z.number().int().min(1).optional(),
       /** Docker network of `network: on` docker steps (see docs/security.md, 'Docker egress'). */

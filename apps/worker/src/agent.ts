@@ -23,6 +23,7 @@ export interface AgentOptions {
   /** Secrets jobs may ask for by name (the worker's SKIFF_SECRET_<NAME> variables). */
   secrets?: Record<string, string>;
   defaultDiskMb?: number;
+  maxDiskMb?: number;
 }
 
 export interface AgentLogger {
@@ -317,6 +318,7 @@ export class Agent {
       metrics: this.metrics,
       secrets: this.opts.secrets,
       defaultDiskMb: this.opts.defaultDiskMb,
+      maxDiskMb: this.opts.maxDiskMb,
       log: (msg, fields) => this.log.info(fields ?? {}, msg),
     });
     // Keyed by job and epoch: a job requeued to this worker while its lost attempt is still being

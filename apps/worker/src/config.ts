@@ -68,6 +68,8 @@ export const WorkerConfig = z.strictObject({
   egressAllow: z.array(Cidr).default([]),
   /** Disk for the workspace and for /tmp (each) when a job sets no `resources.diskMb`. */
   defaultDiskMb: z.number().int().min(16).default(10_240),
+  /** The most disk a job may ask for (`resources.diskMb`); default: `defaultDiskMb`. */
+  maxDiskMb: z.number().int().min(16).optional(),
   /** Secrets jobs may ask for by name; from SKIFF_SECRET_<NAME> variables unless given. */
   secrets: z
     .record(

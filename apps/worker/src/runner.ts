@@ -24,6 +24,8 @@ export interface RunnerDeps {
   secrets?: Record<string, string>;
   /** Disk for the workspace and /tmp when the job sets no `resources.diskMb`. */
   defaultDiskMb?: number;
+  /** The most a job may ask for; more is refused before anything runs (default: defaultDiskMb). */
+  maxDiskMb?: number;
 }
 
 /** One claimed job on this worker: runs its steps in order and reports everything. */
@@ -101,8 +103,15 @@ export class JobRun {
       log: d.log,
     });
     const diskMb = spec.resources.diskMb ?? d.defaultDiskMb ?? 10_240;
+    const maxDiskMb = d.maxDiskMb ?? d.defaultDiskMb ?? 10_240;
     let ws: Workspace;
     try {
+      // A job chooses its disk, but only up to what the worker's operator allows: past it the
+      // limit could not be set up (a 16 TiB image), and a job must never run without one for that.
+      if (diskMb > maxDiskMb)
+        throw new Error(
+          `resources.diskMb ${diskMb} is more than this worker allows (${maxDiskMb} MiB, worker.maxDiskMb); ask for less or run it on a worker that allows more`,
+        );
       ws = await createWorkspace(join(d.workRoot, d.workerName), `${job.id}-`, diskMb);
     } catch (err) {
       // Without a workspace nothing can run: say why and end the attempt rather than hold the slot.

@@ -28,10 +28,20 @@ export interface Workspace {
   destroy(): Promise<void>;
 }
 
+let mkfs: Promise<boolean> | null = null;
+function hasMkfs(): Promise<boolean> {
+  mkfs ??= run("mkfs.ext4", ["-V"]).then(
+    () => true,
+    () => false,
+  );
+  return mkfs;
+}
+
 /**
  * Makes the workspace. As root, it is its own ext4 filesystem in a sparse image of `diskMb`, loop
  * mounted `nosuid,nodev`: a job that writes more gets ENOSPC and the host's disk is untouched.
- * Without root, or without mkfs.ext4, it is a plain directory and the description says so.
+ * Without root, or without mkfs.ext4, it is a plain directory and the description says so. When the
+ * worker could make one but making this one fails, it throws: the job must not run without its limit.
  */
 export async function createWorkspace(root: string, prefix: string, diskMb: number): Promise<Workspace> {
   mkdirSync(root, { recursive: true });
@@ -45,6 +55,7 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
     destroy: async () => rmSync(path, { recursive: true, force: true }),
   });
   if (process.getuid?.() !== 0) return plain("needs the worker to run as root");
+  if (!(await hasMkfs())) return plain("mkfs.ext4 is not installed: apt-get install e2fsprogs");
   const image = join(root, `.${basename(path)}.img`);
   try {
     await run("truncate", ["-s", `${diskMb}M`, image]);
@@ -59,8 +70,13 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
     ]);
     await run("mount", ["-o", "loop,nosuid,nodev", image, path]);
   } catch (err) {
+    // The worker can make limited workspaces (it is root and has the tools), so this one failing is
+    // about this job or the host's state now: refuse to run it unlimited rather than fail open.
     rmSync(image, { force: true });
-    return plain(`could not mount a ${diskMb} MiB filesystem: ${(err as Error).message.split("\n")[0]}`);
+    rmSync(path, { recursive: true, force: true });
+    throw new Error(
+      `cannot set up its disk limit of ${diskMb} MiB: ${(err as Error).message.split("\n")[0]}`,
+    );
   }
   rmdirSync(join(path, "lost+found"));
   return {

@@ -21,6 +21,7 @@ interface WorkerOptions {
   workDir?: string;
   egressAllow?: string;
   diskMb: string;
+  maxDiskMb?: string;
   logFormat?: string;
 }
 
@@ -81,6 +82,9 @@ export async function workerSettings(
   const diskMb = Number(flags.diskMb);
   if (!Number.isInteger(diskMb) || diskMb < 16)
     throw new UsageError(`--disk-mb must be an integer of at least 16, got "${flags.diskMb}"`);
+  const maxDiskMb = flags.maxDiskMb === undefined ? undefined : Number(flags.maxDiskMb);
+  if (maxDiskMb !== undefined && (!Number.isInteger(maxDiskMb) || maxDiskMb < 16))
+    throw new UsageError(`--max-disk-mb must be an integer of at least 16, got "${flags.maxDiskMb}"`);
   return {
     apiUrl,
     token,
@@ -99,6 +103,11 @@ export async function workerSettings(
       ? flags.egressAllow.split(",").map((c) => c.trim())
       : (file.egressAllow ?? []),
     defaultDiskMb: given("diskMb") ? diskMb : (file.defaultDiskMb ?? diskMb),
+    ...(maxDiskMb !== undefined
+      ? { maxDiskMb }
+      : file.maxDiskMb !== undefined
+        ? { maxDiskMb: file.maxDiskMb }
+        : {}),
     ...(file.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: file.drainTimeoutMs }),
     ...(file.graceMs === undefined ? {} : { graceMs: file.graceMs }),
     ...(file.logCapBytes === undefined ? {} : { logCapBytes: file.logCapBytes }),
@@ -129,6 +138,7 @@ export function registerWorker(program: Command): void {
       "private or host networks that network: on steps may still reach (default: none)",
     )
     .option("--disk-mb <n>", "disk for a job's workspace and /tmp, each, when the job sets none", "10240")
+    .option("--max-disk-mb <n>", "the most disk a job may ask for (resources.diskMb); default: --disk-mb")
     .option("--unsafe-no-sandbox", "run steps as plain child processes, UNCONFINED (development only)")
     .option(
       "--config <file>",
