@@ -192,4 +192,28 @@ describe("secret masking", () => {
     expect(masked([Buffer.from("tokvalue-9f8e7d6c").toString("base64")], [token])).toEqual([`${MASK}M=`]);
     expect(masked([Buffer.from(token).toString("base64")], [token])).toEqual([MASK]);
   });
+
+  it("drops forms it could never match or that are too short, keeps both sides of a final newline, pads every byte to two hex digits", () => {
+    const short = secretVariants("abc");
+    expect(short).not.toContain("abc");
+    expect(short.every((v) => v.length >= 4)).toBe(true);
+    expect(short).toContain("YWJj");
+    const multi = secretVariants("ab\ncd\n");
+    expect(multi.some((v) => /[\r\n]/.test(v))).toBe(false);
+    // Flattened, base64 of the whole value and of it without its final newline, URL-encoded with %0A.
+    expect(multi).toEqual(expect.arrayContaining(["abcd", "YWIKY2QK", "YWIKY2", "ab%0Acd", "ab%0acd%0a"]));
+    expect(secretVariants("ab\tcd")).toEqual(expect.arrayContaining(["ab%09cd", "%61%62%09%63%64"]));
+  });
+
+  it("a line that ends with a whole secret is sent at once, not held as if the secret were still coming", () => {
+    vi.useFakeTimers();
+    try {
+      const out: string[] = [];
+      const m = new LineMasker(["Qx7-Lm9_Zk"], (t) => out.push(t));
+      m.line("pw=Qx7-Lm9_Zk");
+      expect(out).toEqual([`pw=${MASK}`]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
