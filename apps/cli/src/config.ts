@@ -70,7 +70,7 @@ type Section = keyof SkiffFile;
 export const SECTIONS_READ = {
   api: ["database", "redis", "api"],
   up: ["database", "redis", "api", "up"],
-  controller: ["database", "controller"],
+  controller: ["database", "redis", "controller"],
   worker: ["worker"],
   all: ["database", "redis", "api", "up", "worker", "controller"],
 } as const satisfies Record<string, readonly Section[]>;

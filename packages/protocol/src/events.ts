@@ -35,7 +35,12 @@ export const EVENT_SCHEMAS = {
     exitCode: z.number().int().nullable().optional(),
     reason: z.string().optional(),
   }),
-  "fleet.changed": FleetSettings.partial().extend({ reason: z.string().optional() }),
+  "fleet.changed": FleetSettings.partial().extend({
+    reason: z.string().optional(),
+    /** Sent with a controller's decision: the size it chose and the size it saw. */
+    desired: z.number().int().optional(),
+    actual: z.number().int().optional(),
+  }),
   "audit.appended": AuditEntry,
 } as const;
 

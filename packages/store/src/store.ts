@@ -387,6 +387,23 @@ export class Store {
     return fleet.recordDecision(this.db, d);
   }
 
+  /**
+   * A controller's decision and its `fleet.scale` audit entry, in one transaction: false (and no
+   * entry) when a newer leader's epoch fences it.
+   */
+  recordScaleDecision(d: Omit<fleet.FleetDecision, "at">, from: number | null, who: Actor) {
+    return this.audited(async (q, audit) => {
+      const ok = await fleet.recordDecision(q, d);
+      if (ok)
+        audit({
+          action: "fleet.scale",
+          target: "fleet",
+          details: { from, to: d.desired, reason: d.reason, epoch: d.leaderEpoch },
+        });
+      return ok;
+    }, who);
+  }
+
   recentDecisions(limit = 20) {
     return fleet.recentDecisions(this.db, limit);
   }

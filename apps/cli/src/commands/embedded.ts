@@ -1,3 +1,4 @@
+import type { SkiffEvent } from "@skiff/protocol";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Controller, createEmbeddedScaler, mintWorkerToken } from "@skiff/controller";
@@ -14,6 +15,8 @@ export interface EmbeddedOptions {
   slots: number;
   sandbox: "auto" | "bwrap" | "docker";
   logger: pino.Logger;
+  /** Puts the controller's changes on the API's bus, so consoles see them as they happen. */
+  publish?(events: SkiffEvent[]): Promise<void>;
 }
 
 export interface EmbeddedFleet {
@@ -64,6 +67,7 @@ export async function startEmbeddedFleet(
     slotsPerWorker: opts.slots,
     decide: { upCooldownMs: 2_000, downCooldownMs: 10_000, downStableMs: 10_000 },
     log: (msg, fields) => opts.logger.info(fields ?? {}, `controller: ${msg}`),
+    ...(opts.publish ? { publish: opts.publish } : {}),
   });
   controller.start();
   return {

@@ -1,0 +1,114 @@
+import type { AuditEntry, SkiffEvent } from "@skiff/protocol";
+import { openStore, type Store } from "@skiff/store";
+import { waitFor } from "@skiff/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Controller, type Scaler } from "../src/index.ts";
+
+/**
+ * A scaler whose "workers" are agents registered straight in the store, so the controller's own
+ * doings (decisions, drains, leadership) are all there is to see.
+ */
+function storeScaler(store: Store): Scaler & { names: Set<string> } {
+  const names = new Set<string>();
+  let n = 0;
+  return {
+    kind: "embedded",
+    names,
+    list: () => [...names],
+    async add(count: number) {
+      for (let i = 0; i < count; i++) {
+        const name = `ev-w${++n}`;
+        names.add(name);
+        await store.registerAgent(
+          {
+            name,
+            version: "0.1.0",
+            slots: 2,
+            labels: { queue: "default" },
+            queues: ["default"],
+            sandbox: "bwrap",
+            resources: {},
+            tokenId: null,
+          },
+          { actor: name, role: "agent" },
+        );
+      }
+    },
+    async close() {},
+  };
+}
+
+describe("the controller tells the event stream what it changes [pglite]", () => {
+  let store: Store;
+  let controller: Controller;
+  let scaler: ReturnType<typeof storeScaler>;
+  const events: SkiffEvent[] = [];
+  beforeAll(async () => {
+    store = await openStore({});
+    scaler = storeScaler(store);
+    controller = new Controller(store, scaler, {
+      holder: "ctl-events",
+      tickMs: 100,
+      slotsPerWorker: 2,
+      decide: { upCooldownMs: 0, downCooldownMs: 0, downStableMs: 0 },
+      log: () => {},
+      publish: async (list) => {
+        events.push(...list);
+      },
+    });
+    controller.start();
+  });
+  afterAll(async () => {
+    await controller?.stop();
+    await store?.close();
+  });
+
+  const published = (name: string) => events.filter((e) => e.name === name);
+  const audited = () => published("audit.appended").map((e) => e.payload as AuditEntry);
+
+  it("a decision, each drain of a scale-down and leadership reach the stream with their audit entries, with no seq missing", async () => {
+    await store.updateFleet({ mode: "manual", replicas: 3 }, { actor: "ann", role: "admin" });
+    await waitFor("three workers", () => scaler.names.size === 3, 10_000, 50);
+    await waitFor("the decision for 3", () =>
+      published("fleet.changed").some((e) => (e.payload as { desired?: number }).desired === 3),
+    );
+    await store.updateFleet({ mode: "manual", replicas: 1 }, { actor: "ann", role: "admin" });
+    await waitFor(
+      "two drains",
+      () =>
+        published("agent.status").filter((e) => (e.payload as { activity: string }).activity === "draining")
+          .length === 2,
+      10_000,
+      50,
+    );
+    expect(published("fleet.changed").map((e) => e.payload)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ desired: 3, reason: expect.any(String) }),
+        expect.objectContaining({ desired: 1 }),
+      ]),
+    );
+    const actions = audited().map((a) => a.action);
+    expect(actions).toEqual(expect.arrayContaining(["controller.leader", "fleet.scale", "agent.drain"]));
+    expect(actions.filter((a) => a === "agent.drain")).toHaveLength(2);
+    // Every entry the controller wrote is on the stream: the console's audit view has no gaps.
+    const written = (await store.listAudit({ limit: 100 })).filter((a) => a.actor === "ctl-events");
+    expect(written.length).toBeGreaterThan(0);
+    expect(
+      audited()
+        .map((a) => a.seq)
+        .sort((x, y) => x - y),
+    ).toEqual(written.map((a) => a.seq).sort((x, y) => x - y));
+  });
+
+  it("a decision and its audit entry are one transaction: a fenced decision writes no entry", async () => {
+    const before = (await store.listAudit({ limit: 1 }))[0]?.seq ?? 0;
+    const { value, audit } = await store.recordScaleDecision(
+      { leaderEpoch: 0, desired: 9, actual: 1, reason: "from a deposed leader", inputs: {} },
+      1,
+      { actor: "old-leader", role: "system" },
+    );
+    expect(value).toBe(false);
+    expect(audit).toEqual([]);
+    expect((await store.listAudit({ limit: 1 }))[0]?.seq).toBe(before);
+  });
+});
