@@ -58,6 +58,14 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
   if (!(await hasMkfs())) return plain("mkfs.ext4 is not installed: apt-get install e2fsprogs");
   const image = join(root, `.${basename(path)}.img`);
   try {
+    // Checked and recorded before the first await, so jobs starting together cannot both count
+    // the same free space.
+    promise(root, image, diskMb);
+  } catch (err) {
+    rmSync(path, { recursive: true, force: true });
+    throw err;
+  }
+  try {
     await run("truncate", ["-s", `${diskMb}M`, image]);
     await run("mkfs.ext4", [
       "-q",
@@ -70,6 +78,7 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
     ]);
     await run("mount", ["-o", "loop,nosuid,nodev", image, path]);
   } catch (err) {
+    promised.delete(image);
     // The worker can make limited workspaces (it is root and has the tools), so this one failing is
     // about this job or the host's state now: refuse to run it unlimited rather than fail open.
     rmSync(image, { force: true });
@@ -93,6 +102,7 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
     destroy: async () => {
       await unmount(path);
       rmSync(image, { force: true });
+      promised.delete(image);
       rmSync(path, { recursive: true, force: true });
     },
   };
@@ -122,6 +132,42 @@ function reachable(root: string): void {
     );
   }
 }
+
+/**
+ * The disk each live workspace image may still take: images are sparse, so a job's limit is a
+ * promise on the free space of the filesystem they live on, kept here for this process's jobs (every worker of `skiff up`
+ * runs in one process). Separate worker processes on one filesystem do not see each other's.
+ */
+const promised = new Map<string, { dev: number; limit: number }>();
+
+function promise(root: string, image: string, diskMb: number): void {
+  const want = diskMb * MIB;
+  const fs = statfsSync(root);
+  const free = fs.bavail * fs.bsize;
+  const dev = statSync(root).dev;
+  let owed = 0;
+  for (const [img, p] of promised) {
+    // Only promises on this filesystem draw on its free space.
+    if (p.dev !== dev) continue;
+    const limit = p.limit;
+    let used = 0;
+    try {
+      used = statSync(img).blocks * 512;
+    } catch {
+      // not made yet: all of it is owed
+    }
+    owed += Math.max(0, limit - used);
+  }
+  if (free - owed < want)
+    throw new Error(
+      `not enough free disk under ${root} for a ${diskMb} MiB workspace: ${Math.floor(free / MIB)} MiB free, ` +
+        `${Math.ceil(owed / MIB)} MiB of it promised to the jobs running now; lower resources.diskMb, ` +
+        "the worker's slots or maxDiskMb, or free some space",
+    );
+  promised.set(image, { dev, limit: want });
+}
+
+const MIB = 1024 * 1024;
 
 /** Whether a writer hit the end of the filesystem at `path` (ext4 keeps a few blocks back). */
 function nearlyFull(path: string): boolean {

@@ -157,6 +157,8 @@ export async function startWorkerProc(
       o.workDir,
       "--slots",
       String(o.slots ?? 1),
+      "--disk-mb",
+      "1024",
       "--labels",
       `queue=${o.queue}`,
     ],

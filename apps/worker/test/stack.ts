@@ -66,6 +66,8 @@ export async function startStack(
       graceMs: 1_000,
       claimWaitMs: 2_000,
       logBatchMs: 50,
+      // Limits are promised against the host's free disk: 1 GiB a job keeps many test jobs in reach.
+      defaultDiskMb: 1_024,
       ...rest,
     },
     silent,

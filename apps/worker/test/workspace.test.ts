@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,11 +63,39 @@ describeWith(rootGate, "a disk limit never fails open [bwrap, pglite]", () => {
     expect(await stack.final(fits.id, 30_000)).toMatchObject({ state: "succeeded" });
   });
 
+  it("jobs are not promised more disk than the host has: limits are sparse images, so their sum is checked", async () => {
+    // A 200 MiB filesystem of the test's own stands for a small host disk.
+    const base = mkdtempSync(join(tmpdir(), "skiff-small-disk-"));
+    const image = join(base, "disk.img");
+    const root = join(base, "mnt");
+    mkdirSync(root);
+    execFileSync("truncate", ["-s", "200M", image]);
+    execFileSync("mkfs.ext4", ["-q", "-F", "-m", "0", image]);
+    execFileSync("mount", ["-o", "loop", image, root]);
+    try {
+      const a = await createWorkspace(root, "job_a-", 128);
+      await expect(createWorkspace(root, "job_b-", 128)).rejects.toThrow(
+        /not enough free disk under .* for a 128 MiB workspace: \d+ MiB free, 128 MiB of it promised to the jobs running now/,
+      );
+      // Two that fit side by side are both made; once a job ends its promise is released.
+      const small = await createWorkspace(root, "job_c-", 32);
+      await a.destroy();
+      const b = await createWorkspace(root, "job_b-", 128);
+      await b.destroy();
+      await small.destroy();
+      expect(readdirSync(root).filter((f) => f !== "lost+found")).toEqual([]);
+    } finally {
+      execFileSync("umount", [root]);
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it("a limited workspace that cannot be made is an error, not a workspace without a limit", async () => {
     const root = mkdtempSync(join(tmpdir(), "skiff-disk-open-"));
     try {
+      // Refused for want of free space before the image is even tried, or by the image itself.
       await expect(createWorkspace(root, "job_huge-", 16_777_216)).rejects.toThrow(
-        /cannot set up its disk limit of 16777216 MiB/,
+        /cannot set up its disk limit of 16777216 MiB|not enough free disk under .* for a 16777216 MiB workspace/,
       );
       expect(readdirSync(root)).toEqual([]);
     } finally {
