@@ -1,6 +1,6 @@
 import { type JobState, LogLine } from "@skiff/protocol";
 import { type ApiClient, expectShape } from "./client.ts";
-import { colorOn, err, formatDuration, paint } from "./output.ts";
+import { colorOn, err, formatDuration, paint, terminalSafe } from "./output.ts";
 import { subscribe } from "./sse.ts";
 
 /**
@@ -15,36 +15,6 @@ export function printLogLine(line: LogLine): void {
   if (line.stream !== "system") to.write(`${text}\n`);
   else if (colorOn(process.stderr)) process.stderr.write(`${paint(process.stderr, "dim", text)}\n`);
   else process.stderr.write(`[system] ${text}\n`);
-}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: a colour sequence is what is kept
-const SGR = /^\x1b\[[0-9;:]*m/;
-
-/**
- * A job's line made safe to print on the user's terminal: colours (SGR) are kept, and reset at the
- * end of the line so they never bleed into the next; every other escape sequence and control
- * character is shown (`^[`, `^G`, `^M`) instead of acted on, so a job cannot set the window title,
- * write the clipboard (OSC 52), move the cursor or overwrite a line it printed before.
- */
-export function terminalSafe(text: string): string {
-  let out = "";
-  let coloured = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x1b) {
-      const sgr = SGR.exec(text.slice(i, i + 64));
-      if (sgr) {
-        out += sgr[0];
-        coloured = true;
-        i += sgr[0].length - 1;
-      } else out += "^[";
-    } else if ((c < 0x20 && c !== 0x09) || c === 0x7f)
-      out += c === 0x7f ? "^?" : `^${String.fromCharCode(c + 64)}`;
-    // C1 controls: an 8-bit CSI (U+009B) is an escape sequence to some terminals.
-    else if (c >= 0x80 && c <= 0x9f) out += "\uFFFD";
-    else out += text[i];
-  }
-  return coloured ? `${out}\x1b[0m` : out;
 }
 
 export interface JobEnd {

@@ -25,12 +25,16 @@ function visibleLength(text: string): number {
   return text.replace(/\u001b\[\d+m/g, "").length;
 }
 
+/**
+ * Lines for the user. On a terminal, what came from the API (a job's name, an error's words, any
+ * of which a job's author chose) is shown, not obeyed: see `terminalSafe`.
+ */
 export function out(line = ""): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${process.stdout.isTTY ? terminalSafe(line) : line}\n`);
 }
 
 export function err(line = ""): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${process.stderr.isTTY ? terminalSafe(line) : line}\n`);
 }
 
 /** Pretty JSON for one object (a `get`), the form scripts pipe into `jq`. */
@@ -102,4 +106,34 @@ export function stateCell(stream: Stream, state: string): string {
     return paint(stream, "red", state);
   if (["canceled", "canceling", "draining"].includes(state)) return paint(stream, "yellow", state);
   return state;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a colour sequence is what is kept
+const SGR = /^\x1b\[[0-9;:]*m/;
+
+/**
+ * A job's line made safe to print on the user's terminal: colours (SGR) are kept, and reset at the
+ * end of the line so they never bleed into the next; every other escape sequence and control
+ * character is shown (`^[`, `^G`, `^M`) instead of acted on, so a job cannot set the window title,
+ * write the clipboard (OSC 52), move the cursor or overwrite a line it printed before.
+ */
+export function terminalSafe(text: string): string {
+  let out = "";
+  let coloured = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x1b) {
+      const sgr = SGR.exec(text.slice(i, i + 64));
+      if (sgr) {
+        out += sgr[0];
+        coloured = true;
+        i += sgr[0].length - 1;
+      } else out += "^[";
+    } else if ((c < 0x20 && c !== 0x09) || c === 0x7f)
+      out += c === 0x7f ? "^?" : `^${String.fromCharCode(c + 64)}`;
+    // C1 controls: an 8-bit CSI (U+009B) is an escape sequence to some terminals.
+    else if (c >= 0x80 && c <= 0x9f) out += "\uFFFD";
+    else out += text[i];
+  }
+  return coloured ? `${out}\x1b[0m` : out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { terminalSafe } from "../src/follow.ts";
+import { terminalSafe } from "../src/output.ts";
 
 describe("a job's output on the user's terminal", () => {
   it("is shown, not obeyed: window title, clipboard, bell, cursor moves and carriage returns are made visible", () => {
@@ -17,5 +17,36 @@ describe("a job's output on the user's terminal", () => {
 
   it("leaves ordinary text, tabs and non-ASCII alone", () => {
     expect(terminalSafe("plain\ttab — é 漢字")).toBe("plain\ttab — é 漢字");
+  });
+});
+
+describe("the CLI's own lines on a terminal", () => {
+  it("show a job's name with escapes in it, not obey it; piped, it is passed on unchanged", async () => {
+    const { out } = await import("../src/output.ts");
+    const name = "build \u001b]52;c;ZWNobw==\u0007 \u009b2J";
+    const written: string[] = [];
+    const write = process.stdout.write;
+    const tty = process.stdout.isTTY;
+    process.stdout.write = ((chunk: string) => {
+      written.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      process.stdout.isTTY = true;
+      out(`name  ${name}`);
+      process.stdout.isTTY = false;
+      out(`name  ${name}`);
+    } finally {
+      process.stdout.write = write;
+      process.stdout.isTTY = tty;
+    }
+    expect(written).toEqual([`name  build ^[]52;c;ZWNobw==^G \uFFFD2J\n`, `name  ${name}\n`]);
+  });
+});
+
+describe("the console's text filter", () => {
+  it("turns C1 controls (U+0080–U+009F) into U+FFFD, as it does C0 ones", async () => {
+    const { sanitize } = await import("../src/tui/render/text.ts");
+    expect(sanitize("a\u009b31mb\u009d0;T\u009cc\u0085d")).toBe("a\uFFFD31mb\uFFFD0;T\uFFFDc\uFFFDd");
   });
 });

@@ -33,9 +33,21 @@ const KEPT = {
   strict: /[A-Za-z0-9\-_.~]/,
   // Python's quote(s) default, which also keeps '/', as do curl --data-urlencode-like path encoders.
   slash: /[A-Za-z0-9\-_.~/]/,
+  // URLSearchParams, Java's URLEncoder, PHP's urlencode: '~' and the like encoded too.
+  form: /[A-Za-z0-9\-_.*]/,
+  // encodeURI, which leaves a URL's reserved characters alone.
+  uri: /[A-Za-z0-9\-_.!~*'();,/?:@&=+$#]/,
   // Every byte encoded, as some tools write it.
   none: /(?!)/,
 };
+
+/** HTML and XML escaping of the five characters they escape. */
+function htmlEscape(value: string): string {
+  return value.replace(
+    /[&<>"']/g,
+    (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "#39" }[c]};`,
+  );
+}
 
 /** `bytes` percent-encoded keeping what `kept` allows, with '+' for a space when `plus`. */
 function percentEncode(bytes: Buffer, kept: RegExp, lower: boolean, plus: boolean): string {
@@ -73,7 +85,24 @@ function encodedForms(value: string): string[] {
 export function secretVariants(secret: string): string[] {
   const flat = secret.replace(/[\r\n]/g, "");
   const trimmed = secret.replace(/[\r\n]+$/, "");
-  const forms = new Set<string>([secret, flat, ...encodedForms(secret), ...encodedForms(trimmed)]);
+  const forms = new Set<string>([
+    secret,
+    flat,
+    htmlEscape(secret),
+    ...encodedForms(secret),
+    ...encodedForms(trimmed),
+  ]);
+  if (/[\r\n]/.test(trimmed)) {
+    // A secret of several lines (a PEM key) is printed in many ways besides whole: line by line
+    // with something added (`sed 's/^/> /'`, `cat -n`), in part (`head`, `grep -v`), on one line
+    // (`echo $KEY` unquoted joins with spaces, JSON and `printf %q` write \n), or re-encoded
+    // without its breaks. Each line long enough to mask is a variant of its own.
+    for (const line of trimmed.split(/\r?\n/)) forms.add(line.trim());
+    forms.add(trimmed.replace(/\r?\n/g, " "));
+    forms.add(trimmed.replace(/\r\n/g, "\\r\\n").replace(/\n/g, "\\n"));
+    forms.add(trimmed.replace(/\r?\n/g, "\\n"));
+    for (const f of encodedForms(flat)) forms.add(f);
+  }
   return [...forms]
     .filter((f) => f.length >= MIN_SECRET_LENGTH && !/[\r\n]/.test(f))
     .sort((a, b) => b.length - a.length);

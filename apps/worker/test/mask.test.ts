@@ -216,4 +216,33 @@ describe("secret masking", () => {
       vi.useRealTimers();
     }
   });
+
+  it("a PEM key leaks in no common rewrite: prefixed or numbered lines, part of it, one line, JSON, base64 without breaks", () => {
+    const body = [
+      "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu",
+      "KUpRKfFLfRYC9AIKjbJTWit+CqvjWYzvQwECAwEAAQJAIJLixBy2qpFoS4DSmoEm",
+    ];
+    for (const eol of ["\n", "\r\n"]) {
+      const pem = ["-----BEGIN KEY-----", ...body, "-----END KEY-----", ""].join(eol);
+      const leaks = (lines: string[]) => masked(lines, [pem]).join("\n");
+      const clean = (lines: string[]) =>
+        expect(leaks(lines), JSON.stringify(lines)).not.toMatch(/MIIBOg|KUpRKf|QJAIJL|1Pt8Qu/);
+      clean(body.map((l) => `> ${l}`)); // sed 's/^/> /'
+      clean(body.map((l, i) => `     ${i + 2}\t${l}`)); // cat -n
+      clean([body[1] as string]); // one line of it, alone (head, grep -v, tac)
+      clean([pem.replace(/\r?\n/g, " ").trim()]); // echo $PEM, unquoted
+      clean([JSON.stringify(pem)]); // jq -Rs ., JSON.stringify
+      clean([`$'${pem.replace(/\r?\n/g, "\\n")}'`]); // printf %q, declare -p
+      clean([Buffer.from(pem.replace(/\r?\n/g, "")).toString("base64")]);
+    }
+  });
+
+  it("masks what URLSearchParams, PHP's urlencode, encodeURI and HTML escaping make of a secret", () => {
+    const secret = "p@ss w0rd/+&=%?x~y";
+    expect(masked([`q=${new URLSearchParams({ s: secret }).toString().slice(2)};`], [secret])).toEqual([
+      `q=${MASK};`,
+    ]);
+    expect(masked([`u=${encodeURI(secret)};`], [secret])).toEqual([`u=${MASK};`]);
+    expect(masked(["h=p@ss w0rd/+&amp;=%?x~y;"], [secret])).toEqual([`h=${MASK};`]);
+  });
 });

@@ -2,7 +2,15 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Scaler } from "@skiff/controller";
 import { type Command, Option } from "commander";
-import { busPrefix, databaseUrl, onShutdownSignals, parsePort, redisUrl, skiffHome, UsageError } from "../env.ts";
+import {
+  busPrefix,
+  databaseUrl,
+  onShutdownSignals,
+  parsePort,
+  redisUrl,
+  skiffHome,
+  UsageError,
+} from "../env.ts";
 import { createLogger, LOG_FORMAT_HELP, logFormat } from "../log.ts";
 import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 
@@ -100,8 +108,14 @@ export function registerController(program: Command): void {
     )
     .option("--log-format <format>", LOG_FORMAT_HELP)
     .action(async (flags: ControllerCliOptions & { config?: string }, cmd: Command) => {
-      const { databaseUrl: url, databaseSource, redisUrl: busUrl, port, slots, ...opts } =
-        await controllerSettings(flags, cmd);
+      const {
+        databaseUrl: url,
+        databaseSource,
+        redisUrl: busUrl,
+        port,
+        slots,
+        ...opts
+      } = await controllerSettings(flags, cmd);
       const {
         Controller,
         createComposeScaler,

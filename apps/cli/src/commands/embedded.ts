@@ -1,7 +1,7 @@
-import type { SkiffEvent } from "@skiff/protocol";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Controller, createEmbeddedScaler, mintWorkerToken } from "@skiff/controller";
+import type { SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { chooseDriver, WorkerConfig } from "@skiff/worker";
 import type pino from "pino";

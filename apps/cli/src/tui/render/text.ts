@@ -87,11 +87,12 @@ export function fitText(text: string, width: number, align: "left" | "right" = "
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal escape sequences is the point
 const ANSI = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])/g;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/g;
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 
 /**
  * Program output made safe to draw: escape sequences removed (a job's colours or cursor moves must not
- * move ours), tabs expanded, line breaks made spaces, other control characters shown as `�`.
+ * move ours), tabs expanded, line breaks made spaces, other control characters (C1 too: U+009B is an
+ * escape to some terminals) shown as `�`.
  */
 export function sanitize(text: string): string {
   const noAnsi = text.includes("\x1b") ? text.replace(ANSI, "") : text;
