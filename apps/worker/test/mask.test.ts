@@ -245,4 +245,46 @@ describe("secret masking", () => {
     expect(masked([`u=${encodeURI(secret)};`], [secret])).toEqual([`u=${MASK};`]);
     expect(masked(["h=p@ss w0rd/+&amp;=%?x~y;"], [secret])).toEqual([`h=${MASK};`]);
   });
+
+  it("a held line keeps its marks when the line that made them has gone out", () => {
+    // "abcd|efgh" is cut across the first two lines; the second also ends with a new start ("ab").
+    expect(masked(["x abcd", "efgh ab", "zz"], ["abcdefgh"])).toEqual([`x ${MASK}`, `${MASK} ab`, "zz"]);
+  });
+
+  it("of two held lines, only the one holding a possible start waits", () => {
+    const out: string[] = [];
+    const m = new LineMasker(["abcdefgh"], (t) => out.push(t));
+    m.line("x ab");
+    m.line("zz ab");
+    expect(out).toEqual(["x ab"]);
+    m.flush();
+    expect(out).toEqual(["x ab", "zz ab"]);
+  });
+
+  it("each new held line restarts the wait: a line is never let go early by the previous line's timer", () => {
+    vi.useFakeTimers();
+    try {
+      const out: string[] = [];
+      const m = new LineMasker(["abcdefgh"], (t) => out.push(t));
+      m.line("one ab");
+      vi.advanceTimersByTime(40);
+      m.line("cd"); // still a start: "abcd"
+      vi.advanceTimersByTime(15);
+      expect(out).toEqual([]);
+      vi.advanceTimersByTime(40);
+      expect(out).toEqual(["one ab", "cd"]);
+      m.line("two ab");
+      vi.advanceTimersByTime(40);
+      m.flush(); // sends "two ab" and ends its wait
+      expect(out.at(-1)).toBe("two ab");
+      vi.advanceTimersByTime(5);
+      m.line("three ab");
+      vi.advanceTimersByTime(15); // past where the flushed line's timer would have fired
+      expect(out.at(-1)).toBe("two ab");
+      vi.advanceTimersByTime(40);
+      expect(out.at(-1)).toBe("three ab");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

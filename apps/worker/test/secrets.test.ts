@@ -14,7 +14,8 @@ describe("the secrets a worker serves", () => {
       XSKIFF_SECRET_B: "not a prefix",
       SKIFF_SECRET_UNSET: undefined,
     };
-    expect(secretsFromEnv(env)).toEqual({ NPM_TOKEN: "npm-abc", A: "" });
+    // toStrictEqual: an entry holding undefined (the unset variable) must not be there at all.
+    expect(secretsFromEnv(env)).toStrictEqual({ NPM_TOKEN: "npm-abc", A: "" });
   });
 
   it("a refusal names what is missing and the rule, the same whatever else the worker holds", () => {
