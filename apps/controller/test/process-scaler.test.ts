@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Api, buildApi, hashToken, newTokenSecret } from "@skiff/api";
@@ -26,6 +26,7 @@ describeWith(bwrapWorks(), "process scaler: autoscaling real skiff worker proces
   let operator: string;
   let scaler: Scaler;
   let controller: Controller;
+  let token = "";
   const workDir = mkdtempSync(join(tmpdir(), "skiff-ctl-work-"));
   const prefix = `ctl${process.pid}`;
 
@@ -45,7 +46,7 @@ describeWith(bwrapWorks(), "process scaler: autoscaling real skiff worker proces
       { actor: "t", role: "system" },
     );
     await store.updateFleet({ mode: "auto", min: 1, max: 4, warm: 0 }, { actor: "olivia", role: "operator" });
-    const token = await mintWorkerToken(store, "scaler-test", "test");
+    token = await mintWorkerToken(store, "scaler-test", "test");
     scaler = createProcessScaler({
       apiUrl: url,
       token,
@@ -78,6 +79,18 @@ describeWith(bwrapWorks(), "process scaler: autoscaling real skiff worker proces
 
   it("starts the minimum, scales up as jobs queue, never stops a busy worker, and scales back down when idle", async () => {
     await waitFor("one worker at the minimum", async () => (await online()).length === 1, 30_000, 100);
+    // The agent token is in the worker's environment, not on its command line, which any user of
+    // the host can read.
+    const pids = execFileSync("sh", ["-c", `pgrep -f "[-]-name ${prefix}-" || true`])
+      .toString()
+      .trim()
+      .split("\n")
+      .filter(Boolean);
+    expect(pids.length).toBeGreaterThan(0);
+    for (const pid of pids) {
+      expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain(token);
+      expect(readFileSync(`/proc/${pid}/environ`, "utf8")).toContain(`SKIFF_TOKEN=${token}`);
+    }
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) {
       const res = await fetch(`${url}/v1/jobs`, {

@@ -125,7 +125,10 @@ export function registerWorker(program: Command): void {
       "the API's base URL (SKIFF_URL); several replicas separated by commas, tried in turn when one is unreachable",
     )
     .addOption(new Option("--base-url <url>").hideHelp())
-    .option("--token <token>", "an agent token (SKIFF_TOKEN)")
+    .option(
+      "--token <token>",
+      "an agent token; prefer SKIFF_TOKEN in the environment, as a flag is visible to every user of the host in ps",
+    )
     .option("--name <name>", "this worker's name (default: the host name)")
     .option("--slots <n>", "jobs run at once", "2")
     .option("--sandbox <driver>", "bwrap, docker or auto (bwrap, then docker)", "auto")

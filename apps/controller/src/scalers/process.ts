@@ -28,19 +28,14 @@ export function createProcessScaler(opts: ProcessScalerOptions): Scaler {
     if (!bin) throw new Error("process scaler: empty worker command");
     const child = spawn(
       bin,
-      [
-        ...base,
-        "--api-url",
-        opts.apiUrl,
-        "--token",
-        opts.token,
-        "--name",
-        name,
-        "--health-port",
-        "0",
-        ...(opts.extraArgs ?? []),
-      ],
-      { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: workerEnv(process.env) },
+      [...base, "--api-url", opts.apiUrl, "--name", name, "--health-port", "0", ...(opts.extraArgs ?? [])],
+      // The token goes in the environment, which only the worker's own user can read
+      // (/proc/PID/environ), not on its command line, which every user of the host can.
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...workerEnv(process.env), SKIFF_TOKEN: opts.token },
+      },
     );
     children.set(name, child);
     child.once("exit", (code, signal) => {
@@ -93,7 +88,7 @@ const PASSED = [
 /**
  * The environment of a worker this scaler starts: the basics, plus the secrets the operator gives
  * workers (SKIFF_SECRET_<NAME>). Never the controller's own credentials (DATABASE_URL, REDIS_URL,
- * SKIFF_TOKEN): the worker's token goes on its command line, and a job must not find the rest.
+ * SKIFF_TOKEN): the worker gets its own token as SKIFF_TOKEN, and a job must not find the rest.
  */
 export function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
