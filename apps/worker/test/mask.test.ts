@@ -287,4 +287,20 @@ describe("secret masking", () => {
       vi.useRealTimers();
     }
   });
+
+  it("a multi-line secret of short lines is masked on one line: joined by spaces, or with its breaks escaped", () => {
+    for (const eol of ["\n", "\r\n"]) {
+      const secret = ["ab1", "cd2", "ef3", ""].join(eol);
+      expect(masked(["ab1 cd2 ef3"], [secret]), "echo $S").toEqual([MASK]);
+      expect(masked([JSON.stringify(secret.trimEnd())], [secret]), "JSON").toEqual([`"${MASK}"`]);
+    }
+    expect(masked(["ab1\\ncd2\\nef3"], ["ab1\r\ncd2\r\nef3\r\n"]), "\\n for CRLF").toEqual([MASK]);
+    // Lines indented in the value (as YAML block scalars often are) are masked without their indent.
+    expect(masked(["first-line-value"], ["  first-line-value\n  second-line-value\n"])).toEqual([MASK]);
+  });
+
+  it("masks every HTML entity a secret can be escaped with", () => {
+    const secret = `a<b>c"d'e&f`;
+    expect(masked(["x=a&lt;b&gt;c&quot;d&#39;e&amp;f;"], [secret])).toEqual([`x=${MASK};`]);
+  });
 });

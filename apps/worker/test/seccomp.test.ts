@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { seccompFilter, syscallTable } from "../src/sandbox/seccomp.ts";
+import { assemble, seccompFilter, syscallTable } from "../src/sandbox/seccomp.ts";
 
 // The filter is run here by a small classic-BPF interpreter, so that every rule is checked for
 // both architectures without a kernel of each. The real kernel loads it in hostile-bwrap.test.ts.
@@ -95,6 +95,66 @@ describe("seccomp filter", () => {
       // Another call with 40 as its first argument is not a socket.
       expect(run(f, audit, arch === "x64" ? 0 : 63, AF_VSOCK), arch).toBe("allow");
     }
+  });
+
+  it("the assembler resolves jumps down to labels, and refuses a missing, backward or too long one", () => {
+    const ok = assemble([
+      { op: 0x20, k: 4 },
+      { op: 0x15, k: 7, jt: "yes", jf: "no" },
+      { op: 0x06, k: 1, label: "no" },
+      { op: 0x06, k: 0xffffffff, label: "yes" },
+    ]);
+    expect([...ok]).toEqual([
+      0x20,
+      0,
+      0,
+      0,
+      4,
+      0,
+      0,
+      0, // ld [4]
+      0x15,
+      0,
+      1,
+      0,
+      7,
+      0,
+      0,
+      0, // jeq #7, jt +1 (yes), jf +0 (no)
+      0x06,
+      0,
+      0,
+      0,
+      1,
+      0,
+      0,
+      0, // ret #1
+      0x06,
+      0,
+      0,
+      0,
+      0xff,
+      0xff,
+      0xff,
+      0xff, // ret #0xffffffff
+    ]);
+    expect(() => assemble([{ op: 0x15, k: 0, jt: "nowhere" }])).toThrow("seccomp: bad jump to nowhere");
+    expect(() =>
+      assemble([
+        { op: 0x06, k: 0, label: "up" },
+        { op: 0x15, k: 0, jt: "up" },
+      ]),
+    ).toThrow("seccomp: bad jump to up");
+    expect(() => assemble([{ op: 0x15, k: 0, jt: "self", label: "self" }])).toThrow(
+      "seccomp: bad jump to self",
+    );
+    const far = (gap: number) => [
+      { op: 0x15, k: 0, jt: "end" },
+      ...Array.from({ length: gap }, () => ({ op: 0x20, k: 0 })),
+      { op: 0x06, k: 0, label: "end" },
+    ];
+    expect(assemble(far(255)).readUInt8(2)).toBe(255);
+    expect(() => assemble(far(256))).toThrow("seccomp: jump too long");
   });
 
   it("another ABI on x86_64 (i386) kills the process; so does the x86_64 filter on arm64 calls", () => {

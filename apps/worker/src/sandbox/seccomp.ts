@@ -202,7 +202,7 @@ export function syscallTable(machine = arch()): { audit: number; numbers: number
 }
 
 type Target = "allow" | "allowFlags" | "allowFamily" | "eperm" | "enosys" | "family" | "flags" | "kill";
-type Step = { op: number; k: number; jt?: Target; jf?: Target; label?: Target };
+export type Step = { op: number; k: number; jt?: string; jf?: string; label?: string };
 
 /** The compiled filter (struct sock_filter[], little-endian), or null on an unsupported machine. */
 export function seccompFilter(machine = arch()): Buffer | null {
@@ -210,7 +210,7 @@ export function seccompFilter(machine = arch()): Buffer | null {
   if (!table) return null;
   const ns = NAMESPACE_CALLS[machine as "x64" | "arm64"];
   // A tiny assembler: jumps name a labelled instruction further down.
-  const prog: Step[] = [
+  const prog: (Step & { jt?: Target; jf?: Target; label?: Target })[] = [
     { op: LD_W_ABS, k: ARCH },
     // A foreign ABI has other syscall numbers: refuse the whole process rather than guess.
     { op: JEQ_K, k: table.audit, jf: "kill" },
@@ -233,11 +233,20 @@ export function seccompFilter(machine = arch()): Buffer | null {
     { op: RET_K, k: RET_ERRNO | EPERM, label: "eperm" },
     { op: RET_K, k: RET_KILL_PROCESS, label: "kill" },
   ];
-  const at = new Map<Target, number>();
+  return assemble(prog);
+}
+
+/**
+ * A tiny assembler: `prog` as struct sock_filter[] (little-endian), each jump resolved to the
+ * labelled instruction it names further down. A jump to a label that is missing or not below it,
+ * or more than 255 instructions away (classic BPF's limit), is a mistake in the program: it throws.
+ */
+export function assemble(prog: Step[]): Buffer {
+  const at = new Map<string, number>();
   prog.forEach((step, i) => {
     if (step.label) at.set(step.label, i);
   });
-  const offset = (from: number, to: Target | undefined): number => {
+  const offset = (from: number, to: string | undefined): number => {
     if (to === undefined) return 0;
     const target = at.get(to);
     if (target === undefined || target <= from) throw new Error(`seccomp: bad jump to ${to}`);
