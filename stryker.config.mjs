@@ -115,6 +115,7 @@ const MODULES = {
     mutate: [
       section("apps/worker/src/sandbox/seccomp.ts", /^export function syscallTable\(/),
       section("apps/worker/src/sandbox/seccomp.ts", /^export function seccompFilter\(/),
+      section("apps/worker/src/sandbox/seccomp.ts", /^export function assemble\(/),
     ],
     tests: ["apps/worker/test/seccomp.test.ts", "apps/worker/test/hostile-bwrap.test.ts"],
   },

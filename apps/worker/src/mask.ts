@@ -103,8 +103,8 @@ export function secretVariants(secret: string): string[] {
     // without its breaks. Each line long enough to mask is a variant of its own.
     for (const line of trimmed.split(/\r?\n/)) forms.add(line.trim());
     forms.add(trimmed.replace(/\r?\n/g, " "));
-    forms.add(trimmed.replace(/\r\n/g, "\\r\\n").replace(/\n/g, "\\n"));
-    forms.add(trimmed.replace(/\r?\n/g, "\\n"));
+    forms.add(trimmed.replace(/\r?\n/g, "\\n")); // JSON of LF lines, printf %q, or CRLF written as \n
+    forms.add(trimmed.replace(/\r\n/g, "\\r\\n")); // JSON of CRLF lines
     for (const f of encodedForms(flat)) forms.add(f);
   }
   return [...forms]

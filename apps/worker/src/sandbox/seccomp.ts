@@ -201,7 +201,7 @@ export function syscallTable(machine = arch()): { audit: number; numbers: number
   return { audit: AUDIT_ARCH[machine as "x64" | "arm64"], numbers: Object.values(table) as number[] };
 }
 
-type Target = "allow" | "allowFlags" | "allowFamily" | "eperm" | "enosys" | "family" | "flags" | "kill";
+type Target = "allowFlags" | "allowFamily" | "eperm" | "enosys" | "family" | "flags" | "kill";
 export type Step = { op: number; k: number; jt?: string; jf?: string; label?: string };
 
 /** The compiled filter (struct sock_filter[], little-endian), or null on an unsupported machine. */
@@ -222,7 +222,8 @@ export function seccompFilter(machine = arch()): Buffer | null {
     { op: JEQ_K, k: ns.unshare, jt: "flags" },
     { op: JEQ_K, k: ns.clone3, jt: "enosys" },
     { op: JEQ_K, k: SOCKET_CALL[machine as "x64" | "arm64"], jt: "family" },
-    { op: RET_K, k: RET_ALLOW, label: "allow" },
+    // Every other call: reached by falling through, so it needs no label.
+    { op: RET_K, k: RET_ALLOW },
     { op: LD_W_ABS, k: ARG0_LOW, label: "flags" },
     { op: JSET_K, k: CLONE_NEWUSER, jt: "eperm", jf: "allowFlags" },
     { op: RET_K, k: RET_ALLOW, label: "allowFlags" },
