@@ -245,6 +245,7 @@ export function seccompFilter(machine = arch()): Buffer | null {
 export function assemble(prog: Step[]): Buffer {
   const at = new Map<string, number>();
   prog.forEach((step, i) => {
+    // Stryker disable next-line ConditionalExpression: an undefined key is never looked up (no jump is checked without a target)
     if (step.label) at.set(step.label, i);
   });
   const offset = (from: number, to: string | undefined): number => {
