@@ -111,7 +111,9 @@ export class ProgressLine {
   private draw(): void {
     if (this.stopped || !this.text) return;
     const elapsed = formatDuration(Date.now() - this.since);
-    process.stderr.write(`\r\u001b[2K${paint(process.stderr, "dim", `${this.text} (${elapsed})`)}`);
+    // Only drawn on a terminal; the text holds a reason and names the API passed on.
+    const text = terminalSafe(`${this.text} (${elapsed})`).replace(/\n/g, " ");
+    process.stderr.write(`\r\u001b[2K${paint(process.stderr, "dim", text)}`);
     this.shown = true;
   }
 }

@@ -113,8 +113,8 @@ const SGR = /^\x1b\[[0-9;:]*m/;
 
 /**
  * A job's line made safe to print on the user's terminal: colours (SGR) are kept, and reset at the
- * end of the line so they never bleed into the next; every other escape sequence and control
- * character is shown (`^[`, `^G`, `^M`) instead of acted on, so a job cannot set the window title,
+ * end of the text so they never bleed into what follows; line breaks and tabs stay; every other
+ * escape sequence and control character is shown (`^[`, `^G`, `^M`) instead of acted on, so a job cannot set the window title,
  * write the clipboard (OSC 52), move the cursor or overwrite a line it printed before.
  */
 export function terminalSafe(text: string): string {
@@ -129,7 +129,7 @@ export function terminalSafe(text: string): string {
         coloured = true;
         i += sgr[0].length - 1;
       } else out += "^[";
-    } else if ((c < 0x20 && c !== 0x09) || c === 0x7f)
+    } else if ((c < 0x20 && c !== 0x09 && c !== 0x0a) || c === 0x7f)
       out += c === 0x7f ? "^?" : `^${String.fromCharCode(c + 64)}`;
     // C1 controls: an 8-bit CSI (U+009B) is an escape sequence to some terminals.
     else if (c >= 0x80 && c <= 0x9f) out += "\uFFFD";

@@ -15,8 +15,11 @@ describe("a job's output on the user's terminal", () => {
     expect(terminalSafe("\u001b[1;38;5;208mbold orange")).toBe("\u001b[1;38;5;208mbold orange\u001b[0m");
   });
 
-  it("leaves ordinary text, tabs and non-ASCII alone", () => {
+  it("leaves ordinary text, tabs, line breaks and non-ASCII alone", () => {
     expect(terminalSafe("plain\ttab — é 漢字")).toBe("plain\ttab — é 漢字");
+    // --json on a terminal: pretty JSON is several lines.
+    const json = JSON.stringify({ name: "a", n: 1 }, null, 2);
+    expect(terminalSafe(json)).toBe(json);
   });
 });
 
