@@ -72,7 +72,8 @@ export class Reaper {
     }
     await this.ctx.publish(events, audit);
     for (const queue of new Set(requeued.map((j) => j.queue))) await this.ctx.bus.wake(queue).catch(() => {});
-    for (const job of [...failed, ...canceled, ...value.timedOut])
+    // Each of these jobs' logs got a line (how the attempt ended): its followers read it now.
+    for (const job of [...requeued, ...failed, ...canceled, ...value.timedOut])
       await this.ctx.bus.wake(logKey(job.id)).catch(() => {});
   }
 

@@ -97,9 +97,9 @@ export function attemptSeqBase(attempt: number): number {
   return Math.max(0, attempt - 1) * ATTEMPT_SEQ_SPAN;
 }
 
-/** The attempt a log line belongs to (a line the API wrote between attempts opens the next one). */
+/** The attempt a log line belongs to; the line the API writes between attempts closes the one before. */
 export function attemptOfSeq(seq: number): number {
-  return Math.floor(seq / ATTEMPT_SEQ_SPAN) + 1;
+  return Math.max(1, Math.ceil(seq / ATTEMPT_SEQ_SPAN));
 }
 
 export const SANDBOX_KINDS = ["bwrap", "docker", "none"] as const;

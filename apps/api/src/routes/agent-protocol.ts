@@ -292,6 +292,9 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
         await ctx.publish(events, audit);
         for (const queue of new Set(value.requeue.requeued.map((j) => j.queue)))
           await ctx.bus.wake(queue).catch(() => {});
+        // Their logs got the line saying how the attempt ended: followers read it now.
+        for (const job of [...value.requeue.requeued, ...value.requeue.failed, ...value.requeue.canceled])
+          await ctx.bus.wake(logKey(job.id)).catch(() => {});
         return { ok: true, requeued: value.requeue.requeued.map((j) => j.id) };
       },
     },

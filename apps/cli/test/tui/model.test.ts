@@ -357,8 +357,9 @@ describe("a job's log across attempts", () => {
       "a1 step0",
       "step:1@1",
       "a1 step1 cut short",
-      "attempt:2",
+      // The API's line closes attempt 1; the rule comes only with attempt 2's first line.
       "--- attempt 1 of 2 interrupted: its worker went silent for over 30 s (w1); attempt 2 queued",
+      "attempt:2",
       "step:0@2",
       "a2 step0",
     ]);

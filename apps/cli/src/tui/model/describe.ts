@@ -31,6 +31,12 @@ function text(name: EventName, p: unknown, agents: AgentStore): [string, Level] 
     }
     case "fleet.changed": {
       const e = p as EventPayload<"fleet.changed">;
+      // A controller's decision carries the size it chose (its settings are unchanged).
+      if (e.desired !== undefined)
+        return [
+          `controller: ${e.desired} workers wanted, ${e.actual ?? "?"} running${e.reason ? ` (${e.reason})` : ""}`,
+          "info",
+        ];
       const size =
         e.mode === "auto" ? `auto ${e.min ?? "?"}-${e.max ?? "?"}` : `${e.replicas ?? "?"} replicas`;
       return [`fleet set to ${size}${e.reason ? ` (${e.reason})` : ""}`, "warn"];

@@ -131,7 +131,9 @@ export class JobLogView implements View {
         if (e.kind === "step") {
           const step = steps.find((s) => s.index === e.step);
           // Until the job is loaded its attempt is unknown: show no state rather than a wrong one.
-          const current = job !== null && e.attempt === job.attempt;
+          // A job back in the queue has not started its next attempt: its steps were reset, and
+          // the markers of the attempt that was cut short must not show that reset state.
+          const current = job !== null && e.attempt === job.attempt && job.state !== "queued";
           return stepMarker(e.step, step, current ? undefined : e.attempt);
         }
         return logLineView(e.line);
