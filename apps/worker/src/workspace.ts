@@ -83,9 +83,10 @@ export async function createWorkspace(root: string, prefix: string, diskMb: numb
     // about this job or the host's state now: refuse to run it unlimited rather than fail open.
     rmSync(image, { force: true });
     rmSync(path, { recursive: true, force: true });
-    throw new Error(
-      `cannot set up its disk limit of ${diskMb} MiB: ${(err as Error).message.split("\n")[0]}`,
-    );
+    // The tool's own words (its last line on stderr) say more than "Command failed: …".
+    const e = err as Error & { stderr?: string };
+    const said = e.stderr?.trim().split("\n").at(-1);
+    throw new Error(`cannot set up its disk limit of ${diskMb} MiB: ${said || e.message.split("\n")[0]}`);
   }
   rmdirSync(join(path, "lost+found"));
   return {

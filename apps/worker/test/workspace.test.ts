@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWith } from "@skiff/testkit";
@@ -87,6 +87,38 @@ describeWith(rootGate, "a disk limit never fails open [bwrap, pglite]", () => {
     } finally {
       execFileSync("umount", [root]);
       rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it("when making the filesystem fails, the job gets an error naming its limit, not a workspace without one", async () => {
+    const root = mkdtempSync(join(tmpdir(), "skiff-mkfs-fails-"));
+    // A mkfs.ext4 first on the PATH that answers -V (so the worker thinks it can) and fails the real run.
+    const bin = mkdtempSync(join(tmpdir(), "skiff-fake-bin-"));
+    writeFileSync(
+      join(bin, "mkfs.ext4"),
+      '#!/bin/sh\n[ "$1" = -V ] && exit 0\necho "mkfs.ext4: simulated failure" >&2\nexit 1\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      await expect(createWorkspace(root, "job_mkfs-", 64)).rejects.toThrow(
+        /^cannot set up its disk limit of 64 MiB: .*simulated failure/s,
+      );
+      expect(readdirSync(root)).toEqual([]);
+    } finally {
+      process.env.PATH = path;
+    }
+    try {
+      // Nothing of the failed one stays promised: the same size fits again.
+      const ok = await createWorkspace(root, "job_mkfs-", 64);
+      expect(ok.limited).toBe(true);
+      await ok.destroy();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 
