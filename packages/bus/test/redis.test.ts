@@ -267,8 +267,9 @@ describe.runIf(reachable)("redis bus", () => {
     { timeout: 60_000 },
     async () => {
       const port = await unusedPort();
-      const url = `redis://127.0.0.1:${port}`;
-      const server = await startRedisServer(port);
+      const password = uniquePrefix();
+      const url = `redis://:${password}@127.0.0.1:${port}`;
+      const server = await startRedisServer(port, password);
       try {
         const prefix = uniquePrefix();
         const listening = await openBus(prefix, silent, url);
@@ -304,14 +305,15 @@ describe.runIf(reachable)("redis bus", () => {
     "starts while Redis is down, then connects, and resubscribes after Redis restarts",
     async () => {
       const port = await unusedPort();
-      const url = `redis://127.0.0.1:${port}`;
+      const password = uniquePrefix();
+      const url = `redis://:${password}@127.0.0.1:${port}`;
       const prefix = uniquePrefix();
       const listening = await openBus(prefix, silent, url);
       const seen = new Recorder<SkiffEvent>();
       listening.subscribe(seen.listener);
       await expect(listening.ping()).rejects.toThrow(/connection is/);
 
-      let server = await startRedisServer(port);
+      let server = await startRedisServer(port, password);
       try {
         await eventually("the bus to connect once Redis is up", () => listening.ping());
         const publishing = await openBus(prefix, silent, url);
@@ -327,7 +329,7 @@ describe.runIf(reachable)("redis bus", () => {
         // and all arrive in order once it is back.
         for (let i = 0; i < 50; i++) await publishing.publish(jobCreated(`during-${i}`));
         await expect(publishing.ping()).rejects.toThrow();
-        server = await startRedisServer(port);
+        server = await startRedisServer(port, password);
         await eventually("both buses to reconnect", () => Promise.all([listening.ping(), publishing.ping()]));
         await seen.until("the held events", (events) => events.length === 51);
         await publishing.publish(jobCreated("after-restart"));

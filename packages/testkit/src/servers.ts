@@ -1,5 +1,14 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
@@ -15,6 +24,7 @@ const hasCommand = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`])
 export interface RedisServer {
   url: string;
   port: number;
+  password: string;
   /** Stops it (SIGTERM) and waits for the exit. */
   stop(): Promise<void>;
 }
@@ -26,11 +36,14 @@ export function redisServerGate(): ServiceGate {
 }
 
 /** A throwaway redis-server on `port` (a free one by default), ready to accept connections. */
-export async function startRedisServer(port?: number): Promise<RedisServer> {
+export async function startRedisServer(port?: number, password?: string): Promise<RedisServer> {
   const p = port ?? (await freePort());
+  // A password of its own (kept across restarts when passed back), so no other local user can
+  // reach what a test runs on it while it runs.
+  const pass = password ?? randomBytes(16).toString("hex");
   const child = spawn(
     "redis-server",
-    ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", pass],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -65,7 +78,7 @@ export async function startRedisServer(port?: number): Promise<RedisServer> {
     await stop();
     throw err;
   }
-  return { url: `redis://127.0.0.1:${p}`, port: p, stop };
+  return { url: `redis://:${pass}@127.0.0.1:${p}`, port: p, password: pass, stop };
 }
 
 /** The newest installed PostgreSQL server's bin directory (Debian's layout), or null. */
@@ -108,7 +121,7 @@ export interface PostgresServer {
 
 /**
  * A PostgreSQL cluster of the test's own, in a temporary directory, on a free loopback port, with
- * trust authentication and no fsync (it holds nothing worth keeping). As root, the server runs as
+ * a random password (in `url`) and no fsync (it holds nothing worth keeping). As root, the server runs as
  * the `postgres` user, which PostgreSQL insists on.
  */
 export async function startPostgresServer(): Promise<PostgresServer> {
@@ -120,11 +133,13 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   const log = join(dir, "server.log");
   const asOwner = (cmd: string, args: string[]): string[] =>
     isRoot() ? ["runuser", "-u", "postgres", "--", join(bin, cmd), ...args] : [join(bin, cmd), ...args];
-  if (isRoot()) {
-    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
-    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
-    chownSync(dir, uid, gid);
-  }
+  const ownerIds = isRoot()
+    ? {
+        uid: Number(execFileSync("id", ["-u", "postgres"]).toString().trim()),
+        gid: Number(execFileSync("id", ["-g", "postgres"]).toString().trim()),
+      }
+    : { uid: 0, gid: 0 };
+  if (isRoot()) chownSync(dir, ownerIds.uid, ownerIds.gid);
   const run = (cmd: string, args: string[]) => {
     const [file, ...rest] = asOwner(cmd, args);
     const res = spawnSync(file as string, rest, { encoding: "utf8", cwd: dir });
@@ -135,18 +150,26 @@ export async function startPostgresServer(): Promise<PostgresServer> {
       );
     }
   };
+  // A password of its own: trust would let any local user in (and `COPY … TO PROGRAM` run as the
+  // server's account) while the suite runs.
+  const password = randomBytes(16).toString("hex");
+  const pwfile = join(dir, "pw");
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (isRoot()) chownSync(pwfile, ownerIds.uid, ownerIds.gid);
   run("initdb", [
     "-D",
     data,
     "-U",
     "postgres",
     "-A",
-    "trust",
+    "scram-sha-256",
+    `--pwfile=${pwfile}`,
     "-E",
     "UTF8",
     "--no-sync",
     "--no-instructions",
   ]);
+  rmSync(pwfile, { force: true });
   const options = [
     `-p ${port}`,
     "-c listen_addresses=127.0.0.1",
@@ -158,18 +181,28 @@ export async function startPostgresServer(): Promise<PostgresServer> {
   ].join(" ");
   const start = async () => run("pg_ctl", ["-D", data, "-l", log, "-o", options, "-w", "-t", "60", "start"]);
   const stop = async () => run("pg_ctl", ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
-  await start();
+  const immediateStop = () => {
+    const [file, ...rest] = asOwner("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
+    spawnSync(file as string, rest, { cwd: dir });
+  };
+  try {
+    await start();
+  } catch (err) {
+    // A server that did not come up in time may still be starting: never leave it behind.
+    immediateStop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   let destroyed = false;
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
     start,
     stop,
     async destroy() {
       if (destroyed) return;
       destroyed = true;
-      const [file, ...rest] = asOwner("pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"]);
-      spawnSync(file as string, rest, { cwd: dir });
+      immediateStop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
