@@ -6,7 +6,7 @@ import { type AgentClient, ApiError, ApiUnreachable } from "./client.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 import { JobRun } from "./runner.ts";
 import type { SandboxDriver } from "./sandbox/types.ts";
-import { unmountLeftovers } from "./workspace.ts";
+import { diskRoom, unmountLeftovers } from "./workspace.ts";
 
 export interface AgentOptions {
   name: string;
@@ -256,6 +256,8 @@ export class Agent {
     }
   }
 
+  private shortOfDisk = false;
+
   private async claimLoop(): Promise<void> {
     let backoff = 500;
     while (this.phase === "running" && !this.stopping.signal.aborted) {
@@ -268,11 +270,34 @@ export class Agent {
       }
       const agentId = this.agentId;
       if (!agentId) return;
+      // No more jobs than their disk limits fit in the free disk: a job claimed without room would
+      // only fail, and a worker short of disk would fail the whole queue that way.
+      const room = await diskRoom(
+        join(this.opts.workRoot, this.opts.name),
+        this.opts.maxDiskMb ?? this.opts.defaultDiskMb ?? 10_240,
+      ).catch(() => null);
+      if (room === 0) {
+        if (!this.shortOfDisk)
+          this.log.warn(
+            { workRoot: this.opts.workRoot },
+            "not enough free disk for another job's disk limit; claiming again when there is",
+          );
+        this.shortOfDisk = true;
+        // A job ending frees its promise: look again then, or in a few seconds (space freed elsewhere).
+        await Promise.race([
+          sleep(5_000, this.stopping.signal),
+          new Promise<void>((resolve) => {
+            this.slotFreed = resolve;
+          }),
+        ]);
+        continue;
+      }
+      this.shortOfDisk = false;
       this.claimAbort = new AbortController();
       try {
         const askedAt = Date.now();
         const res = await this.client.claim(
-          { agentId, max: free, waitMs: this.opts.claimWaitMs },
+          { agentId, max: room === null ? free : Math.min(free, room), waitMs: this.opts.claimWaitMs },
           this.claimAbort.signal,
         );
         for (const claimed of res.jobs) this.launch(claimed);

@@ -141,24 +141,29 @@ function reachable(root: string): void {
  */
 const promised = new Map<string, { dev: number; limit: number }>();
 
-function promise(root: string, image: string, diskMb: number): void {
-  const want = diskMb * MIB;
-  const fs = statfsSync(root);
-  const free = fs.bavail * fs.bsize;
-  const dev = statSync(root).dev;
+/** What the live workspaces on filesystem `dev` may still write: their limits less what they hold. */
+function owedOn(dev: number): number {
   let owed = 0;
   for (const [img, p] of promised) {
     // Only promises on this filesystem draw on its free space.
     if (p.dev !== dev) continue;
-    const limit = p.limit;
     let used = 0;
     try {
       used = statSync(img).blocks * 512;
     } catch {
       // not made yet: all of it is owed
     }
-    owed += Math.max(0, limit - used);
+    owed += Math.max(0, p.limit - used);
   }
+  return owed;
+}
+
+function promise(root: string, image: string, diskMb: number): void {
+  const want = diskMb * MIB;
+  const fs = statfsSync(root);
+  const free = fs.bavail * fs.bsize;
+  const dev = statSync(root).dev;
+  const owed = owedOn(dev);
   if (free - owed < want)
     throw new Error(
       `not enough free disk under ${root} for a ${diskMb} MiB workspace: ${Math.floor(free / MIB)} MiB free, ` +
@@ -169,6 +174,18 @@ function promise(root: string, image: string, diskMb: number): void {
 }
 
 const MIB = 1024 * 1024;
+
+/**
+ * How many more workspaces of `diskMb` the work directory's filesystem can be promised now, or
+ * null when this worker makes no limited workspaces (not root, no mkfs.ext4): the claim loop asks
+ * for no more jobs than that, so a worker short of disk leaves jobs to others instead of failing them.
+ */
+export async function diskRoom(root: string, diskMb: number): Promise<number | null> {
+  if (process.getuid?.() !== 0 || !(await hasMkfs())) return null;
+  mkdirSync(root, { recursive: true });
+  const fs = statfsSync(root);
+  return Math.max(0, Math.floor((fs.bavail * fs.bsize - owedOn(statSync(root).dev)) / (diskMb * MIB)));
+}
 
 /** Whether a writer hit the end of the filesystem at `path` (ext4 keeps a few blocks back). */
 function nearlyFull(path: string): boolean {

@@ -135,3 +135,42 @@ describeWith(rootGate, "a disk limit never fails open [bwrap, pglite]", () => {
     }
   });
 });
+
+describeWith(rootGate, "a worker short of disk leaves jobs in the queue [bwrap, pglite]", () => {
+  // 200 MiB of disk for a worker with three slots and 128 MiB jobs: room for one at a time.
+  const base = mkdtempSync(join(tmpdir(), "skiff-short-disk-"));
+  const mnt = join(base, "mnt");
+  let stack: Stack;
+  beforeAll(async () => {
+    mkdirSync(mnt);
+    execFileSync("truncate", ["-s", "200M", join(base, "disk.img")]);
+    execFileSync("mkfs.ext4", ["-q", "-F", "-m", "0", join(base, "disk.img")]);
+    execFileSync("mount", ["-o", "loop", join(base, "disk.img"), mnt]);
+    stack = await startStack({
+      queue: "short-disk",
+      workRoot: join(mnt, "work"),
+      slots: 3,
+      defaultDiskMb: 128,
+    });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    execFileSync("umount", [mnt]);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it("claims only as many jobs as their disk limits fit: all succeed, one after another, none fails for want of disk", async () => {
+    const jobs = [];
+    for (let i = 0; i < 3; i++)
+      jobs.push(await stack.submit({ name: `fits-${i}`, steps: [{ name: "s", run: "sleep 1" }] }));
+    const done = [];
+    for (const j of jobs) done.push(await stack.final(j.id, 60_000));
+    expect(done.map((d) => d.state)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    // No two ran at once: each started after the one before had finished.
+    const spans = done
+      .map((d) => [Date.parse(d.startedAt), Date.parse(d.finishedAt)] as const)
+      .sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++)
+      expect(spans[i]?.[0]).toBeGreaterThanOrEqual(spans[i - 1]?.[1] ?? 0);
+  });
+});
