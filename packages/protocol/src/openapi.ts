@@ -41,6 +41,7 @@ import {
   EventsReady,
   FleetView,
   HealthResponse,
+  JobHistory,
   JobListResponse,
   JobLogsResponse,
   LogStreamEnd,
@@ -60,6 +61,10 @@ const JobListQuery = z.strictObject({
   q: z.string().max(200).optional().describe("text to find in the job's name or id"),
   limit: Limit(500, 50),
   cursor: z.string().max(500).optional().describe("`nextCursor` of the previous page"),
+});
+const HistoryQuery = z.strictObject({
+  bucketSeconds: z.int().min(1).max(3600).default(5).describe("length of one bucket"),
+  buckets: z.int().min(1).max(720).default(60).describe("how many, ending now"),
 });
 const JobLogsQuery = z.strictObject({
   after: z.int().min(0).default(0).describe("only lines with a greater seq"),
@@ -123,6 +128,7 @@ const BASE_RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   AuditListResponse,
   AuditCheckpointList,
   AuditVerifyResult,
+  JobHistory,
   TokenInfo,
   TokenCreateResponse,
   TokenListResponse,
@@ -300,6 +306,14 @@ export const API_OPERATIONS: Record<OperationKey, OperationDoc> = {
     summary: "Set a fixed size or autoscaling bounds.",
     body: "FleetUpdateBody",
     ok: { status: 200, schema: "FleetView" },
+  },
+  "GET /v1/stats/history": {
+    id: "jobHistory",
+    tag: "jobs",
+    summary:
+      "Finished, succeeded and queued jobs per time bucket, oldest first: what a console charts on attach.",
+    query: HistoryQuery,
+    ok: { status: 200, schema: "JobHistory" },
   },
   "GET /v1/audit": {
     id: "listAudit",

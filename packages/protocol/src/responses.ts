@@ -103,3 +103,21 @@ export const AgentDeregisterResponse = z.strictObject({ ok: z.literal(true), req
 
 /** The audit checkpoints this replica made, newest first. */
 export const AuditCheckpointList = z.object({ items: z.array(AuditCheckpoint), sealed: z.boolean() });
+
+/**
+ * The Overview's recent past, so a console that attaches does not start from empty charts: for each
+ * bucket (oldest first), the jobs that finished in it, how many of them succeeded, and how many
+ * jobs were waiting in a queue at its end.
+ */
+export const JobHistory = z.strictObject({
+  bucketSeconds: z.number().int(),
+  buckets: z.array(
+    z.strictObject({
+      at: z.string(),
+      finished: z.number().int(),
+      succeeded: z.number().int(),
+      queued: z.number().int(),
+    }),
+  ),
+});
+export type JobHistory = z.infer<typeof JobHistory>;

@@ -105,6 +105,10 @@ export class Store {
     return jobs.countJobsByState(this.db);
   }
 
+  jobHistory(bucketSeconds: number, buckets: number, now?: number) {
+    return jobs.jobHistory(this.db, bucketSeconds, buckets, now);
+  }
+
   /** The highest log seq stored for a job (0 when none). */
   async lastLogSeq(jobId: string): Promise<number> {
     const res = await this.db.query<{ seq: string | number | null }>(

@@ -97,6 +97,36 @@ describeEachAdapter("agents, tokens and fleet", (store) => {
     ]);
   });
 
+  it("job history: finished and succeeded per bucket, and the queue's depth at each bucket's end", async () => {
+    const totals = async () => {
+      const h = await store().jobHistory(5, 720);
+      expect(h).toHaveLength(720);
+      expect(Date.parse(h[1]?.at ?? "") - Date.parse(h[0]?.at ?? "")).toBe(5_000);
+      return {
+        finished: h.reduce((n, b) => n + b.finished, 0),
+        succeeded: h.reduce((n, b) => n + b.succeeded, 0),
+        queued: h.at(-1)?.queued ?? 0,
+      };
+    };
+    const before = await totals();
+    const agent = await register("w-hist", ["q-hist"]);
+    for (let i = 0; i < 3; i++) await store().submitJob(spec({ queue: "q-hist", name: `hist-${i}` }), alice);
+    const claims = await store().claimJobs(agent.id, agent.queues, 2);
+    expect(claims).toHaveLength(2);
+    const [ok, bad] = claims;
+    if (!ok || !bad) throw new Error("two claims");
+    await store().finishJobs([
+      { jobId: ok.job.id, agentId: agent.id, epoch: ok.epoch, outcome: "succeeded", exitCode: 0 },
+      { jobId: bad.job.id, agentId: agent.id, epoch: bad.epoch, outcome: "failed", exitCode: 1 },
+    ]);
+    const after = await totals();
+    expect({
+      finished: after.finished - before.finished,
+      succeeded: after.succeeded - before.succeeded,
+      queued: after.queued - before.queued,
+    }).toEqual({ finished: 2, succeeded: 1, queued: 1 });
+  });
+
   it("a job lost with its last attempt fails with agent_lost, and its log says so", async () => {
     const agent = await register("w3b", ["q-last"]);
     const job = (await store().submitJob(spec({ queue: "q-last", maxAttempts: 1 }), alice)).value;

@@ -26,6 +26,11 @@ const AuditQuery = z
   })
   .superRefine(refuseUnstorable);
 
+const HistoryQuery = z.strictObject({
+  bucketSeconds: z.coerce.number().int().min(1).max(3600).default(5),
+  buckets: z.coerce.number().int().min(1).max(720).default(60),
+});
+
 export function operatorRoutes(ctx: ApiContext): RouteDef[] {
   const { store } = ctx;
   return [
@@ -136,6 +141,18 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req) {
         const body = parseOrThrow(AuditVerifyBody, req.body, "verify body");
         return store.verifyAudit(body.checkpoints);
+      },
+    },
+    {
+      method: "GET",
+      url: "/v1/stats/history",
+      role: "viewer",
+      async handler(req) {
+        const query = parseOrThrow(HistoryQuery, req.query, "query");
+        return {
+          bucketSeconds: query.bucketSeconds,
+          buckets: await store.jobHistory(query.bucketSeconds, query.buckets),
+        };
       },
     },
     {

@@ -204,6 +204,10 @@ export class FakeBackend implements Backend {
   async listAudit() {
     return this.audit;
   }
+  history: { at: string; finished: number; succeeded: number; queued: number }[] = [];
+  async jobHistory() {
+    return this.history;
+  }
   async verifyAudit() {
     return { ok: true, checked: this.audit.length };
   }

@@ -12,7 +12,7 @@ import { MetricsStore } from "../../src/tui/model/metrics.ts";
 import { Prompt } from "../../src/tui/model/prompt.ts";
 import { SessionStore } from "../../src/tui/model/session.ts";
 import { type Stores, Sync } from "../../src/tui/model/sync.ts";
-import { agent, FakeBackend, job, logLines } from "./fixtures.ts";
+import { agent, auditEntry, FakeBackend, job, logLines } from "./fixtures.ts";
 
 function stores(): Stores {
   return {
@@ -131,6 +131,34 @@ describe("Sync of job state events", () => {
     );
     expect(s.jobs.get("j2")).toMatchObject({ state: "failed", attempt: 3, exitCode: 7 });
     expect(fetched).toBe(0);
+    sync.stop();
+  });
+});
+
+describe("Overview on attach", () => {
+  it("starts with the API's recent history in its charts and the latest audited changes in its feed", async () => {
+    const b = new FakeBackend();
+    const s = stores();
+    const now = Date.now();
+    const bucket = (ago: number) => new Date(Math.floor(now / 5_000) * 5_000 - ago * 5_000).toISOString();
+    b.history = [
+      { at: bucket(2), finished: 4, succeeded: 3, queued: 7 },
+      { at: bucket(1), finished: 2, succeeded: 2, queued: 5 },
+      { at: bucket(0), finished: 0, succeeded: 0, queued: 5 },
+    ];
+    b.audit = [auditEntry(12, "fleet.scale", "ctl"), auditEntry(11, "job.submit", "ann")];
+    const sync = new Sync(b, s);
+    sync.start();
+    await waitFor("the history", () => s.metrics.series().finished === 6);
+    const series = s.metrics.series();
+    expect(series.succeeded).toBe(5);
+    // Per minute: 4 in a 5 s bucket is 48/min.
+    expect(series.throughput.slice(-3)).toEqual([48, 24, 0]);
+    expect(series.queueDepth.slice(-3, -1)).toEqual([7, 5]);
+    expect(s.metrics.events().map((e) => e.text)).toEqual([
+      "audit #12 fleet.scale fleet by ctl: ok",
+      "audit #11 job.submit tgt_11 by ann: ok",
+    ]);
     sync.stop();
   });
 });

@@ -153,3 +153,56 @@ export async function claimJobs(
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
     .map((job) => ({ job, epoch: job.epoch, attempt: job.attempt }));
 }
+
+/**
+ * Per bucket of `bucketSeconds`, the `buckets` ending now (oldest first): jobs finished in it, how
+ * many succeeded, and jobs waiting in a queue at its end (created by then, not yet assigned, not
+ * ended). Reads only the jobs that were live or ended in the window.
+ */
+export async function jobHistory(
+  q: Queryable,
+  bucketSeconds: number,
+  buckets: number,
+  now = Date.now(),
+): Promise<{ at: string; finished: number; succeeded: number; queued: number }[]> {
+  const span = bucketSeconds * 1000;
+  const last = Math.floor(now / span) * span;
+  const first = last - (buckets - 1) * span;
+  const res = await q.query<{
+    state: string;
+    created_at: Date;
+    assigned_at: Date | null;
+    finished_at: Date | null;
+  }>(
+    `select state, created_at, assigned_at, finished_at from jobs
+      where state = 'queued' or finished_at >= $1 or assigned_at >= $1 or created_at >= $1`,
+    [new Date(first)],
+  );
+  const out = Array.from({ length: buckets }, (_, i) => ({
+    at: new Date(first + i * span).toISOString(),
+    finished: 0,
+    succeeded: 0,
+    queued: 0,
+  }));
+  const ms = (d: Date | string | null) => (d === null ? null : new Date(d).getTime());
+  for (const row of res.rows) {
+    const created = ms(row.created_at) ?? 0;
+    const assigned = ms(row.assigned_at);
+    const finished = ms(row.finished_at);
+    if (finished !== null && finished >= first) {
+      const b = out[Math.min(buckets - 1, Math.floor((finished - first) / span))];
+      if (b) {
+        b.finished++;
+        if (row.state === "succeeded") b.succeeded++;
+      }
+    }
+    for (let i = 0; i < buckets; i++) {
+      const end = first + (i + 1) * span;
+      const waiting =
+        created <= end && (assigned === null || assigned > end) && (finished === null || finished > end);
+      const bucket = out[i];
+      if (waiting && bucket) bucket.queued++;
+    }
+  }
+  return out;
+}

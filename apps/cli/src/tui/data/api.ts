@@ -4,6 +4,7 @@ import {
   AuditVerifyResult,
   type FleetUpdateBody,
   Job,
+  JobHistory,
   type JobState,
   JobWithSteps,
 } from "@skiff/protocol";
@@ -83,6 +84,14 @@ export class HttpBackend implements Backend {
 
   async listAudit(limit: number) {
     return expectPage(AuditEntry, await this.client.get("/v1/audit", { limit }), "audit entry").items;
+  }
+
+  async jobHistory(bucketSeconds: number, buckets: number) {
+    return expectShape(
+      JobHistory,
+      await this.client.get("/v1/stats/history", { bucketSeconds, buckets }),
+      "job history",
+    ).buckets;
   }
 
   async verifyAudit() {

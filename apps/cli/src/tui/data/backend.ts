@@ -4,6 +4,7 @@ import type {
   AuditVerifyResult,
   FleetUpdateBody,
   Job,
+  JobHistory,
   JobState,
   JobWithSteps,
 } from "@skiff/protocol";
@@ -46,6 +47,8 @@ export interface Backend {
   getFleet(): Promise<FleetView>;
   setFleet(body: FleetUpdateBody): Promise<FleetView>;
   listAudit(limit: number): Promise<AuditEntry[]>;
+  /** Finished, succeeded and queued jobs per bucket, oldest first, for the Overview's charts. */
+  jobHistory(bucketSeconds: number, buckets: number): Promise<JobHistory["buckets"]>;
   verifyAudit(): Promise<AuditVerifyResult>;
   /** `/v1/events` for the topics, reconnecting by itself and resuming from the last event id. */
   events(topics: readonly string[], handlers: FeedHandlers): Feed;

@@ -58,6 +58,35 @@ export class MetricsStore extends Emitter {
     this.changed();
   }
 
+  /**
+   * The recent past as the API reports it (`GET /v1/stats/history`), so charts start full on
+   * attach. What events have already counted is kept: a bucket takes the larger of the two.
+   */
+  seed(buckets: readonly { at: string; finished: number; succeeded: number; queued: number }[]): void {
+    for (const b of buckets) {
+      const at = this.bucket(Date.parse(b.at));
+      if (!this.depth.has(at)) this.depth.set(at, b.queued);
+      this.done.set(at, Math.max(this.done.get(at) ?? 0, b.finished));
+    }
+    // The totals count what finished in the window shown, then what events add.
+    if (this.finished === 0) {
+      this.finished = buckets.reduce((n, b) => n + b.finished, 0);
+      this.succeeded = buckets.reduce((n, b) => n + b.succeeded, 0);
+    }
+    this.prune(Date.now());
+    this.changed();
+  }
+
+  /** Older events (the audit log's latest entries, oldest first) behind those already shown. */
+  backfill(events: readonly RecentEvent[]): void {
+    const known = new Set(this.recent.map((e) => `${e.name} ${e.text}`));
+    const older = events.filter((e) => !known.has(`${e.name} ${e.text}`)).sort((a, b) => b.at - a.at);
+    this.recent.push(...older);
+    this.recent.sort((a, b) => b.at - a.at);
+    if (this.recent.length > this.keepEvents) this.recent.length = this.keepEvents;
+    this.changed();
+  }
+
   event(e: RecentEvent): void {
     this.recent.unshift(e);
     if (this.recent.length > this.keepEvents) this.recent.length = this.keepEvents;

@@ -127,7 +127,22 @@ export class Sync {
       b.getFleet().then((f) => fleet.set(f), fail),
       who?.role === "viewer"
         ? Promise.resolve(audit.deny("the audit log needs the operator role; this token is a viewer"))
-        : b.listAudit(AUDIT_PAGE).then((list) => audit.load(list), fail),
+        : b.listAudit(AUDIT_PAGE).then((list) => {
+            audit.load(list);
+            // The feed starts with the latest audited changes rather than empty.
+            metrics.backfill(
+              list.slice(0, 20).flatMap((entry) => {
+                const e = describeEvent("audit.appended", entry, agents, Date.parse(entry.at));
+                return e ? [e] : [];
+              }),
+            );
+          }, fail),
+      // The charts start with the last few minutes as the API saw them. An older API has no such
+      // route: the charts then fill as events arrive, as before.
+      b
+        .jobHistory(metrics.bucketMs / 1000, metrics.buckets)
+        .then((h) => metrics.seed(h))
+        .catch(() => {}),
     ]);
   }
 
