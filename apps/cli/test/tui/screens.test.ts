@@ -84,6 +84,19 @@ describe("the console's views", () => {
     expect(c.screen.text()).not.toContain("worker-alpha");
   });
 
+  it("o hides offline agents and shows them again", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":agents\r");
+    await c.waitForText("worker-gamma");
+    await c.press("o");
+    await c.waitForText("Agents (2/3)  filter: status:online");
+    expect(c.screen.text()).not.toContain("worker-gamma");
+    await c.press("o");
+    await c.waitForText(/Agents \(3\)/);
+    await c.waitForText("worker-gamma");
+  });
+
   it("Jobs lists jobs with state labels, and Enter opens the log, which follows new lines", async () => {
     const b = backendWithData();
     c = startConsole(b);

@@ -11,6 +11,8 @@ import { fieldLines } from "../render/table.ts";
 import { TableView } from "./table-view.ts";
 import type { ViewContext } from "./view.ts";
 
+const ONLINE = "status:online";
+
 /** Every agent with its heartbeat age ticking once a second from its last beat (no request). */
 export class AgentsView extends TableView<AgentRecord> {
   readonly name = "agents";
@@ -54,6 +56,21 @@ export class AgentsView extends TableView<AgentRecord> {
     const { actions } = this.ctx;
     return [
       { key: "enter", description: "agent details", hint: true, handler: () => this.details() },
+      {
+        key: "o",
+        description: "hide or show offline agents",
+        hint: true,
+        // The filter's own term, so what is hidden is said in the title and `/` can change it.
+        handler: () => {
+          const current = this.filter.get();
+          const terms = current.split(/\s+/).filter((t) => t !== "");
+          this.filter.set(
+            terms.includes(ONLINE)
+              ? terms.filter((t) => t !== ONLINE).join(" ")
+              : [...terms, ONLINE].join(" "),
+          );
+        },
+      },
       {
         key: "d",
         description: "drain the agent",
