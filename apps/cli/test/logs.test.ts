@@ -160,6 +160,23 @@ describe("log format", { timeout: 180_000 }, () => {
     expect(up.output()).toContain("\u001b[32mINFO"); // in colour
   });
 
+  it("on a terminal too small to draw on (0×0), skiff up runs headless and says why, rather than crash", async () => {
+    const up = onTerminal(["up", "--workers", "0", "--port", "0"], { SKIFF_HOME: emptyHome() });
+    try {
+      await waitFor(
+        "skiff up to log ready",
+        () => /INFO.*\(skiff-up\).*ready/.test(plain(up.output())),
+        90_000,
+        100,
+      );
+    } finally {
+      expect(await up.stop(), up.output()).toBe(0);
+    }
+    const out = plain(up.output());
+    expect(out).toContain("(not here: the terminal is 0×0; the console needs at least 40×12)");
+    expect(out).not.toContain("crashed");
+  });
+
   it("on a terminal, --log-format json and SKIFF_LOG_FORMAT=json give JSON lines", async () => {
     const byFlag = onTerminal(worker("tty-flag", "--log-format", "json"), {});
     const byEnv = onTerminal(worker("tty-env"), { SKIFF_LOG_FORMAT: "json" });

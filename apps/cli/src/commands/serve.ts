@@ -138,8 +138,15 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   const { home, configFile, slots, sandbox } = settings;
   await checkPortFree(settings.host, settings.port, "--port");
   // With the console attached, logs go to a file so they never print over the screen.
-  const attach =
+  const wantsConsole =
     mode === "up" && flags.tui !== false && process.stdout.isTTY === true && process.stdin.isTTY === true;
+  // A terminal too small to draw on (a pseudo-terminal with no size, say) runs headless instead of
+  // crashing the console and, with it, the node.
+  const { terminalTooSmall } = wantsConsole
+    ? await import("../tui/index.ts")
+    : { terminalTooSmall: () => null };
+  const tooSmall = wantsConsole ? terminalTooSmall() : null;
+  const attach = wantsConsole && tooSmall === null;
   const logFile = attach ? join(home, "logs", `skiff-${mode}.log`) : undefined;
   // A log file is not a terminal: JSON lines there unless chosen otherwise.
   const format = logFile ? logFormat(flags.logFormat, process.env, false) : settings.logFormat;
@@ -196,7 +203,7 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
     }
     const console = attach
       ? `attaching now (logs in ${shown(logFile ?? "")}); q quits and stops skiff up`
-      : `pnpm tui (or skiff tui --api-url ${running.url}) in another terminal`;
+      : `pnpm tui (or skiff tui --api-url ${running.url}) in another terminal${tooSmall ? ` (not here: ${tooSmall})` : ""}`;
     banner += `  workers      ${line}\n  console      ${console}\n\n`;
   }
   process.stderr.write(banner);

@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from "../client.ts";
+import { UsageError } from "../env.ts";
 import { App } from "./app.ts";
 import { connectBackend } from "./data/connection.ts";
 import { DEFAULT_HEARTBEAT_POLICY, type HeartbeatPolicy } from "./render/heartbeat.ts";
@@ -20,12 +21,30 @@ function policyFromEnv(): HeartbeatPolicy {
   };
 }
 
+/** Below this the console cannot lay out its views (blessed-contrib's charts fail outright at 0×0). */
+export const MIN_COLUMNS = 40;
+export const MIN_ROWS = 12;
+
+/** Why the console cannot draw on this terminal, or null when it can. */
+export function terminalTooSmall(
+  columns = process.stdout.columns,
+  rows = process.stdout.rows,
+): string | null {
+  if ((columns ?? 0) >= MIN_COLUMNS && (rows ?? 0) >= MIN_ROWS) return null;
+  return `the terminal is ${columns ?? 0}×${rows ?? 0}; the console needs at least ${MIN_COLUMNS}×${MIN_ROWS}`;
+}
+
 /**
  * Runs the console until the operator quits. The terminal is restored on every way out: q and Ctrl-C
  * (keys, the terminal being raw), SIGTERM, SIGHUP (the SSH session went away), and a crash, after
  * which the error is printed on the restored screen.
  */
 export async function runTui(opts: TuiOptions): Promise<void> {
+  const small = terminalTooSmall();
+  if (small)
+    throw new UsageError(
+      `${small} (resize it, or use \`skiff jobs\`, \`skiff agents\` and the other commands)`,
+    );
   const backend = connectBackend(opts);
   const color = opts.color !== false && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb";
   const app = new App({ backend, readOnly: opts.readOnly === true, color, policy: policyFromEnv() });
