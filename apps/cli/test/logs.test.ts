@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "@skiff/testkit";
@@ -65,11 +65,19 @@ function duplicateKeys(text: string): string[] {
 }
 
 /** A `skiff` command on a pseudo-terminal of its own; `ctrlC()` types Ctrl-C into it. */
-function onTerminal(args: string[], env: Record<string, string>) {
+function onTerminal(args: string[], env: Record<string, string>, size?: { rows: number; cols: number }) {
   // `exec`: script(1) runs the command through $SHELL, or /bin/sh when SHELL is unset (as under
   // CI). dash does not exec a lone command: it stays as the parent, takes the same Ctrl-C, and
   // once node has shut down cleanly it dies of that SIGINT itself, so script reports 130.
-  const command = ["exec", "node", "--import", "tsx", "apps/cli/src/main.ts", ...args].join(" ");
+  const command = [
+    ...(size ? [`stty rows ${size.rows} cols ${size.cols};`] : []),
+    "exec",
+    "node",
+    "--import",
+    "tsx",
+    "apps/cli/src/main.ts",
+    ...args,
+  ].join(" ");
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env))
     if (!k.startsWith("SKIFF_") && v !== undefined) base[k] = v;
@@ -89,6 +97,15 @@ function onTerminal(args: string[], env: Record<string, string>) {
   return {
     output: () => output.replace(/\r/g, ""),
     ctrlC: () => child.stdin?.write("\u0003"),
+    /** Signals node itself (script's child), as a launcher relaying a signal would. */
+    signal(sig: NodeJS.Signals) {
+      const node = execFileSync("pgrep", ["-P", String(child.pid)])
+        .toString()
+        .trim()
+        .split("\n")[0];
+      process.kill(Number(node), sig);
+    },
+    exited,
     async stop(): Promise<number | null> {
       child.stdin?.write("\u0003");
       const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
@@ -175,6 +192,23 @@ describe("log format", { timeout: 180_000 }, () => {
     const out = plain(up.output());
     expect(out).toContain("(not here: the terminal is 0×0; the console needs at least 40×12)");
     expect(out).not.toContain("crashed");
+  });
+
+  it("with the console attached, a signal that arrives twice (relayed by a launcher) still drains and stops cleanly", async () => {
+    const up = onTerminal(
+      ["up", "--workers", "0", "--port", "0"],
+      { SKIFF_HOME: emptyHome() },
+      { rows: 40, cols: 120 },
+    );
+    await waitFor("the console to draw", () => plain(up.output()).includes("Overview"), 90_000, 100);
+    up.signal("SIGINT");
+    up.signal("SIGINT");
+    const timer = setTimeout(() => up.ctrlC(), 60_000);
+    const code = await up.exited;
+    clearTimeout(timer);
+    expect(code, up.output()).toBe(0);
+    expect(plain(up.output())).toContain("console closed; draining workers and stopping");
+    expect(plain(up.output())).not.toContain("exiting now");
   });
 
   it("on a terminal, --log-format json and SKIFF_LOG_FORMAT=json give JSON lines", async () => {

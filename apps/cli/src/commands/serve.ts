@@ -221,8 +221,23 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
     const { runTui } = await import("../tui/index.ts");
     const token = readFileSync(running.adminTokenFile, "utf8").trim();
     await runTui({ baseUrl: running.url, token });
+    const closedAt = Date.now();
     process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
-    await shutdown();
+    // The console's own handlers are gone now. A signal that closed it often comes twice (the
+    // launcher relays it): a repeat within a second is the same one; a later one forces the exit.
+    const late = (signal: NodeJS.Signals) => {
+      if (Date.now() - closedAt < 1_000) return;
+      process.stderr.write(`\nskiff ${mode}: ${signal} while stopping, exiting now\n`);
+      process.exit(130);
+    };
+    process.on("SIGINT", late);
+    process.on("SIGTERM", late);
+    try {
+      await shutdown();
+    } finally {
+      process.off("SIGINT", late);
+      process.off("SIGTERM", late);
+    }
   } else {
     await onShutdownSignals(`skiff ${mode}`, shutdown);
   }
