@@ -67,38 +67,45 @@ export class UsageError extends Error {
  */
 export function onShutdownSignals(what: string, stop: () => Promise<void>): Promise<void> {
   return new Promise((resolveDone) => {
-    let stopping = false;
-    let stopped = false;
-    let firstAt = 0;
-    const handler = (signal: NodeJS.Signals) => {
-      // Once everything is closed a late signal has nothing left to interrupt: leave with the
-      // outcome of the stop. (Removing the handler instead would let the default action kill
-      // the process and turn a clean stop into exit 130.)
-      if (stopped) process.exit(process.exitCode ?? 0);
-      // Ctrl-C reaches the whole process group, and launchers (pnpm, tsx) relay it as well: a
-      // repeat within a second is the same keypress, not a request to force.
-      if (stopping && Date.now() - firstAt < 1_000) return;
-      if (stopping) {
-        process.stderr.write(`\n${what}: second ${signal}, exiting now\n`);
-        process.exit(130);
-      }
-      stopping = true;
-      firstAt = Date.now();
+    const first = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", first);
+      process.off("SIGTERM", first);
       process.stderr.write(`\n${what}: ${signal} received, shutting down (again to force)\n`);
-      stop()
-        .catch((err) => {
-          process.stderr.write(`${what}: shutdown failed: ${(err as Error).message}\n`);
-          process.exitCode = 1;
-        })
-        .finally(() => {
-          stopped = true;
-          // Everything is closed; if a stray handle still holds the event loop, exit anyway
-          // rather than hang a supervisor waiting for us (the timer itself holds nothing).
-          setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
-          resolveDone();
-        });
+      resolveDone(stopGuarded(what, stop));
     };
-    process.on("SIGINT", handler);
-    process.on("SIGTERM", handler);
+    process.on("SIGINT", first);
+    process.on("SIGTERM", first);
   });
+}
+
+/**
+ * Runs `stop` now, with SIGINT and SIGTERM guarded while it runs and after: whatever began the stop
+ * (a signal, the console closing), a repeat within a second is the same one, since Ctrl-C reaches
+ * the whole process group and launchers (pnpm, tsx) relay it as well; a later one exits at once.
+ */
+export function stopGuarded(what: string, stop: () => Promise<void>): Promise<void> {
+  const since = Date.now();
+  let stopped = false;
+  const handler = (signal: NodeJS.Signals) => {
+    // Once everything is closed a late signal has nothing left to interrupt: leave with the
+    // outcome of the stop. (Removing the handler instead would let the default action kill the
+    // process and turn a clean stop into exit 130.)
+    if (stopped) process.exit(process.exitCode ?? 0);
+    if (Date.now() - since < 1_000) return;
+    process.stderr.write(`\n${what}: second ${signal}, exiting now\n`);
+    process.exit(130);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return stop()
+    .catch((err) => {
+      process.stderr.write(`${what}: shutdown failed: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      stopped = true;
+      // Everything is closed; if a stray handle still holds the event loop, exit anyway rather
+      // than hang a supervisor waiting for us (the timer itself holds nothing).
+      setTimeout(() => process.exit(process.exitCode ?? 0), 3_000).unref();
+    });
 }

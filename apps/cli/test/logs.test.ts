@@ -151,19 +151,24 @@ const worker = (name: string, ...extra: string[]) => [
   ...extra,
 ];
 
+/** Waits for `skiff up` to log ready, then types Ctrl-C and expects a clean exit (0), either way. */
+async function untilReadyThenCtrlC(up: ReturnType<typeof onTerminal>): Promise<void> {
+  try {
+    await waitFor(
+      "skiff up to log ready",
+      () => /INFO.*\(skiff-up\).*ready/.test(plain(up.output())),
+      90_000,
+      100,
+    );
+  } finally {
+    expect(await up.stop(), up.output()).toBe(0);
+  }
+}
+
 describe("log format", { timeout: 180_000 }, () => {
   it("on a terminal: the banner whole, then pretty lines; Ctrl-C stops it", async () => {
     const up = onTerminal(["up", "--no-tui", "--workers", "0", "--port", "0"], { SKIFF_HOME: emptyHome() });
-    try {
-      await waitFor(
-        "skiff up to log ready",
-        () => /INFO.*\(skiff-up\).*ready/.test(plain(up.output())),
-        90_000,
-        100,
-      );
-    } finally {
-      expect(await up.stop(), up.output()).toBe(0);
-    }
+    await untilReadyThenCtrlC(up);
     const lines = plain(up.output()).split("\n");
     const bannerStart = lines.findIndex((l) => l.startsWith("skiff up: API listening on "));
     const bannerEnd = lines.findIndex((l) => l.startsWith("  console      "));
@@ -179,16 +184,7 @@ describe("log format", { timeout: 180_000 }, () => {
 
   it("on a terminal too small to draw on (0×0), skiff up runs headless and says why, rather than crash", async () => {
     const up = onTerminal(["up", "--workers", "0", "--port", "0"], { SKIFF_HOME: emptyHome() });
-    try {
-      await waitFor(
-        "skiff up to log ready",
-        () => /INFO.*\(skiff-up\).*ready/.test(plain(up.output())),
-        90_000,
-        100,
-      );
-    } finally {
-      expect(await up.stop(), up.output()).toBe(0);
-    }
+    await untilReadyThenCtrlC(up);
     const out = plain(up.output());
     expect(out).toContain("(not here: the terminal is 0×0; the console needs at least 40×12)");
     expect(out).not.toContain("crashed");

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hashEntry, openStore } from "@skiff/store";
+import { hashableOf, hashEntry, openStore } from "@skiff/store";
 import {
   describeWith,
   freePort,
@@ -513,18 +513,8 @@ describeWith(
         await owner.tx(async (q) => {
           await q.query("alter table audit_log disable trigger audit_log_no_update");
           for (const r of rows.slice(1)) {
-            const entry = {
-              seq: Number(r.seq),
-              at: new Date(r.at).toISOString(),
-              actor: r.seq === from ? "someone-else" : r.actor,
-              role: r.role,
-              action: r.action,
-              target: r.target,
-              outcome: r.outcome,
-              requestId: r.request_id ?? null,
-              sourceIp: r.source_ip ?? null,
-              details: r.details ?? {},
-            };
+            // The row as stored, with one field changed in the first row rewritten.
+            const entry = { ...hashableOf(r), ...(Number(r.seq) === from ? { actor: "someone-else" } : {}) };
             const hash = hashEntry(prev, entry);
             await q.query(
               "update audit_log set actor = $2, prev_hash = $3, hash = $4, seal = null where seq = $1",

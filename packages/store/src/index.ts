@@ -17,6 +17,7 @@ export {
   AuditHeadError,
   canonicalJson,
   GENESIS_HASH,
+  hashableOf,
   hashEntry,
   sealOf,
   signCheckpoint,

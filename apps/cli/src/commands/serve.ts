@@ -11,6 +11,7 @@ import {
   parsePort,
   redisUrl,
   skiffHome,
+  stopGuarded,
   UsageError,
 } from "../env.ts";
 import { createLogger, LOG_FORMAT_HELP, type LogFormat, logFormat } from "../log.ts";
@@ -221,23 +222,9 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
     const { runTui } = await import("../tui/index.ts");
     const token = readFileSync(running.adminTokenFile, "utf8").trim();
     await runTui({ baseUrl: running.url, token });
-    const closedAt = Date.now();
     process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
-    // The console's own handlers are gone now. A signal that closed it often comes twice (the
-    // launcher relays it): a repeat within a second is the same one; a later one forces the exit.
-    const late = (signal: NodeJS.Signals) => {
-      if (Date.now() - closedAt < 1_000) return;
-      process.stderr.write(`\nskiff ${mode}: ${signal} while stopping, exiting now\n`);
-      process.exit(130);
-    };
-    process.on("SIGINT", late);
-    process.on("SIGTERM", late);
-    try {
-      await shutdown();
-    } finally {
-      process.off("SIGINT", late);
-      process.off("SIGTERM", late);
-    }
+    // The console's own signal handlers are gone now; the stop is guarded as a signalled one is.
+    await stopGuarded(`skiff ${mode}`, shutdown);
   } else {
     await onShutdownSignals(`skiff ${mode}`, shutdown);
   }

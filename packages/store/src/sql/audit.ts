@@ -92,7 +92,7 @@ function sameHex(a: string, b: string): boolean {
 }
 
 /** The hashed fields of a stored row, as `hashEntry` takes them. */
-function hashableOf(raw: Record<string, unknown>): Hashable {
+export function hashableOf(raw: Record<string, unknown>): Hashable {
   return {
     seq: Number(raw.seq),
     at: iso(raw.at),
