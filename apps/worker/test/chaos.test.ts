@@ -16,6 +16,7 @@ import {
 } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
+  apiCaller,
   exitOf,
   isRunning,
   killLeftovers,
@@ -169,17 +170,7 @@ describeWith(
       if (!api) throw new Error("no API replica is running");
       return api.url;
     };
-    const call = async (method: string, path: string, body?: unknown, token = admin) => {
-      const res = await fetch(`${live()}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body ? { "content-type": "application/json" } : {}),
-        },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      return { status: res.status, body: (await res.json()) as any };
-    };
+    const call = apiCaller(live, () => admin);
     const submit = async (name: string, run: string, lines: number, suffix = "") => {
       const res = await call("POST", "/v1/jobs", { name, queue, steps: [{ name: "s", run }] });
       expect(res.status, JSON.stringify(res.body)).toBe(201);

@@ -13,6 +13,7 @@ import {
 } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
+  apiCaller,
   exitOf,
   freePort,
   isRunning,
@@ -82,17 +83,10 @@ describeWith(gate, "worker failures with real processes [postgres, redis, bwrap]
   let admin: string;
   let agentToken: string;
 
-  const call = async (method: string, path: string, body?: unknown, token = admin) => {
-    const res = await fetch(`${api.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const call = apiCaller(
+    () => api.url,
+    () => admin,
+  );
   const getJob = async (id: string) => (await call("GET", `/v1/jobs/${id}`)).body;
   const logs = async (id: string): Promise<Line[]> =>
     (await call("GET", `/v1/jobs/${id}/logs?limit=10000`)).body.lines;

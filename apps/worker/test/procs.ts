@@ -178,4 +178,19 @@ export async function startWorkerProc(
   return { proc, healthUrl, agentId };
 }
 
+/**
+ * A JSON call to the API at `base()` as `token()` (or the token given), answering its status and
+ * parsed body. `base` is asked each time: a suite whose replicas come and go points it at a live one.
+ */
+export function apiCaller(base: () => string, token: () => string) {
+  return async (method: string, path: string, body?: unknown, as = token()) => {
+    const res = await fetch(`${base()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${as}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+}
+
 export { freePort } from "@skiff/testkit";
