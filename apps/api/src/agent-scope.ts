@@ -56,7 +56,7 @@ export async function refuse(
     details?: Record<string, unknown>;
   },
 ): Promise<SkiffError> {
-  const entry = await ctx.store
+  await ctx.store
     .appendAudit({
       actor: refusal.actor ?? (who.agentId ? `${who.name}/${who.agentId}` : who.name),
       role: who.role,
@@ -71,6 +71,5 @@ export async function refuse(
       req.log.error({ err }, "could not audit a refused agent request");
       return null;
     });
-  if (entry) await ctx.publish([], [entry]);
   return new SkiffError(refusal.code, refusal.message);
 }

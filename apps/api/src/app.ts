@@ -12,7 +12,7 @@ import { hashTokenCached, type Principal } from "./auth.ts";
 import { AuditCheckpoints } from "./checkpoints.ts";
 import { ApiConfig, type ApiConfigInput } from "./config.ts";
 import type { ApiContext, RouteDef } from "./context.ts";
-import { EventLog } from "./event-log.ts";
+import { EventFeed } from "./event-log.ts";
 import { HeartbeatLog } from "./heartbeats.ts";
 import { toSkiffError } from "./http-errors.ts";
 import { levelOf, quietLevel } from "./log-level.ts";
@@ -83,7 +83,7 @@ export function buildApi(deps: ApiDeps): Api {
   const { store, bus } = deps;
   const waiters = new ClaimWaiters(bus);
   const metrics = createMetrics(store, () => waiters.size);
-  const events = new EventLog();
+  const events = new EventFeed(store, app.log, { retentionSeconds: config.eventRetentionSeconds });
   const limiter = new FailureLimiter(config.failureLimitPerMinute);
   const state = { shuttingDown: false };
   const principals = new PrincipalCache(store, bus);
@@ -106,22 +106,12 @@ export function buildApi(deps: ApiDeps): Api {
     heartbeats: new HeartbeatLog(),
     state,
     principals,
-    async publish(list: SkiffEvent[], audit: AuditEntry[] = []) {
-      const all: SkiffEvent[] = [
-        ...list,
-        ...audit.map((a): SkiffEvent => ({ name: "audit.appended", payload: a })),
-      ];
-      // Sent together: the bus coalesces what is published in one turn into one message, in order.
-      await Promise.all(
-        all.map((event) =>
-          bus.publish(event).catch((err) => app.log.warn({ err, event: event.name }, "event not published")),
-        ),
-      );
-    },
+    events,
   };
-  const stopEvents = bus.subscribe((event) => {
-    if (event.name === "agent.heartbeat") ctx.heartbeats.add(event.payload as never);
-    events.append(event);
+  // Recent heartbeats per agent, for `GET /v1/agents/:id`: they arrive like every other event.
+  const stopEvents = events.listen((batch) => {
+    for (const e of batch)
+      if (e.event.name === "agent.heartbeat") ctx.heartbeats.add(e.event.payload as never);
   });
 
   // Failures are counted per presented token, and 401s also per address; probes and metrics, which
@@ -191,7 +181,7 @@ export function buildApi(deps: ApiDeps): Api {
       }
     }
     const deny = async (principal: Principal | null, code: "unauthorized" | "forbidden", message: string) => {
-      const entry = await store
+      await store
         .appendAudit({
           actor: principal?.name ?? "anonymous",
           role: principal?.role ?? "none",
@@ -206,7 +196,6 @@ export function buildApi(deps: ApiDeps): Api {
           req.log.error({ err }, "could not audit a denied request");
           return null;
         });
-      if (entry) await ctx.publish([], [entry]);
       throw new SkiffError(code, message);
     };
     if (!who) {
@@ -268,6 +257,7 @@ export function buildApi(deps: ApiDeps): Api {
       ctx.waiters.close();
       ctx.sse.closeAll();
       stopEvents();
+      await events.stop();
       principals.close();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {

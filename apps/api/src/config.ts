@@ -28,6 +28,11 @@ export const ApiConfig = z.strictObject({
     .int()
     .min(0)
     .default(24 * 3600),
+  /**
+   * How long `/v1/events` keeps events for clients that reconnect with Last-Event-ID; one further
+   * behind gets `reset` and reloads. The newest thousand are kept whatever their age.
+   */
+  eventRetentionSeconds: z.number().int().min(10).default(3600),
   bodyLimitBytes: z
     .number()
     .int()

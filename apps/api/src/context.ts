@@ -1,10 +1,11 @@
 import type { Bus } from "@skiff/bus";
-import type { AuditEntry, Role, SkiffEvent } from "@skiff/protocol";
+import type { Role } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import type { Principal } from "./auth.ts";
 import type { AuditCheckpoints } from "./checkpoints.ts";
 import type { ApiConfig } from "./config.ts";
+import type { EventFeed } from "./event-log.ts";
 import type { HeartbeatLog } from "./heartbeats.ts";
 import type { LogTails } from "./log-tail.ts";
 import type { Metrics } from "./metrics.ts";
@@ -27,8 +28,8 @@ export interface ApiContext {
   heartbeats: HeartbeatLog;
   state: { shuttingDown: boolean };
   principals: PrincipalCache;
-  /** Publishes events and audit entries after a commit; a bus failure is logged, not thrown. */
-  publish(events: SkiffEvent[], audit?: AuditEntry[]): Promise<void>;
+  /** The event log as this replica relays it to `/v1/events`. */
+  events: EventFeed;
 }
 
 export type RouteRole = Role | "none";

@@ -1,44 +1,189 @@
-import type { SkiffEvent, Topic } from "@skiff/protocol";
-import { topicOf } from "@skiff/protocol";
+import { parseEvent, type SkiffEvent, type Topic, topicOf } from "@skiff/protocol";
+import type { Store, StoredEvent } from "@skiff/store";
+import type { FastifyBaseLogger } from "fastify";
+import { sseFrame } from "./sse.ts";
 
 export interface LoggedEvent {
+  /** The event's global position (its SSE id). */
   id: number;
   topic: Topic;
   event: SkiffEvent;
+  /** The SSE frame, made once for every subscriber. */
+  frame: string;
 }
 
+export interface EventFeedOptions {
+  /** Recent events held in memory, so most resumes need no query. */
+  capacity?: number;
+  /** How often the log is read even without a notification (one may be lost). */
+  pollMs?: number;
+  /** Numbered events older than this are deleted (the newest thousand are always kept). */
+  retentionSeconds: number;
+  pruneEveryMs?: number;
+}
+
+const PAGE = 1000;
+
 /**
- * The recent events this replica saw on the bus, numbered, so an SSE client that reconnects with
- * `Last-Event-ID` gets what it missed. A client too far behind is told to reload instead.
+ * This replica's view of the event log in the database. Every change records its events in its own
+ * transaction (see the store's `sql/events.ts`); the feed hears of them (LISTEN/NOTIFY, in-process
+ * on PGlite), numbers what is committed and not yet numbered, reads the new range in order and
+ * hands it to subscribers. Every replica reads the same log, so every console sees the same events
+ * in the same order with the same ids, whichever replica it is attached to, and a reconnecting
+ * client gets exactly what it missed.
  */
-export class EventLog {
+export class EventFeed {
   private readonly ring: LoggedEvent[] = [];
-  private nextId = 1;
-  private readonly listeners = new Set<(e: LoggedEvent) => void>();
+  private lastSeq = 0;
+  private readonly listeners = new Set<(batch: LoggedEvent[]) => void>();
+  private pumping: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private unlisten: (() => Promise<void>) | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private prune: NodeJS.Timeout | null = null;
+  private readonly capacity: number;
+  readonly started: Promise<void>;
 
-  constructor(private readonly capacity = 5000) {}
-
-  append(event: SkiffEvent): void {
-    const entry: LoggedEvent = { id: this.nextId++, topic: topicOf(event.name), event };
-    this.ring.push(entry);
-    if (this.ring.length > this.capacity) this.ring.shift();
-    for (const l of this.listeners) l(entry);
+  constructor(
+    private readonly store: Store,
+    private readonly log: FastifyBaseLogger,
+    private readonly opts: EventFeedOptions,
+  ) {
+    this.capacity = opts.capacity ?? 10_000;
+    this.started = this.start();
+    this.started.catch((err) => log.error({ err }, "the event feed could not start; consoles get no events"));
   }
 
-  /** Events after `id`, or null when some of them have already been dropped. */
-  since(id: number): LoggedEvent[] | null {
-    const first = this.ring[0];
-    if (id >= this.nextId - 1) return [];
-    if (!first || id < first.id - 1) return null;
-    return this.ring.filter((e) => e.id > id);
+  private async start(): Promise<void> {
+    // A new replica starts at the end: its subscribers ask for older events by id.
+    await this.store.numberEvents();
+    this.lastSeq = (await this.store.eventBounds()).last;
+    const unlisten = await this.store.onEvents(() => this.wake());
+    if (this.stopped) {
+      await unlisten();
+      return;
+    }
+    this.unlisten = unlisten;
+    this.poll = setInterval(() => this.wake(), this.opts.pollMs ?? 1_000);
+    this.poll.unref();
+    this.prune = setInterval(() => {
+      this.store
+        .pruneEvents(this.opts.retentionSeconds)
+        .catch((err) => this.log.warn({ err }, "could not prune old events"));
+    }, this.opts.pruneEveryMs ?? 60_000);
+    this.prune.unref();
+    this.wake();
   }
 
+  /** The newest position this replica has delivered. */
   get lastId(): number {
-    return this.nextId - 1;
+    return this.lastSeq;
   }
 
-  listen(fn: (e: LoggedEvent) => void): () => void {
+  /** Reads what is new: coalesced, so a burst of notifications costs one pass or two. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Resolves once everything committed before the call has been delivered here. */
+  async caughtUp(): Promise<void> {
+    await this.started;
+    while (this.pumping) await this.pumping;
+    this.wake();
+    while (this.pumping) await this.pumping;
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      await this.store.numberEvents();
+      for (;;) {
+        const rows = await this.store.eventsAfter(this.lastSeq, PAGE);
+        const batch = rows.map((r) => this.toLogged(r)).filter((e): e is LoggedEvent => e !== null);
+        if (rows.length > 0) this.lastSeq = rows[rows.length - 1]?.seq ?? this.lastSeq;
+        if (batch.length > 0) {
+          this.ring.push(...batch);
+          if (this.ring.length > this.capacity) this.ring.splice(0, this.ring.length - this.capacity);
+          for (const l of this.listeners) l(batch);
+        }
+        if (rows.length < PAGE) return;
+      }
+    } catch (err) {
+      this.log.warn({ err }, "could not read the event log; retrying");
+    }
+  }
+
+  private toLogged(r: StoredEvent): LoggedEvent | null {
+    try {
+      const event = parseEvent({ name: r.name, payload: r.payload });
+      return {
+        id: r.seq,
+        topic: topicOf(event.name),
+        event,
+        frame: sseFrame(event.name, event.payload, r.seq),
+      };
+    } catch (err) {
+      this.log.error(
+        { err, seq: r.seq, name: r.name },
+        "skipping an event the log holds in a shape this version does not know",
+      );
+      return null;
+    }
+  }
+
+  /**
+   * The events after `id` up to what this replica has delivered, in order; null when some of them
+   * are no longer kept (or `id` is from a log this database never had), so the client must reload.
+   */
+  async since(id: number): Promise<LoggedEvent[] | null> {
+    await this.started;
+    const upTo = this.lastSeq;
+    if (id >= upTo) {
+      // Ahead of this replica but not of the log: another replica delivered it first.
+      return id > (await this.store.eventBounds()).last ? null : [];
+    }
+    const first = this.ring[0];
+    if (first && id >= first.id - 1) return this.ring.filter((e) => e.id > id && e.id <= upTo);
+    const bounds = await this.store.eventBounds();
+    if (id < bounds.first - 1) return null;
+    const out: LoggedEvent[] = [];
+    let after = id;
+    while (after < upTo) {
+      const rows = await this.store.eventsAfter(after, PAGE);
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        if (r.seq > upTo) break;
+        const e = this.toLogged(r);
+        if (e) out.push(e);
+      }
+      after = rows[rows.length - 1]?.seq ?? upTo;
+      if (rows.length < PAGE) break;
+    }
+    return out;
+  }
+
+  listen(fn: (batch: LoggedEvent[]) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.poll) clearInterval(this.poll);
+    if (this.prune) clearInterval(this.prune);
+    await this.started.catch(() => {});
+    await this.pumping;
+    await this.unlisten?.();
   }
 }

@@ -1,6 +1,4 @@
-import type { SkiffEvent } from "@skiff/protocol";
 import type { ApiContext } from "./context.ts";
-import { jobStateEvent } from "./routes/jobs.ts";
 import { logKey } from "./waiters.ts";
 
 /**
@@ -36,7 +34,7 @@ export class Reaper {
 
   async runOnce(): Promise<void> {
     const { store, config } = this.ctx;
-    const { value, audit } = await store.reap({
+    const { value } = await store.reap({
       offlineAfterMs: config.offlineAfterMs,
       timeoutGraceSeconds: config.timeoutGraceSeconds,
       logRetentionSeconds: config.logRetentionSeconds,
@@ -45,21 +43,11 @@ export class Reaper {
     this.ctx.metrics.reaperRuns.inc({ result: "ok" });
     // Their own credentials died in that transaction; no replica may keep honouring a cached one.
     if (value.offline.length > 0) await this.ctx.principals.agentsGone(value.offline);
-    const events: SkiffEvent[] = value.offline.map((agentId) => ({
-      name: "agent.status",
-      payload: {
-        agentId,
-        status: "offline",
-        activity: "idle",
-        reason: `silent for ${config.offlineAfterMs} ms`,
-      },
-    }));
     const { requeued, failed, canceled } = value.requeue;
-    for (const job of requeued) events.push(jobStateEvent(job, "agent lost; requeued"));
-    for (const job of failed) events.push(jobStateEvent(job, "agent_lost"));
-    for (const job of canceled) events.push(jobStateEvent(job, "agent lost while canceling"));
-    for (const job of value.timedOut) events.push(jobStateEvent(job, "timeout"));
-    if (events.length > 0) {
+    if (
+      value.offline.length + requeued.length + failed.length + canceled.length + value.timedOut.length >
+      0
+    ) {
       this.ctx.log.info(
         {
           offline: value.offline.length,
@@ -70,7 +58,6 @@ export class Reaper {
         "reaper took back work",
       );
     }
-    await this.ctx.publish(events, audit);
     for (const queue of new Set(requeued.map((j) => j.queue))) await this.ctx.bus.wake(queue).catch(() => {});
     // Each of these jobs' logs got a line (how the attempt ended): its followers read it now.
     for (const job of [...requeued, ...failed, ...canceled, ...value.timedOut])

@@ -20,7 +20,7 @@ describeWith(await pgGate(), "the guard in front of every route [pg]", () => {
   const published: SkiffEvent[] = [];
   beforeAll(async () => {
     t = await startTestApi({ adapter: "pg", config: { failureLimitPerMinute: 1_000_000 } });
-    t.bus.subscribe((event) => published.push(event));
+    t.api.ctx.events.listen((batch) => published.push(...batch.map((e) => e.event)));
   });
   afterAll(async () => {
     await t?.close();
@@ -83,7 +83,7 @@ describeWith(await pgGate(), "the guard in front of every route [pg]", () => {
       details: { status: 401, required: "viewer" },
     });
     // Watchers of the audit stream (the console, `skiff audit --follow`) see both at once.
-    await waitFor("both refusals on the bus", () => {
+    await waitFor("both refusals on the event stream", () => {
       const seqs = published.filter((e) => e.name === "audit.appended").map((e) => (e.payload as any).seq);
       return seqs.includes(newest?.seq) && seqs.includes(before?.seq);
     });

@@ -178,19 +178,24 @@ describe("SSE streams [pglite]", () => {
     const slow = await openStalledClient(t, "/v1/events?topics=jobs", "event: ready");
     expect(t.api.ctx.sse.size).toBe(before + 1);
 
-    // Events published straight on the bus, as other replicas' events arrive: the API's own requests
-    // would take minutes to make the megabytes needed to fill the kernel's socket buffers.
+    // Events written straight into the event log, 40 to a statement: the API's own requests would
+    // take minutes to make the megabytes needed to fill the kernel's socket buffers.
     const name = "n".repeat(200);
     let published = 0;
     let publishedBytes = 0;
     let mostQueued = 0;
     const flood = (c: SseClient) => c.events.filter((e) => e.data.queue === "flood").length;
     const publishBatch = async () => {
-      for (let i = 0; i < 40; i++) {
-        const payload = { jobId: `job_flood${published++}`, name, queue: "flood" };
-        publishedBytes += JSON.stringify(payload).length;
-        await t.bus.publish({ name: "job.created", payload });
-      }
+      const payloads = Array.from({ length: 40 }, () => ({
+        jobId: `job_flood${published++}`,
+        name,
+        queue: "flood",
+      }));
+      for (const p of payloads) publishedBytes += JSON.stringify(p).length;
+      await t.store.db.query(
+        "insert into events (name, payload) select 'job.created', p from unnest($1::jsonb[]) with ordinality as x(p, n) order by n",
+        [payloads.map((p) => JSON.stringify(p))],
+      );
       // The fast client keeps up: the next batch goes out only once it has this one.
       await fast.waitUntil(`${published} flood events`, (c) => flood(c) === published);
       mostQueued = Math.max(mostQueued, slow.server.writableLength);

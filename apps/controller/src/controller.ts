@@ -1,4 +1,3 @@
-import type { AuditEntry, SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { type DecideOptions, type DecideState, type Decision, decide, nextState } from "./decide.ts";
 import { LeaderElector, type LeaderState } from "./leader.ts";
@@ -12,12 +11,6 @@ export interface ControllerOptions {
   /** Stop busy workers on scale-down too (never by default). */
   forceScaleDown?: boolean;
   log(msg: string, fields?: Record<string, unknown>): void;
-  /**
-   * Tells the API replicas' event streams what the controller changed (its decisions, drains and
-   * leadership, with their audit entries), on the bus they share. Without one, consoles learn of
-   * them only when they reload.
-   */
-  publish?(events: SkiffEvent[]): Promise<void>;
 }
 
 export interface ControllerSnapshot {
@@ -51,12 +44,8 @@ export class Controller {
     private readonly scaler: Scaler,
     private readonly opts: ControllerOptions,
   ) {
-    this.leader = new LeaderElector(
-      store,
-      opts.holder,
-      1_000,
-      (s) => opts.log(s.leading ? "leading" : "not leading", { epoch: s.epoch, holder: s.holder }),
-      (audit) => void this.tell([], audit),
+    this.leader = new LeaderElector(store, opts.holder, 1_000, (s) =>
+      opts.log(s.leading ? "leading" : "not leading", { epoch: s.epoch, holder: s.holder }),
     );
   }
 
@@ -115,27 +104,24 @@ export class Controller {
       now,
     );
     if (d.desired !== this.lastDesired) {
-      const { value: ok, audit } = await this.store.recordScaleDecision(
-        {
-          leaderEpoch: lead.epoch,
-          desired: d.desired,
-          actual: active.length,
-          reason: d.reason,
-          inputs: { ...d.inputs, scaler: this.scaler.kind },
-        },
-        this.lastDesired,
-        { actor: this.opts.holder, role: "system" },
-      );
+      const ok = (
+        await this.store.recordScaleDecision(
+          {
+            leaderEpoch: lead.epoch,
+            desired: d.desired,
+            actual: active.length,
+            reason: d.reason,
+            inputs: { ...d.inputs, scaler: this.scaler.kind },
+          },
+          this.lastDesired,
+          { actor: this.opts.holder, role: "system" },
+        )
+      ).value;
       if (!ok) {
         this.opts.log("a newer leader exists; stepping down", { epoch: lead.epoch });
         this.leader.deposed();
         return;
       }
-      const changed: SkiffEvent<"fleet.changed"> = {
-        name: "fleet.changed",
-        payload: { desired: d.desired, actual: active.length, reason: d.reason, leaderEpoch: lead.epoch },
-      };
-      await this.tell([changed], audit);
       this.decisions.unshift({ ...d, at: new Date(now).toISOString() });
       this.decisions.length = Math.min(this.decisions.length, 50);
       this.opts.log("desired size", { desired: d.desired, actual: active.length, reason: d.reason });
@@ -164,38 +150,13 @@ export class Controller {
       .filter((a) => this.opts.forceScaleDown || (a.runningJobs.length === 0 && a.activity === "idle"));
     for (const agent of candidates) {
       if (extra <= 0) break;
-      const drained = await this.store.drainAgent(agent.id, "scale down", {
+      await this.store.drainAgent(agent.id, "scale down", {
         actor: this.opts.holder,
         role: "system",
       });
-      if (drained.value)
-        await this.tell(
-          [
-            {
-              name: "agent.status",
-              payload: {
-                agentId: agent.id,
-                status: drained.value.status,
-                activity: "draining",
-                reason: "scale down",
-              },
-            },
-          ],
-          drained.audit,
-        );
       this.draining.add(agent.name);
       extra--;
     }
-  }
-
-  /** Publishes what changed; a failure is logged, never fatal: the database already holds it. */
-  private async tell(events: SkiffEvent[], audit: AuditEntry[]): Promise<void> {
-    if (!this.opts.publish) return;
-    const all = [...events, ...audit.map((a): SkiffEvent => ({ name: "audit.appended", payload: a }))];
-    if (all.length === 0) return;
-    await this.opts
-      .publish(all)
-      .catch((err) => this.opts.log("could not tell the event stream", { err: (err as Error).message }));
   }
 
   snapshot(): ControllerSnapshot {

@@ -1,4 +1,3 @@
-import type { AuditEntry } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 
 // The session advisory lock every controller competes for; the holder is the leader.
@@ -26,8 +25,6 @@ export class LeaderElector {
     holder: string,
     private readonly pollMs = 1_000,
     private readonly onChange: (s: LeaderState) => void = () => {},
-    /** The audit entries leadership writes, for whoever tells the API's event stream. */
-    private readonly onAudit?: (entries: AuditEntry[]) => void,
   ) {
     this.state = { leading: false, epoch: null, holder };
   }
@@ -73,8 +70,7 @@ export class LeaderElector {
             await this.sleep(this.pollMs);
           }
           if (this.stopped) return;
-          const { value, audit } = await this.store.takeLeadership(this.state.holder);
-          this.onAudit?.(audit);
+          const { value } = await this.store.takeLeadership(this.state.holder);
           this.set({ leading: true, epoch: value.epoch });
           try {
             // Hold the lock on this connection; a failing ping means the lock may be gone.

@@ -17,5 +17,11 @@ export interface Db extends Queryable {
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** Runs `fn` on one dedicated connection (for session-level advisory locks). */
   session<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `fn` on each NOTIFY on `channel` (PostgreSQL: one dedicated connection that reconnects
+   * by itself; `fn` is also called after each reconnect, since notifications sent while it was
+   * away are lost). Resolves to a function that stops listening.
+   */
+  listen(channel: string, fn: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }

@@ -22,6 +22,7 @@ export {
   sealOf,
   signCheckpoint,
 } from "./sql/audit.ts";
+export type { StoredEvent } from "./sql/events.ts";
 export type { FleetDecision, FleetUpdate, Leadership } from "./sql/fleet.ts";
 export type { ClaimedJob, JobFilter } from "./sql/jobs.ts";
 export { TRUNCATION_MARKER } from "./sql/lease.ts";

@@ -81,8 +81,72 @@ export function createPgDb(options: PgOptions): Db {
         client.release(broken);
       }
     },
+    listen(channel: string, fn: () => void) {
+      return listenPg(options, channel, fn);
+    },
     async close() {
       await pool.end();
     },
+  };
+}
+
+/**
+ * LISTEN on a connection of its own (a pooled one would be handed back and lose it). When the
+ * connection drops it reconnects with a growing pause, and calls `fn` once it is back: what was
+ * notified meanwhile is lost, so the listener catches up by reading.
+ */
+async function listenPg(options: PgOptions, channel: string, fn: () => void): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: pg.Client | null = null;
+  let retry: NodeJS.Timeout | null = null;
+  let pause = 100;
+  const connect = async (first: boolean): Promise<void> => {
+    const c = new pg.Client({
+      connectionString: options.connectionString,
+      application_name: `${options.applicationName ?? "skiff"}-listen`,
+      connectionTimeoutMillis: 5_000,
+    });
+    c.on("notification", (msg) => {
+      if (msg.channel === channel) fn();
+    });
+    c.on("error", () => {});
+    c.on("end", () => {
+      if (client === c) client = null;
+      if (!stopped) again();
+    });
+    try {
+      await c.connect();
+      await c.query(`listen "${channel.replace(/"/g, '""')}"`);
+    } catch (err) {
+      c.removeAllListeners("end");
+      await c.end().catch(() => {});
+      if (first) throw err;
+      again();
+      return;
+    }
+    if (stopped) {
+      await c.end().catch(() => {});
+      return;
+    }
+    client = c;
+    pause = 100;
+    if (!first) fn();
+  };
+  const again = () => {
+    if (retry || stopped) return;
+    retry = setTimeout(() => {
+      retry = null;
+      void connect(false);
+    }, pause);
+    retry.unref();
+    pause = Math.min(pause * 2, 5_000);
+  };
+  await connect(true);
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    const c = client;
+    client = null;
+    if (c) await c.end().catch(() => {});
   };
 }

@@ -38,6 +38,12 @@ export async function createPgliteDb(options: PgliteOptions = {}): Promise<Db> {
     session<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
       return fn(direct);
     },
+    async listen(channel: string, fn: () => void) {
+      const stop = await db.listen(channel, () => fn());
+      return async () => {
+        await stop().catch(() => {});
+      };
+    },
     async close() {
       await db.close();
     },

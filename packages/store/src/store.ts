@@ -24,6 +24,8 @@ import {
   verifyAudit,
 } from "./sql/audit.ts";
 import * as control from "./sql/control.ts";
+import * as events from "./sql/events.ts";
+import { recordEvents, recordJobStates } from "./sql/events.ts";
 import * as fleet from "./sql/fleet.ts";
 import * as jobs from "./sql/jobs.ts";
 import * as lease from "./sql/lease.ts";
@@ -88,6 +90,7 @@ export class Store {
   submitJob(spec: JobSpec, who: Actor): Promise<Audited<Job>> {
     return this.audited(async (q, audit) => {
       const job = await jobs.insertJob(q, { id: newId("job"), spec, createdBy: who.actor });
+      await created(q, job);
       audit({ action: "job.submit", target: job.id, details: { name: job.name, queue: job.queue } });
       return job;
     }, who);
@@ -125,8 +128,10 @@ export class Store {
   cancelJob(jobId: string, reason: string, who: Actor): Promise<Audited<control.CancelResult>> {
     return this.audited(async (q, audit) => {
       const res = await control.cancelJob(q, { jobId, reason });
-      if (res.ok && res.changed)
+      if (res.ok && res.changed) {
+        await recordJobStates(q, [{ id: jobId, reason }]);
         audit({ action: "job.cancel", target: jobId, details: { reason, state: res.job.state } });
+      }
       return res;
     }, who);
   }
@@ -152,6 +157,7 @@ export class Store {
         createdBy: who.actor,
         retryOf: old.id,
       });
+      await created(q, job);
       audit({ action: "job.retry", target: old.id, details: { newJobId: job.id } });
       return { ok: true as const, job };
     }, who);
@@ -171,7 +177,11 @@ export class Store {
     events: JobEvent[];
     logCapBytes: number;
   }) {
-    return this.db.tx((q) => lease.appendEvents(q, input));
+    return this.db.tx(async (q) => {
+      const res = await lease.appendEvents(q, input);
+      if (res.ok && res.startedNow) await recordJobStates(q, [{ id: input.jobId }]);
+      return res;
+    });
   }
 
   /** Final outcomes of many jobs in one statement and one durable commit (the API group-commits finishes). */
@@ -206,6 +216,13 @@ export class Store {
         credentialHash: input.credentialHash ?? null,
         id: newId("agt"),
       });
+      await recordEvents(q, [
+        {
+          name: "agent.registered",
+          payload: { agentId: agent.id, name: agent.name, sandbox: agent.sandbox },
+        },
+        { name: "agent.status", payload: { agentId: agent.id, status: "online", activity: "idle" } },
+      ]);
       audit({
         action: "agent.register",
         target: agent.id,
@@ -251,7 +268,12 @@ export class Store {
   drainAgent(agentId: string, reason: string, who: Actor): Promise<Audited<Agent | null>> {
     return this.audited(async (q, audit) => {
       const agent = await agents.requestDrain(q, agentId, reason);
-      if (agent) audit({ action: "agent.drain", target: agentId, details: { reason, name: agent.name } });
+      if (agent) {
+        await recordEvents(q, [
+          { name: "agent.status", payload: { agentId, status: agent.status, activity: "draining", reason } },
+        ]);
+        audit({ action: "agent.drain", target: agentId, details: { reason, name: agent.name } });
+      }
       return agent;
     }, who);
   }
@@ -266,6 +288,13 @@ export class Store {
       if (!found) return { found, requeue: { requeued: [], failed: [], canceled: [] } };
       await agents.markAgentOffline(q, agentId);
       const requeue = await control.requeueJobsOfAgents(q, [agentId], "its worker deregistered");
+      await recordEvents(q, [
+        {
+          name: "agent.status",
+          payload: { agentId, status: "offline", activity: "idle", reason: "deregistered" },
+        },
+      ]);
+      await recordJobStates(q, requeuedStates(requeue, "agent deregistered"));
       audit({ action: "agent.deregister", target: agentId, details: { requeued: requeue.requeued.length } });
       return { found, requeue };
     }, who);
@@ -294,6 +323,22 @@ export class Store {
           audit({ action: "agent.offline", target: id, details: { silentForMs: opts.offlineAfterMs } });
         }
         const timedOut = await control.timeOutOverdueJobs(q, opts.timeoutGraceSeconds);
+        await recordEvents(
+          q,
+          offline.map((agentId) => ({
+            name: "agent.status" as const,
+            payload: {
+              agentId,
+              status: "offline" as const,
+              activity: "idle" as const,
+              reason: `silent for ${opts.offlineAfterMs} ms`,
+            },
+          })),
+        );
+        await recordJobStates(q, [
+          ...requeuedStates(requeue, "agent lost"),
+          ...timedOut.map((j) => ({ id: j.id, reason: "timeout" })),
+        ]);
         const logsDeleted = await control.deleteExpiredLogs(q, opts.logRetentionSeconds);
         const agentsPruned =
           opts.agentRetentionSeconds === undefined
@@ -363,6 +408,9 @@ export class Store {
     return this.audited(async (q, audit) => {
       const before = await fleet.getFleetSettings(q);
       const after = await fleet.updateFleetSettings(q, update, who.actor);
+      await recordEvents(q, [
+        { name: "fleet.changed", payload: { ...after, reason: `set by ${who.actor}` } },
+      ]);
       audit({
         action: "fleet.update",
         target: "fleet",
@@ -398,18 +446,49 @@ export class Store {
   recordScaleDecision(d: Omit<fleet.FleetDecision, "at">, from: number | null, who: Actor) {
     return this.audited(async (q, audit) => {
       const ok = await fleet.recordDecision(q, d);
-      if (ok)
+      if (ok) {
+        await recordEvents(q, [
+          {
+            name: "fleet.changed",
+            payload: { desired: d.desired, actual: d.actual, reason: d.reason, leaderEpoch: d.leaderEpoch },
+          },
+        ]);
         audit({
           action: "fleet.scale",
           target: "fleet",
           details: { from, to: d.desired, reason: d.reason, epoch: d.leaderEpoch },
         });
+      }
       return ok;
     }, who);
   }
 
   recentDecisions(limit = 20) {
     return fleet.recentDecisions(this.db, limit);
+  }
+
+  // Events -------------------------------------------------------------------------------------
+
+  /** Numbers committed events; see `numberEvents`. */
+  numberEvents() {
+    return events.numberEvents(this.db);
+  }
+
+  eventsAfter(seq: number, limit: number) {
+    return events.eventsAfter(this.db, seq, limit);
+  }
+
+  eventBounds() {
+    return events.eventBounds(this.db);
+  }
+
+  pruneEvents(keepSeconds: number) {
+    return events.pruneEvents(this.db, keepSeconds);
+  }
+
+  /** Calls `fn` when events may have been recorded or numbered (by any process). */
+  onEvents(fn: () => void) {
+    return this.db.listen("skiff_events", fn);
   }
 
   // Audit --------------------------------------------------------------------------------------
@@ -447,4 +526,21 @@ function settingsOf(s: { mode: string; replicas: number; min: number; max: numbe
   return s.mode === "manual"
     ? { mode: s.mode, replicas: s.replicas }
     : { mode: s.mode, min: s.min, max: s.max, warm: s.warm };
+}
+
+/** A new job's events: it exists, and its first state. */
+async function created(q: Queryable, job: Job): Promise<void> {
+  await recordEvents(q, [
+    { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
+  ]);
+  await recordJobStates(q, [{ id: job.id }]);
+}
+
+/** The state events of jobs taken back from a lost or departed agent, each saying what became of it. */
+function requeuedStates(r: control.RequeueOutcome, cause: string) {
+  return [
+    ...r.requeued.map((j) => ({ id: j.id, reason: `${cause}; requeued` })),
+    ...r.failed.map((j) => ({ id: j.id, reason: `${cause}; out of attempts` })),
+    ...r.canceled.map((j) => ({ id: j.id, reason: `${cause} while canceling` })),
+  ];
 }

@@ -9,7 +9,6 @@ import {
   parseOrThrow,
   queuesOf,
   SkiffError,
-  type SkiffEvent,
 } from "@skiff/protocol";
 import type { AgentLease } from "@skiff/store";
 import type { FastifyRequest } from "fastify";
@@ -18,7 +17,6 @@ import { hashToken, newAgentCredential, type Principal } from "../auth.ts";
 import { type ApiContext, actorOf, type RouteDef } from "../context.ts";
 import { GroupCommit } from "../group-commit.ts";
 import { logKey } from "../waiters.ts";
-import { jobStateEvent } from "./jobs.ts";
 import { idParam } from "./params.ts";
 
 /**
@@ -121,22 +119,12 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
           });
         }
         const agentToken = newAgentCredential();
-        const { value: agent, audit } = await store.registerAgent(
+        const { value: agent } = await store.registerAgent(
           { ...body, queues, tokenId: who.tokenId, credentialHash: hashToken(agentToken) },
           { ...actorOf(req, who), actor },
         );
         if (agent.unsafe)
           req.log.warn({ agentId: agent.id, name: agent.name }, "agent runs steps WITHOUT a sandbox");
-        await ctx.publish(
-          [
-            {
-              name: "agent.registered",
-              payload: { agentId: agent.id, name: agent.name, sandbox: agent.sandbox },
-            },
-            { name: "agent.status", payload: { agentId: agent.id, status: "online", activity: "idle" } },
-          ],
-          audit,
-        );
         return {
           agentId: agent.id,
           heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -164,25 +152,6 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
         const commands: AgentCommand[] = [];
         if (hb.drainRequested) commands.push({ type: "drain", reason: hb.drainReason ?? "drain requested" });
         for (const c of hb.cancels) commands.push({ type: "cancel", ...c });
-        const events: SkiffEvent[] = [
-          {
-            name: "agent.heartbeat",
-            payload: {
-              agentId: body.agentId,
-              activity: body.status,
-              at: new Date().toISOString(),
-              running: body.running.length,
-              resources: body.resources,
-            },
-          },
-        ];
-        if (hb.previousActivity !== body.status) {
-          events.push({
-            name: "agent.status",
-            payload: { agentId: body.agentId, status: "online", activity: body.status },
-          });
-        }
-        await ctx.publish(events);
         return { commands };
       },
     },
@@ -217,7 +186,6 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
             const now = Date.now();
             for (const c of claimed)
               ctx.metrics.claimLatency.observe((now - Date.parse(c.job.createdAt)) / 1000);
-            if (claimed.length > 0) await ctx.publish(claimed.map((c) => jobStateEvent(c.job)));
             return { jobs: claimed };
           }
           await armed.wait(deadline - Date.now(), gone.signal);
@@ -243,7 +211,6 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
           logCapBytes: config.logCapBytes,
         });
         if (!res.ok) throw leaseError(res.reason, jobId);
-        if (res.startedNow) await ctx.publish([jobStateEvent(res.job)]);
         if (res.lines.length > 0) await ctx.bus.wake(logKey(jobId)).catch(() => {});
         return { cancel: res.cancel, accepted: res.lines.length };
       },
@@ -259,11 +226,7 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
         await ownAgent(ctx, owners, req, who, body.agentId);
         const res = await finishes.submit({ jobId, ...body });
         if (!res.ok) throw leaseError(res.reason, jobId);
-        // Both leave in the same turn (the bus coalesces them) rather than one round trip after the other.
-        await Promise.all([
-          ctx.publish([jobStateEvent(res.job, body.error)]),
-          ctx.bus.wake(logKey(jobId)).catch(() => {}),
-        ]);
+        await ctx.bus.wake(logKey(jobId)).catch(() => {});
         return { job: res.job };
       },
     },
@@ -275,21 +238,11 @@ export function agentProtocolRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const body = parseOrThrow(AgentDeregisterBody, req.body, "deregister body");
         const lease = await leaseOf(ctx, owners, req, who, body.agentId);
-        const { value, audit } = await store.deregisterAgent(body.agentId, {
+        const { value } = await store.deregisterAgent(body.agentId, {
           ...actorOf(req, who),
           actor: `${who.name}/${lease.name}`,
         });
-        const events: SkiffEvent[] = [
-          {
-            name: "agent.status",
-            payload: { agentId: body.agentId, status: "offline", activity: "idle", reason: "deregistered" },
-          },
-        ];
-        for (const job of [...value.requeue.requeued, ...value.requeue.failed, ...value.requeue.canceled]) {
-          events.push(jobStateEvent(job, "agent deregistered"));
-        }
         await ctx.principals.agentsGone([body.agentId]);
-        await ctx.publish(events, audit);
         for (const queue of new Set(value.requeue.requeued.map((j) => j.queue)))
           await ctx.bus.wake(queue).catch(() => {});
         // Their logs got the line saying how the attempt ended: followers read it now.

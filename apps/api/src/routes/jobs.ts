@@ -1,5 +1,4 @@
 import {
-  type AuditEntry,
   isFinal,
   type Job,
   JobCancelBody,
@@ -8,7 +7,6 @@ import {
   parseOrThrow,
   refuseUnstorable,
   SkiffError,
-  type SkiffEvent,
   Timestamp,
 } from "@skiff/protocol";
 import { z } from "zod";
@@ -32,40 +30,9 @@ const LogsQuery = z.strictObject({
   limit: Limit(10_000, 1000),
 });
 
-export function jobStateEvent(
-  job: Pick<Job, "id" | "state" | "queue" | "agentId" | "epoch" | "attempt" | "maxAttempts" | "exitCode">,
-  reason?: string,
-): SkiffEvent<"job.state"> {
-  return {
-    name: "job.state",
-    payload: {
-      jobId: job.id,
-      state: job.state,
-      queue: job.queue,
-      agentId: job.agentId,
-      epoch: job.epoch,
-      attempt: job.attempt,
-      maxAttempts: job.maxAttempts,
-      exitCode: job.exitCode,
-      ...(reason ? { reason } : {}),
-    },
-  };
-}
-
-/** Tells every replica about a new queued job: a wake-up for its queue's claimers, and its events. */
-async function announceNewJob(ctx: ApiContext, job: Job, audit: AuditEntry[]): Promise<void> {
-  // The wake-up goes first and both leave in the same turn: a parked claimer on this replica is
-  // woken at once, the others with the events' round trip rather than after it.
-  await Promise.all([
-    ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers")),
-    ctx.publish(
-      [
-        { name: "job.created", payload: { jobId: job.id, name: job.name, queue: job.queue } },
-        jobStateEvent(job),
-      ],
-      audit,
-    ),
-  ]);
+/** Wakes the claimers of a new job's queue on every replica (its events are in the log already). */
+async function announceNewJob(ctx: ApiContext, job: Job): Promise<void> {
+  await ctx.bus.wake(job.queue).catch((err) => ctx.log.warn({ err }, "could not wake claimers"));
 }
 
 export function jobRoutes(ctx: ApiContext): RouteDef[] {
@@ -77,8 +44,8 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, reply, who) {
         const spec = parseOrThrow(JobSpec, req.body, "job spec");
-        const { value: job, audit } = await ctx.store.submitJob(spec, actorOf(req, who));
-        await announceNewJob(ctx, job, audit);
+        const { value: job } = await ctx.store.submitJob(spec, actorOf(req, who));
+        await announceNewJob(ctx, job);
         reply.code(201);
         return job;
       },
@@ -122,7 +89,7 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const id = idParam(req);
         const body = parseOrThrow(JobCancelBody, bodyOf(req), "cancel body");
-        const { value: res, audit } = await ctx.store.cancelJob(id, body.reason, actorOf(req, who));
+        const { value: res } = await ctx.store.cancelJob(id, body.reason, actorOf(req, who));
         if (!res.ok) {
           if (res.reason === "not_found") throw new SkiffError("not_found", `no job ${id}`);
           throw new SkiffError(
@@ -130,10 +97,7 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
             `job ${id} is ${res.job?.state}; only queued or running jobs can be canceled`,
           );
         }
-        if (res.changed) {
-          await ctx.publish([jobStateEvent(res.job, body.reason)], audit);
-          if (isFinal(res.job.state)) await ctx.bus.wake(logKey(id)).catch(() => {});
-        }
+        if (res.changed && isFinal(res.job.state)) await ctx.bus.wake(logKey(id)).catch(() => {});
         return res.job;
       },
     },
@@ -145,7 +109,7 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, reply, who) {
         const id = idParam(req);
         parseOrThrow(z.strictObject({}), bodyOf(req), "retry body");
-        const { value: res, audit } = await ctx.store.retryJob(id, actorOf(req, who));
+        const { value: res } = await ctx.store.retryJob(id, actorOf(req, who));
         if (!res.ok) {
           if (res.reason === "not_found") throw new SkiffError("not_found", `no job ${id}`);
           throw new SkiffError(
@@ -154,7 +118,7 @@ export function jobRoutes(ctx: ApiContext): RouteDef[] {
           );
         }
         const job = res.job;
-        await announceNewJob(ctx, job, audit);
+        await announceNewJob(ctx, job);
         reply.code(201);
         return job;
       },

@@ -5,7 +5,6 @@ import {
   parseOrThrow,
   refuseUnstorable,
   SkiffError,
-  type SkiffEvent,
   Timestamp,
   TokenCreateBody,
 } from "@skiff/protocol";
@@ -69,17 +68,8 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, _reply, who) {
         const id = idParam(req);
         const body = parseOrThrow(AgentDrainBody, bodyOf(req), "drain body");
-        const { value: agent, audit } = await store.drainAgent(id, body.reason, actorOf(req, who));
+        const { value: agent } = await store.drainAgent(id, body.reason, actorOf(req, who));
         if (!agent) throw new SkiffError("not_found", `no agent ${id}`);
-        await ctx.publish(
-          [
-            {
-              name: "agent.status",
-              payload: { agentId: id, status: agent.status, activity: "draining", reason: body.reason },
-            },
-          ],
-          audit,
-        );
         return agent;
       },
     },
@@ -98,12 +88,7 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const body = parseOrThrow(FleetUpdateBody, req.body, "fleet body");
-        const { value, audit } = await store.updateFleet(body, actorOf(req, who));
-        const event: SkiffEvent = {
-          name: "fleet.changed",
-          payload: { ...value, reason: `set by ${who.name}` },
-        };
-        await ctx.publish([event], audit);
+        await store.updateFleet(body, actorOf(req, who));
         return fleetView(ctx);
       },
     },
@@ -171,11 +156,10 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
       async handler(req, reply, who) {
         const body = parseOrThrow(TokenCreateBody, req.body, "token body");
         const secret = newTokenSecret();
-        const { value: token, audit } = await store.createToken(
+        const { value: token } = await store.createToken(
           { ...body, hash: hashToken(secret) },
           actorOf(req, who),
         );
-        await ctx.publish([], audit);
         reply.code(201);
         return { id: token.id, name: token.name, role: token.role, scope: token.scope, token: secret };
       },
@@ -195,10 +179,9 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
       mutating: true,
       async handler(req, _reply, who) {
         const id = idParam(req);
-        const { value: token, audit } = await store.revokeToken(id, actorOf(req, who));
+        const { value: token } = await store.revokeToken(id, actorOf(req, who));
         if (!token) throw new SkiffError("not_found", `no token ${id}`);
         await ctx.principals.revoked(id);
-        await ctx.publish([], audit);
         return token;
       },
     },

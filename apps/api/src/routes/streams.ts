@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Principal } from "../auth.ts";
 import type { ApiContext, RouteDef } from "../context.ts";
-import type { EventLog } from "../event-log.ts";
+import type { EventFeed, LoggedEvent } from "../event-log.ts";
 import { SseStream, sseFrame } from "../sse.ts";
 import { LOG_KEY_PREFIX } from "../waiters.ts";
 import { idParam } from "./params.ts";
@@ -65,7 +65,7 @@ function open(ctx: ApiContext, reply: FastifyReply, who: Principal, paced = fals
   return stream;
 }
 
-export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
+export function streamRoutes(ctx: ApiContext, events: EventFeed): RouteDef[] {
   // New lines for a job (or its end): its shared reader, if anyone here follows it, reads them.
   ctx.bus.onWake((key) => {
     if (key.startsWith(LOG_KEY_PREFIX)) ctx.logTails.wake(key.slice(LOG_KEY_PREFIX.length));
@@ -80,18 +80,43 @@ export function streamRoutes(ctx: ApiContext, events: EventLog): RouteDef[] {
         const resumeFrom = lastEventId(req);
         const wanted = new Set(topics);
         const stream = open(ctx, reply, who);
-        if (resumeFrom !== undefined) {
-          const missed = events.since(resumeFrom);
-          if (missed === null)
-            stream.send("reset", { reason: "too far behind; reload from the REST endpoints" });
-          else
-            for (const e of missed) if (wanted.has(e.topic)) stream.send(e.event.name, e.event.payload, e.id);
-        }
-        stream.send("ready", { topics, lastEventId: events.lastId });
-        const stop = events.listen((e) => {
-          if (wanted.has(e.topic)) stream.send(e.event.name, e.event.payload, e.id);
+        // Listening starts before the backlog is read, and what arrives meanwhile waits, so nothing
+        // falls between the two and nothing is sent twice: ids only go up.
+        let sent = resumeFrom ?? Number.POSITIVE_INFINITY;
+        let held: LoggedEvent[] | null = [];
+        const deliver = (batch: LoggedEvent[]) => {
+          let chunk = "";
+          for (const e of batch) {
+            if (e.id <= sent) continue;
+            sent = e.id;
+            if (wanted.has(e.topic)) chunk += e.frame;
+          }
+          if (chunk !== "") stream.sendFrames(chunk);
+        };
+        const stop = events.listen((batch) => {
+          if (held) held.push(...batch);
+          else deliver(batch);
         });
         stream.onClose(stop);
+        try {
+          await events.started;
+          if (resumeFrom === undefined) sent = events.lastId;
+          else {
+            const missed = await events.since(resumeFrom);
+            if (missed === null) {
+              stream.send("reset", { reason: "too far behind; reload from the REST endpoints" });
+              sent = events.lastId;
+            } else deliver(missed);
+          }
+        } catch (err) {
+          req.log.warn({ err }, "could not read the events a client missed; it reconnects");
+          stream.close();
+          return;
+        }
+        stream.send("ready", { topics, lastEventId: Math.max(sent, 0) });
+        const waiting = held;
+        held = null;
+        deliver(waiting);
       },
     },
     {

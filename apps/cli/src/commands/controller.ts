@@ -2,15 +2,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Scaler } from "@skiff/controller";
 import { type Command, Option } from "commander";
-import {
-  busPrefix,
-  databaseUrl,
-  onShutdownSignals,
-  parsePort,
-  redisUrl,
-  skiffHome,
-  UsageError,
-} from "../env.ts";
+import { databaseUrl, onShutdownSignals, parsePort, skiffHome, UsageError } from "../env.ts";
 import { createLogger, LOG_FORMAT_HELP, logFormat } from "../log.ts";
 import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 
@@ -36,8 +28,6 @@ export interface ControllerSettings extends Omit<ControllerCliOptions, "scaler" 
   databaseUrl: string;
   /** Where the database URL came from, for messages: `DATABASE_URL` or the config file's field. */
   databaseSource: string;
-  /** The API replicas' Redis: the controller puts its changes on their bus (none: consoles reload to see them). */
-  redisUrl: string | undefined;
   scaler: "process" | "embedded" | "compose" | "kubernetes";
   port: number;
   slots: number;
@@ -45,7 +35,7 @@ export interface ControllerSettings extends Omit<ControllerCliOptions, "scaler" 
 
 /**
  * What `skiff controller` runs with: a flag wins over the environment (DATABASE_URL, SKIFF_URL),
- * which wins over the config file's `database:`, `redis:` and `controller:` sections (the only ones it reads).
+ * which wins over the config file's `database:` and `controller:` sections (the only ones it reads).
  */
 export async function controllerSettings(
   flags: ControllerCliOptions & { config?: string },
@@ -72,7 +62,6 @@ export async function controllerSettings(
   return {
     ...flags,
     databaseUrl: url,
-    redisUrl: redisUrl(env) ?? loaded.redis?.url,
     databaseSource: databaseUrl(env) ? "DATABASE_URL" : `database.url in ${configFile}`,
     scaler: scaler as ControllerSettings["scaler"],
     port: parsePort(given("port") ? flags.port : String(file.port ?? flags.port)),
@@ -108,14 +97,7 @@ export function registerController(program: Command): void {
     )
     .option("--log-format <format>", LOG_FORMAT_HELP)
     .action(async (flags: ControllerCliOptions & { config?: string }, cmd: Command) => {
-      const {
-        databaseUrl: url,
-        databaseSource,
-        redisUrl: busUrl,
-        port,
-        slots,
-        ...opts
-      } = await controllerSettings(flags, cmd);
+      const { databaseUrl: url, databaseSource, port, slots, ...opts } = await controllerSettings(flags, cmd);
       const {
         Controller,
         createComposeScaler,
@@ -188,32 +170,19 @@ export function registerController(program: Command): void {
       const make = scalers[opts.scaler];
       if (!make) throw new UsageError(`unknown scaler ${opts.scaler}`);
       const scaler = make();
-      // The API replicas' bus, so consoles see decisions, drains and their audit entries at once.
-      const { createBus } = await import("@skiff/bus");
-      const bus = busUrl ? await createBus({ redisUrl: busUrl, prefix: busPrefix(), logger }) : null;
-      if (!bus)
-        logger.warn(
-          "no REDIS_URL: the controller's decisions and drains reach consoles only when they reload; give it the API's Redis",
-        );
+      // Its decisions, drains and audit entries go into the event log in their own transactions;
+      // the API replicas relay them to consoles.
       const controller = new Controller(store, scaler, {
         holder,
         tickMs: 1_000,
         slotsPerWorker: slots,
         decide: { upCooldownMs: 2_000, downCooldownMs: 15_000, downStableMs: 15_000 },
         log: (msg, fields) => logger.info(fields ?? {}, msg),
-        ...(bus
-          ? {
-              publish: async (events) => {
-                await Promise.all(events.map((e) => bus.publish(e)));
-              },
-            }
-          : {}),
       });
       controller.start();
       const server = await startControllerServer(controller, opts.host, port).catch(async (err: unknown) => {
         await controller.stop();
         await scaler.close();
-        await bus?.close();
         await store.close();
         release();
         throw portInUse(err, opts.host, port, "--port") ?? err;
@@ -226,7 +195,6 @@ export function registerController(program: Command): void {
         await controller.stop();
         await scaler.close();
         await server.close();
-        await bus?.close();
         await store.close();
       });
     });

@@ -1,7 +1,6 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Controller, createEmbeddedScaler, mintWorkerToken } from "@skiff/controller";
-import type { SkiffEvent } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import { chooseDriver, WorkerConfig } from "@skiff/worker";
 import type pino from "pino";
@@ -15,8 +14,6 @@ export interface EmbeddedOptions {
   slots: number;
   sandbox: "auto" | "bwrap" | "docker";
   logger: pino.Logger;
-  /** Puts the controller's changes on the API's bus, so consoles see them as they happen. */
-  publish?(events: SkiffEvent[]): Promise<void>;
 }
 
 export interface EmbeddedFleet {
@@ -67,7 +64,6 @@ export async function startEmbeddedFleet(
     slotsPerWorker: opts.slots,
     decide: { upCooldownMs: 2_000, downCooldownMs: 10_000, downStableMs: 10_000 },
     log: (msg, fields) => opts.logger.info(fields ?? {}, `controller: ${msg}`),
-    ...(opts.publish ? { publish: opts.publish } : {}),
   });
   controller.start();
   return {

@@ -189,9 +189,6 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       slots,
       sandbox,
       logger,
-      publish: async (events) => {
-        await Promise.all(events.map((e) => running.bus.publish(e)));
-      },
     }).catch((err: Error) => ({ problem: err.message }));
     let line: string;
     if ("problem" in started) {

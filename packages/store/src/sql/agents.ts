@@ -112,12 +112,36 @@ export async function recordHeartbeats(
       `with ${RELAXED_CTE},
        prev as (
          select id, activity as previous_activity from agents where id = any($1::text[]) order by id for update
+       ),
+       beat as (
+         update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources
+           from unnest($1::text[], $2::text[], $3::jsonb[], $4::int[]) as v(id, activity, resources, running), prev, relaxed
+          where a.id = v.id and prev.id = v.id and relaxed.v is not null
+          returning a.id, a.status, a.activity, a.resources, a.drain_requested, a.drain_reason, prev.previous_activity,
+                    v.running
+       ),
+       -- Each heartbeat, and a change of activity, is an event in the same statement.
+       told as (
+         insert into events (name, payload)
+         select e.name, e.payload from (
+           select beat.id, 0 as k, 'agent.heartbeat' as name, jsonb_build_object(
+                    'agentId', beat.id, 'activity', beat.activity, 'running', beat.running,
+                    'resources', beat.resources,
+                    'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) as payload
+             from beat
+           union all
+           select beat.id, 1, 'agent.status', jsonb_build_object(
+                    'agentId', beat.id, 'status', 'online', 'activity', beat.activity)
+             from beat where beat.previous_activity is distinct from beat.activity
+         ) e order by e.id, e.k
        )
-       update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources
-         from unnest($1::text[], $2::text[], $3::jsonb[]) as v(id, activity, resources), prev, relaxed
-        where a.id = v.id and prev.id = v.id and relaxed.v is not null
-        returning a.id, a.status, a.drain_requested, a.drain_reason, prev.previous_activity`,
-      [ids, inputs.map((i) => i.activity), inputs.map((i) => JSON.stringify(i.resources))],
+       select id, status, drain_requested, drain_reason, previous_activity from beat`,
+      [
+        ids,
+        inputs.map((i) => i.activity),
+        inputs.map((i) => JSON.stringify(i.resources)),
+        inputs.map((i) => i.running.length),
+      ],
     ),
     q.query<{
       kind: "canceling" | "reported";

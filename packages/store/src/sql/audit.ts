@@ -161,9 +161,15 @@ export async function appendAudit(
   };
   const prevHash = prev ? prev.hash : GENESIS_HASH;
   const hash = hashEntry(prevHash, row);
+  const entry: AuditEntry = { ...row, prevHash, hash };
+  // The row and its `audit.appended` event in one statement: no entry without its event.
   await q.query(
-    `insert into audit_log (seq, at, actor, role, action, target, outcome, request_id, source_ip, details, prev_hash, hash, seal)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+    `with appended as (
+       insert into audit_log (seq, at, actor, role, action, target, outcome, request_id, source_ip, details, prev_hash, hash, seal)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+       returning seq
+     )
+     insert into events (name, payload) select 'audit.appended', $14::jsonb from appended`,
     [
       row.seq,
       row.at,
@@ -178,9 +184,10 @@ export async function appendAudit(
       prevHash,
       hash,
       key ? sealOf(key, hash) : null,
+      JSON.stringify(entry),
     ],
   );
-  return { ...row, prevHash, hash };
+  return entry;
 }
 
 export interface AuditFilter {

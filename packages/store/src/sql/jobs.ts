@@ -1,6 +1,7 @@
 import type { Job, JobSpec, JobState, JobWithSteps } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { toJob, toStep } from "../rows.ts";
+import { jobStateSql } from "./events.ts";
 import { RELAXED_CTE } from "./relaxed.ts";
 
 export async function insertJob(
@@ -140,12 +141,20 @@ export async function claimJobs(
         ) c
         order by c.created_at, c.id
         limit $2
+     ),
+     claimed as (
+       update jobs j
+          set state = 'assigned', agent_id = $3, epoch = j.epoch + 1, attempt = j.attempt + 1, assigned_at = now()
+         from picked, relaxed
+        where j.id = picked.id and relaxed.v is not null
+       returning j.*
+     ),
+     -- The claim's events, in the same statement (and as durable as the claim itself).
+     told as (
+       insert into events (name, payload)
+       select 'job.state', ${jobStateSql("c", "null")} from claimed c order by c.created_at, c.id
      )
-     update jobs j
-        set state = 'assigned', agent_id = $3, epoch = j.epoch + 1, attempt = j.attempt + 1, assigned_at = now()
-       from picked, relaxed
-      where j.id = picked.id and relaxed.v is not null
-     returning j.*`,
+     select * from claimed`,
     [input.queues, input.max, input.agentId],
   );
   return res.rows

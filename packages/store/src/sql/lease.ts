@@ -1,6 +1,7 @@
 import type { JobEvent, LogLine, Outcome } from "@skiff/protocol";
 import type { Queryable } from "../db.ts";
 import { JOB_HEAD_COLUMNS, type JobHead, toJobHead } from "../rows.ts";
+import { jobStateSql } from "./events.ts";
 import { LIVE_SQL, LIVE_STATES } from "./live.ts";
 
 export const TRUNCATION_MARKER = "[log truncated]";
@@ -219,6 +220,10 @@ export async function finishJobs(q: Queryable, inputs: FinishInput[]): Promise<F
                 finished_at = coalesce(s.finished_at, now())
            from done
           where s.job_id = done.id and s.state in ('pending', 'running')
+       ),
+       told as (
+         insert into events (name, payload)
+         select 'job.state', ${jobStateSql("done", "done.error")} from done order by done.id
        )
        select done.*, f.id as input_id, (old.id is not null) as found, old.state as old_state,
               (old.agent_id is not distinct from f.agent_id and old.epoch = f.epoch) as holder

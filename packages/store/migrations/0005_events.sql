@@ -1,0 +1,42 @@
+-- The event log: every change records its events in its own transaction (an outbox), so whatever
+-- process made the change (an API replica, the reaper, the controller) its events cannot be lost
+-- or told without the change. Writers insert rows with no `seq`; the API numbers committed rows in
+-- one serialised step (see sql/events.ts), which gives every event one global, gap-free position
+-- in commit order without making writers wait on each other.
+create table events (
+  id      bigserial primary key,
+  seq     bigint unique,
+  name    text not null,
+  payload jsonb not null,
+  at      timestamptz not null default now()
+);
+create index events_pending_idx on events (id) where seq is null;
+create index events_at_idx on events (at) where seq is not null;
+
+create table event_counter (
+  id   integer primary key check (id = 1),
+  last bigint not null
+);
+insert into event_counter (id, last) values (1, 0);
+
+-- Listeners (each API replica) hear of new rows at commit; NOTIFYs within a transaction fold into one.
+create function skiff_events_notify() returns trigger language plpgsql as $$
+begin
+  perform pg_notify('skiff_events', '');
+  return null;
+end;
+$$;
+create trigger events_notify after insert on events
+  for each statement execute function skiff_events_notify();
+
+-- The `job.state` payload, built in SQL so that single-statement writes (claims, batched finishes)
+-- record their events in the same statement. The one definition of that payload.
+create function skiff_job_state(
+  id text, state text, queue text, agent_id text, epoch integer, attempt integer,
+  max_attempts integer, exit_code integer, reason text
+) returns jsonb language sql immutable as $$
+  select jsonb_build_object(
+    'jobId', id, 'state', state, 'queue', queue, 'agentId', agent_id, 'epoch', epoch,
+    'attempt', attempt, 'maxAttempts', max_attempts, 'exitCode', exit_code
+  ) || case when reason is null or reason = '' then '{}'::jsonb else jsonb_build_object('reason', reason) end
+$$;

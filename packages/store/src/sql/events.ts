@@ -1,0 +1,118 @@
+import type { SkiffEvent } from "@skiff/protocol";
+import type { Db, Queryable } from "../db.ts";
+
+/** Serialises numbering, so ranges are handed out and committed one after another. */
+const NUMBERING_LOCK = 7_270_005;
+
+/** An event as the log keeps it: its global position, name, payload and commit-side time. */
+export interface StoredEvent {
+  seq: number;
+  name: string;
+  payload: unknown;
+  at: string;
+}
+
+/**
+ * The SQL expression of a `job.state` payload for the jobs row (or CTE row) `alias`: the same
+ * function whichever statement changed the job.
+ */
+export function jobStateSql(alias: string, reason: string): string {
+  const c = (col: string) => `${alias}.${col}`;
+  return `skiff_job_state(${c("id")}, ${c("state")}, ${c("queue")}, ${c("agent_id")}, ${c("epoch")}, ${c("attempt")}, ${c("max_attempts")}, ${c("exit_code")}, ${reason})`;
+}
+
+/** Records events in the caller's transaction, in the order given. */
+export async function recordEvents(q: Queryable, events: readonly SkiffEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await q.query(
+    `insert into events (name, payload)
+     select e.name, e.payload from unnest($1::text[], $2::jsonb[]) with ordinality as e(name, payload, n)
+      order by e.n`,
+    [events.map((e) => e.name), events.map((e) => JSON.stringify(e.payload))],
+  );
+}
+
+/** Records a `job.state` event for each job, as it stands in this transaction, in the order given. */
+export async function recordJobStates(
+  q: Queryable,
+  jobs: readonly { id: string; reason?: string | null }[],
+): Promise<void> {
+  if (jobs.length === 0) return;
+  await q.query(
+    `insert into events (name, payload)
+     select 'job.state', ${jobStateSql("j", "r.reason")}
+       from unnest($1::text[], $2::text[]) with ordinality as r(id, reason, n)
+       join jobs j on j.id = r.id
+      order by r.n`,
+    [jobs.map((j) => j.id), jobs.map((j) => j.reason ?? null)],
+  );
+}
+
+/**
+ * Gives committed, unnumbered events the next positions, oldest row first, in one transaction
+ * under a lock: ranges commit in order, so a reader never sees a position before the ones below
+ * it. Returns the highest position handed out (0 when there was nothing to number).
+ */
+export async function numberEvents(db: Db, batch = 5000): Promise<number> {
+  return db.tx(async (q) => {
+    await q.query("select pg_advisory_xact_lock($1)", [NUMBERING_LOCK]);
+    const res = await q.query<{ last: number | string | null }>(
+      `with pending as (
+         select id, row_number() over (order by id) as n
+           from (select id from events where seq is null order by id limit $1) p
+       ),
+       counter as (
+         update event_counter set last = last + (select count(*) from pending)
+          where id = 1 and exists (select 1 from pending)
+         returning last - (select count(*) from pending) as base, last
+       ),
+       numbered as (
+         update events e set seq = counter.base + pending.n
+           from pending, counter
+          where e.id = pending.id
+         returning e.seq
+       )
+       select max(seq) as last from numbered`,
+      [batch],
+    );
+    const last = Number(res.rows[0]?.last ?? 0);
+    // The other replicas read the new range when they hear of it.
+    if (last > 0) await q.query("select pg_notify('skiff_events', $1)", [String(last)]);
+    return last;
+  });
+}
+
+/** Numbered events after `seq`, in order. */
+export async function eventsAfter(q: Queryable, seq: number, limit: number): Promise<StoredEvent[]> {
+  const res = await q.query<{ seq: number | string; name: string; payload: unknown; at: Date | string }>(
+    "select seq, name, payload, at from events where seq > $1 order by seq limit $2",
+    [seq, limit],
+  );
+  return res.rows.map((r) => ({
+    seq: Number(r.seq),
+    name: r.name,
+    payload: r.payload,
+    at: new Date(r.at).toISOString(),
+  }));
+}
+
+/** The oldest and newest position still kept (first > last when none is kept). */
+export async function eventBounds(q: Queryable): Promise<{ first: number; last: number }> {
+  const res = await q.query<{ first: number | string | null; last: number | string }>(
+    "select (select min(seq) from events) as first, (select last from event_counter where id = 1) as last",
+  );
+  const last = Number(res.rows[0]?.last ?? 0);
+  const first = res.rows[0]?.first;
+  return { first: first === null || first === undefined ? last + 1 : Number(first), last };
+}
+
+/** Forgets numbered events older than `keepSeconds`, always keeping the newest `keepAtLeast`. */
+export async function pruneEvents(q: Queryable, keepSeconds: number, keepAtLeast = 1000): Promise<number> {
+  const res = await q.query(
+    `delete from events
+      where seq is not null and at < now() - make_interval(secs => $1::double precision)
+        and seq <= (select last from event_counter where id = 1) - $2`,
+    [keepSeconds, keepAtLeast],
+  );
+  return res.rowCount;
+}
