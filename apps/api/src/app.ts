@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Bus } from "@skiff/bus";
-import { type AuditEntry, roleAllows, SkiffError, type SkiffEvent } from "@skiff/protocol";
+import { roleAllows, SkiffError } from "@skiff/protocol";
 import type { Store } from "@skiff/store";
 import Fastify, {
   type FastifyBaseLogger,
