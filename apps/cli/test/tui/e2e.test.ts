@@ -142,7 +142,7 @@ describeWith(tmuxGate(), "skiff tui in tmux against a real `skiff up`", () => {
     const t = tmux as TmuxSession;
     const who = await api("GET", "/v1/whoami");
     await open("audit", /Audit \(\d+\)/);
-    await t.waitFor(new RegExp(`${who.name}\\s+admin\\s+fleet\\.update\\s+fleet\\s+ok\\s+before=`));
+    await t.waitFor(new RegExp(`${who.name}\\s+admin\\s+fleet\\.update\\s+fleet\\s+ok\\s+(after|before)=`));
     t.type("/fleet.update");
     await t.waitFor(/Audit \(1\/\d+\)\s+filter: fleet\.update/);
     t.keys("Enter");

@@ -20,7 +20,12 @@ const JOB_PAGE = 500;
 const AUDIT_PAGE = 1000;
 /** Beyond this many unknown agents or jobs at once, one reload beats that many single fetches. */
 const BATCH = 50;
-const MAX_FETCH_TRIES = 3;
+/** A failed fetch is tried again after this, doubling up to FETCH_RETRY_MAX_MS while it keeps failing. */
+const FETCH_RETRY_MS = 150;
+const FETCH_RETRY_MAX_MS = 5_000;
+
+/** Only a 404 means the object is gone; anything else (the API restarting, a 503, a 429) passes. */
+const isGone = (err: unknown) => (err as { status?: number }).status === 404;
 
 function errorText(err: unknown): string {
   const e = err as { message?: string; code?: string; status?: number };
@@ -40,8 +45,8 @@ export class Sync {
   private again = false;
   private readonly missingAgents = new Set<string>();
   private readonly missingJobs = new Set<string>();
-  /** Failed fetches of a job heard of, per id: tried again up to MAX_FETCH_TRIES times. */
-  private readonly jobFetchTries = new Map<string, number>();
+  /** The pause before the next fetch of what is missing; grows while fetches keep failing. */
+  private fetchDelay = FETCH_RETRY_MS;
   private fetchTimer: NodeJS.Timeout | undefined;
   private fleetTimer: NodeJS.Timeout | undefined;
   private readonly jobListeners = new Set<(jobId: string) => void>();
@@ -56,7 +61,15 @@ export class Sync {
     this.feed = this.backend.events(TOPICS, {
       onEvent: (name, data, id) => this.onEvent(name, data, id),
       onState: (state) => {
-        if (!this.stopped) this.s.session.setConnection(state);
+        if (this.stopped) return;
+        this.s.session.setConnection(state);
+        // Back in touch: what could not be fetched meanwhile is fetched now, not after the backoff.
+        if (state.kind === "live" && this.missingJobs.size + this.missingAgents.size > 0) {
+          this.fetchDelay = FETCH_RETRY_MS;
+          clearTimeout(this.fetchTimer);
+          this.fetchTimer = undefined;
+          this.scheduleFetch();
+        }
       },
     });
     void this.reload();
@@ -237,7 +250,7 @@ export class Sync {
     this.fetchTimer = setTimeout(() => {
       this.fetchTimer = undefined;
       void this.fetchMissing();
-    }, 150);
+    }, this.fetchDelay);
   }
 
   private async fetchMissing(): Promise<void> {
@@ -247,33 +260,39 @@ export class Sync {
     this.missingAgents.clear();
     this.missingJobs.clear();
     const b = this.backend;
-    const agentTasks: Promise<unknown>[] = [];
-    if (agentIds.length > BATCH) agentTasks.push(b.listAgents().then((l) => agents.load(l)));
-    else for (const id of agentIds) agentTasks.push(b.getAgent(id).then((a) => agents.upsert(a)));
+    // Nothing heard of is dropped while the API cannot answer (it may be restarting): a failed
+    // fetch stays missing and is tried again, less often while failures go on. Only an object the
+    // API says does not exist (404) is given up.
+    const failed = { agents: [] as string[], jobs: [] as string[] };
+    const settle = (results: PromiseSettledResult<unknown>[], ids: string[], into: string[]) =>
+      results.forEach((r, k) => {
+        const id = ids[k];
+        if (r.status === "rejected" && id !== undefined && !isGone(r.reason)) into.push(id);
+      });
+    if (agentIds.length > BATCH) {
+      await b.listAgents().then(
+        (l) => agents.load(l),
+        () => failed.agents.push(...agentIds),
+      );
+    } else {
+      const results = await Promise.allSettled(
+        agentIds.map((id) => b.getAgent(id).then((a) => agents.upsert(a))),
+      );
+      settle(results, agentIds, failed.agents);
+    }
     // Every job heard of is fetched, BATCH at a time (a burst of 300 submits is 300 jobs to show,
-    // not the first 50). One that could not be fetched is tried again shortly, a few times.
-    const failed: string[] = [];
+    // not the first 50).
     for (let i = 0; i < jobIds.length && !this.stopped; i += BATCH) {
       const chunk = jobIds.slice(i, i + BATCH);
       const results = await Promise.allSettled(chunk.map((id) => b.getJob(id).then((j) => jobs.upsert(j))));
-      results.forEach((r, k) => {
-        const id = chunk[k];
-        if (r.status === "rejected" && id !== undefined) failed.push(id);
-      });
+      settle(results, chunk, failed.jobs);
     }
-    await Promise.allSettled(agentTasks);
     if (this.stopped) return;
     if (jobIds.length > 0) metrics.queueDepth(jobs.countOf("queued"));
-    for (const id of failed) {
-      const tries = (this.jobFetchTries.get(id) ?? 0) + 1;
-      if (tries > MAX_FETCH_TRIES) {
-        this.jobFetchTries.delete(id);
-        continue;
-      }
-      this.jobFetchTries.set(id, tries);
-      this.missingJobs.add(id);
-    }
-    for (const id of jobIds) if (!failed.includes(id)) this.jobFetchTries.delete(id);
-    if (this.missingJobs.size > 0) this.scheduleFetch();
+    for (const id of failed.agents) if (!agents.has(id)) this.missingAgents.add(id);
+    for (const id of failed.jobs) if (!jobs.has(id)) this.missingJobs.add(id);
+    const anyFailed = failed.agents.length + failed.jobs.length > 0;
+    this.fetchDelay = anyFailed ? Math.min(this.fetchDelay * 2, FETCH_RETRY_MAX_MS) : FETCH_RETRY_MS;
+    if (this.missingJobs.size + this.missingAgents.size > 0) this.scheduleFetch();
   }
 }
