@@ -70,7 +70,9 @@ export async function differences(call: Call, app: App): Promise<string[]> {
   }
   const audit: number[] = [];
   for (let cursor: string | null = ""; cursor !== null; ) {
-    const page = (await call("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`)).body;
+    const page: { items: { seq: number }[]; nextCursor: string | null } = (
+      await call("GET", `/v1/audit?limit=1000${cursor ? `&cursor=${cursor}` : ""}`)
+    ).body;
     audit.push(...page.items.map((e: any) => e.seq));
     cursor = page.nextCursor;
   }
