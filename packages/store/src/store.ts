@@ -482,8 +482,8 @@ export class Store {
     return events.eventBounds(this.db);
   }
 
-  pruneEvents(keepSeconds: number) {
-    return events.pruneEvents(this.db, keepSeconds);
+  pruneEvents(keepSeconds: number, keepAtLeast?: number) {
+    return events.pruneEvents(this.db, keepSeconds, keepAtLeast);
   }
 
   /** Calls `fn` when events may have been recorded or numbered (by any process). */
