@@ -9,7 +9,15 @@ import {
   waitFor,
 } from "@skiff/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hello, openSse, readSse, registerAgent, type SseClient, startTestApi, type TestApi } from "./harness.ts";
+import {
+  hello,
+  openSse,
+  readSse,
+  registerAgent,
+  type SseClient,
+  startTestApi,
+  type TestApi,
+} from "./harness.ts";
 
 const pg = await pgGate();
 const redis = await redisGate();
@@ -18,120 +26,159 @@ const both = { available: pg.available && redis.available, missing: pg.missing ?
 const ids = (events: { id?: string }[]) => events.filter((e) => e.id !== undefined).map((e) => Number(e.id));
 const contiguous = (xs: number[]) => xs.every((x, i) => i === 0 || x === (xs[i - 1] ?? 0) + 1);
 
-describeWith(both, "the event log: one gap-free order across replicas, resumable anywhere [pg, redis]", () => {
-  let database: TestDatabase;
-  let a: TestApi;
-  let b: TestApi;
-  const streams: SseClient[] = [];
+describeWith(
+  both,
+  "the event log: one gap-free order across replicas, resumable anywhere [pg, redis]",
+  () => {
+    let database: TestDatabase;
+    let a: TestApi;
+    let b: TestApi;
+    const streams: SseClient[] = [];
 
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    const shared = {
-      adapter: "pg" as const,
-      databaseUrl: database.url,
-      redisUrl: TEST_REDIS_URL,
-      busPrefix: `skiff-eventlog-${randomBytes(4).toString("hex")}`,
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      const shared = {
+        adapter: "pg" as const,
+        databaseUrl: database.url,
+        redisUrl: TEST_REDIS_URL,
+        busPrefix: `skiff-eventlog-${randomBytes(4).toString("hex")}`,
+      };
+      a = await startTestApi(shared);
+      b = await startTestApi(shared);
+    });
+    afterAll(async () => {
+      for (const s of streams) s.close();
+      await a?.close();
+      await b?.close();
+      await database?.drop();
+    });
+
+    const watch = async (t: TestApi, headers: Record<string, string> = {}) => {
+      const s = await openSse(`${t.url}/v1/events`, t.tokens.admin, { headers });
+      streams.push(s);
+      await s.waitUntil("ready", (c) => c.events.some((e) => e.event === "ready"));
+      return s;
     };
-    a = await startTestApi(shared);
-    b = await startTestApi(shared);
-  });
-  afterAll(async () => {
-    for (const s of streams) s.close();
-    await a?.close();
-    await b?.close();
-    await database?.drop();
-  });
 
-  const watch = async (t: TestApi, headers: Record<string, string> = {}) => {
-    const s = await openSse(`${t.url}/v1/events`, t.tokens.admin, { headers });
-    streams.push(s);
-    await s.waitUntil("ready", (c) => c.events.some((e) => e.event === "ready"));
-    return s;
-  };
+    it("writes through both replicas at once reach subscribers of each with the same ids, gap-free, each once", async () => {
+      const onA = await watch(a);
+      const onB = await watch(b);
+      const agentId = await registerAgent(a, "order-agent", { queue: "order" });
+      const submitted = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          (i % 2 === 0 ? a : b)
+            .call("POST", "/v1/jobs", { body: hello("order") })
+            .then((r) => r.body.id as string),
+        ),
+      );
+      // And a claim through b that takes some of them, so job events come from both replicas' writes.
+      const claim = await b.call("POST", "/v1/agent/claim", {
+        token: a.tokens.agent,
+        body: { agentId, max: 50, waitMs: 0 },
+      });
+      expect(claim.body.jobs).toHaveLength(50);
+      const created = (c: SseClient) => c.events.filter((e) => e.event === "job.created").length;
+      await onA.waitUntil("200 job.created", (c) => created(c) === 200);
+      await onB.waitUntil("200 job.created", (c) => created(c) === 200);
+      await onA.waitUntil(
+        "50 assigned",
+        (c) => c.events.filter((e) => e.data?.state === "assigned").length === 50,
+      );
+      await onB.waitUntil(
+        "50 assigned",
+        (c) => c.events.filter((e) => e.data?.state === "assigned").length === 50,
+      );
+      // From the first event both were subscribed for, the two replicas sent the same ids.
+      const from = Math.max(ids(onA.events)[0] ?? 0, ids(onB.events)[0] ?? 0);
+      const seenA = ids(onA.events).filter((x) => x >= from);
+      const seenB = ids(onB.events).filter((x) => x >= from);
+      expect(seenA.length).toBeGreaterThan(600);
+      expect(seenA).toEqual(seenB);
+      expect(contiguous(seenA), `ids with a gap or a repeat: ${seenA.join(",")}`).toBe(true);
+      expect(new Set(seenA).size).toBe(seenA.length);
+      // Each job's own events in the order they happened: created, queued, then (some) assigned.
+      for (const id of submitted) {
+        const mine = onA.events
+          .filter((e) => e.data?.jobId === id)
+          .map((e) => `${e.event}:${e.data.state ?? ""}`);
+        expect(mine.slice(0, 2)).toEqual(["job.created:", "job.state:queued"]);
+        if (mine.length > 2) expect(mine.slice(2)).toEqual(["job.state:assigned"]);
+      }
+      // Each audit entry is on the stream once, and the stream holds every entry.
+      const audited = onA.events.filter((e) => e.event === "audit.appended").map((e) => e.data.seq);
+      const listed = (await a.call("GET", "/v1/audit?limit=1000")).body.items.map(
+        (e: { seq: number }) => e.seq,
+      );
+      expect([...audited].sort((x, y) => x - y)).toEqual(
+        listed.filter((s: number) => s >= Math.min(...audited)).sort((x: number, y: number) => x - y),
+      );
+    });
 
-  it("writes through both replicas at once reach subscribers of each with the same ids, gap-free, each once", async () => {
-    const onA = await watch(a);
-    const onB = await watch(b);
-    const agentId = await registerAgent(a, "order-agent", { queue: "order" });
-    const submitted = await Promise.all(
-      Array.from({ length: 200 }, (_, i) =>
-        (i % 2 === 0 ? a : b).call("POST", "/v1/jobs", { body: hello("order") }).then((r) => r.body.id as string),
-      ),
-    );
-    // And a claim through b that takes some of them, so job events come from both replicas' writes.
-    const claim = await b.call("POST", "/v1/agent/claim", { token: a.tokens.agent, body: { agentId, max: 50, waitMs: 0 } });
-    expect(claim.body.jobs).toHaveLength(50);
-    const created = (c: SseClient) => c.events.filter((e) => e.event === "job.created").length;
-    await onA.waitUntil("200 job.created", (c) => created(c) === 200);
-    await onB.waitUntil("200 job.created", (c) => created(c) === 200);
-    await onA.waitUntil("50 assigned", (c) => c.events.filter((e) => e.data?.state === "assigned").length === 50);
-    await onB.waitUntil("50 assigned", (c) => c.events.filter((e) => e.data?.state === "assigned").length === 50);
-    // From the first event both were subscribed for, the two replicas sent the same ids.
-    const from = Math.max(ids(onA.events)[0] ?? 0, ids(onB.events)[0] ?? 0);
-    const seenA = ids(onA.events).filter((x) => x >= from);
-    const seenB = ids(onB.events).filter((x) => x >= from);
-    expect(seenA.length).toBeGreaterThan(600);
-    expect(seenA).toEqual(seenB);
-    expect(contiguous(seenA), `ids with a gap or a repeat: ${seenA.join(",")}`).toBe(true);
-    expect(new Set(seenA).size).toBe(seenA.length);
-    // Each job's own events in the order they happened: created, queued, then (some) assigned.
-    for (const id of submitted) {
-      const mine = onA.events.filter((e) => e.data?.jobId === id).map((e) => `${e.event}:${e.data.state ?? ""}`);
-      expect(mine.slice(0, 2)).toEqual(["job.created:", "job.state:queued"]);
-      if (mine.length > 2) expect(mine.slice(2)).toEqual(["job.state:assigned"]);
-    }
-    // Each audit entry is on the stream once, and the stream holds every entry.
-    const audited = onA.events.filter((e) => e.event === "audit.appended").map((e) => e.data.seq);
-    const listed = (await a.call("GET", "/v1/audit?limit=1000")).body.items.map((e: { seq: number }) => e.seq);
-    expect([...audited].sort((x, y) => x - y)).toEqual(
-      listed.filter((s: number) => s >= Math.min(...audited)).sort((x: number, y: number) => x - y),
-    );
-  });
+    it("a client that reconnects to the other replica with Last-Event-ID gets exactly what it missed, in order, once", async () => {
+      const first = await watch(a);
+      await a.call("POST", "/v1/jobs", { body: hello("resume") });
+      await first.waitUntil("the first job", (c) => c.events.some((e) => e.event === "job.created"));
+      const last = Math.max(...ids(first.events));
+      first.close();
+      // Missed while away: changes through both replicas.
+      for (let i = 0; i < 10; i++) await (i % 2 ? a : b).call("POST", "/v1/jobs", { body: hello("resume") });
+      await waitFor("a's feed to hold them", () => a.api.ctx.events.lastId >= last + 30);
+      const resumed = await readSse(
+        `${b.url}/v1/events`,
+        b.tokens.admin,
+        (e) => e.some((x) => x.event === "ready"),
+        {
+          headers: { "last-event-id": String(last) },
+        },
+      );
+      const got = ids(resumed);
+      expect(got[0]).toBe(last + 1);
+      expect(contiguous(got)).toBe(true);
+      expect(resumed.filter((e) => e.event === "job.created")).toHaveLength(10);
+      // What a fresh reader of the log would see from there, nothing more or less.
+      const log = await a.store.eventsAfter(last, 10_000);
+      expect(got).toEqual(log.map((e) => e.seq).filter((s) => s <= (got.at(-1) ?? 0)));
+      expect(resumed.find((e) => e.event === "ready")?.data.lastEventId).toBe(got.at(-1));
+    });
 
-  it("a client that reconnects to the other replica with Last-Event-ID gets exactly what it missed, in order, once", async () => {
-    const first = await watch(a);
-    await a.call("POST", "/v1/jobs", { body: hello("resume") });
-    await first.waitUntil("the first job", (c) => c.events.some((e) => e.event === "job.created"));
-    const last = Math.max(...ids(first.events));
-    first.close();
-    // Missed while away: changes through both replicas.
-    for (let i = 0; i < 10; i++) await (i % 2 ? a : b).call("POST", "/v1/jobs", { body: hello("resume") });
-    await waitFor("a's feed to hold them", () => a.api.ctx.events.lastId >= last + 30);
-    const resumed = await readSse(`${b.url}/v1/events`, b.tokens.admin, (e) => e.some((x) => x.event === "ready"), {
-      headers: { "last-event-id": String(last) },
+    it("a client behind the kept window, or with an id this log never gave, is told to reset and reload", async () => {
+      await a.call("POST", "/v1/jobs", { body: hello("prune") });
+      await waitFor("the log to have moved", () => a.api.ctx.events.lastId > 5);
+      // Age the oldest events past the window, and prune as the feed does every minute.
+      await a.store.db.query("update events set at = now() - interval '2 hours' where seq <= 5");
+      expect(await a.store.pruneEvents(3600, 0)).toBe(5);
+      const behind = await readSse(
+        `${b.url}/v1/events`,
+        b.tokens.admin,
+        (e) => e.some((x) => x.event === "ready"),
+        {
+          headers: { "last-event-id": "2" },
+        },
+      );
+      expect(behind[0]?.event).toBe("reset");
+      // Right at the edge of what is kept: resumable.
+      const edge = await readSse(
+        `${b.url}/v1/events`,
+        b.tokens.admin,
+        (e) => e.some((x) => x.event === "ready"),
+        {
+          headers: { "last-event-id": "5" },
+        },
+      );
+      expect(edge[0]?.event).not.toBe("reset");
+      expect(ids(edge)[0]).toBe(6);
+      const future = await readSse(
+        `${a.url}/v1/events`,
+        a.tokens.admin,
+        (e) => e.some((x) => x.event === "ready"),
+        {
+          headers: { "last-event-id": "99999999" },
+        },
+      );
+      expect(future[0]?.event).toBe("reset");
     });
-    const got = ids(resumed);
-    expect(got[0]).toBe(last + 1);
-    expect(contiguous(got)).toBe(true);
-    expect(resumed.filter((e) => e.event === "job.created")).toHaveLength(10);
-    // What a fresh reader of the log would see from there, nothing more or less.
-    const log = await a.store.eventsAfter(last, 10_000);
-    expect(got).toEqual(log.map((e) => e.seq).filter((s) => s <= (got.at(-1) ?? 0)));
-    expect(resumed.find((e) => e.event === "ready")?.data.lastEventId).toBe(got.at(-1));
-  });
-
-  it("a client behind the kept window, or with an id this log never gave, is told to reset and reload", async () => {
-    await a.call("POST", "/v1/jobs", { body: hello("prune") });
-    await waitFor("the log to have moved", () => a.api.ctx.events.lastId > 5);
-    // Age the oldest events past the window, and prune as the feed does every minute.
-    await a.store.db.query("update events set at = now() - interval '2 hours' where seq <= 5");
-    expect(await a.store.pruneEvents(3600, 0)).toBe(5);
-    const behind = await readSse(`${b.url}/v1/events`, b.tokens.admin, (e) => e.some((x) => x.event === "ready"), {
-      headers: { "last-event-id": "2" },
-    });
-    expect(behind[0]?.event).toBe("reset");
-    // Right at the edge of what is kept: resumable.
-    const edge = await readSse(`${b.url}/v1/events`, b.tokens.admin, (e) => e.some((x) => x.event === "ready"), {
-      headers: { "last-event-id": "5" },
-    });
-    expect(edge[0]?.event).not.toBe("reset");
-    expect(ids(edge)[0]).toBe(6);
-    const future = await readSse(`${a.url}/v1/events`, a.tokens.admin, (e) => e.some((x) => x.event === "ready"), {
-      headers: { "last-event-id": "99999999" },
-    });
-    expect(future[0]?.event).toBe("reset");
-  });
-});
+  },
+);
 
 describe("the event log on PGlite: every change's events in its own transaction [pglite]", () => {
   let t: TestApi;
@@ -158,6 +205,11 @@ describe("the event log on PGlite: every change's events in its own transaction 
     const log = await t.store.eventsAfter(before, 100);
     expect(log.map((e) => e.name)).toEqual(["job.created", "job.state", "audit.appended"]);
     expect(log.map((e) => e.seq)).toEqual([before + 1, before + 2, before + 3]);
-    expect(log[1]?.payload).toMatchObject({ jobId: res.body.id, state: "queued", attempt: 0, maxAttempts: res.body.maxAttempts });
+    expect(log[1]?.payload).toMatchObject({
+      jobId: res.body.id,
+      state: "queued",
+      attempt: 0,
+      maxAttempts: res.body.maxAttempts,
+    });
   });
 });

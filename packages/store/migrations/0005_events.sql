@@ -40,3 +40,33 @@ create function skiff_job_state(
     'attempt', attempt, 'maxAttempts', max_attempts, 'exitCode', exit_code
   ) || case when reason is null or reason = '' then '{}'::jsonb else jsonb_build_object('reason', reason) end
 $$;
+
+-- Numbers committed, unnumbered events, oldest row first, under a transaction lock so that ranges
+-- are handed out and committed one after another: a reader never sees a position before the
+-- positions below it are visible. One statement (one round trip); returns the highest position
+-- handed out, or 0 when nothing waited (then it takes no lock at all).
+create function skiff_number_events(batch integer) returns bigint language plpgsql as $$
+declare
+  ids bigint[];
+  n bigint;
+  base bigint;
+begin
+  if not exists (select 1 from events where seq is null) then
+    return 0;
+  end if;
+  perform pg_advisory_xact_lock(7270005);
+  -- Read once, after the lock: what the previous holder numbered is committed and visible now.
+  select array_agg(id order by id) into ids
+    from (select id from events where seq is null order by id limit batch) p;
+  n := coalesce(array_length(ids, 1), 0);
+  if n = 0 then
+    return 0;
+  end if;
+  update event_counter set last = last + n where id = 1 returning last - n into base;
+  update events e set seq = base + u.k
+    from unnest(ids) with ordinality as u(id, k)
+   where e.id = u.id;
+  perform pg_notify('skiff_events', (base + n)::text);
+  return base + n;
+end;
+$$;

@@ -1,8 +1,5 @@
 import type { SkiffEvent } from "@skiff/protocol";
-import type { Db, Queryable } from "../db.ts";
-
-/** Serialises numbering, so ranges are handed out and committed one after another. */
-const NUMBERING_LOCK = 7_270_005;
+import type { Queryable } from "../db.ts";
 
 /** An event as the log keeps it: its global position, name, payload and commit-side time. */
 export interface StoredEvent {
@@ -49,37 +46,15 @@ export async function recordJobStates(
 }
 
 /**
- * Gives committed, unnumbered events the next positions, oldest row first, in one transaction
- * under a lock: ranges commit in order, so a reader never sees a position before the ones below
- * it. Returns the highest position handed out (0 when there was nothing to number).
+ * Gives committed, unnumbered events the next positions (see `skiff_number_events` in the
+ * migration): one statement, so one round trip; no lock at all when nothing waits. Returns the
+ * highest position handed out (0 when there was nothing to number).
  */
-export async function numberEvents(db: Db, batch = 5000): Promise<number> {
-  return db.tx(async (q) => {
-    await q.query("select pg_advisory_xact_lock($1)", [NUMBERING_LOCK]);
-    const res = await q.query<{ last: number | string | null }>(
-      `with pending as (
-         select id, row_number() over (order by id) as n
-           from (select id from events where seq is null order by id limit $1) p
-       ),
-       counter as (
-         update event_counter set last = last + (select count(*) from pending)
-          where id = 1 and exists (select 1 from pending)
-         returning last - (select count(*) from pending) as base, last
-       ),
-       numbered as (
-         update events e set seq = counter.base + pending.n
-           from pending, counter
-          where e.id = pending.id
-         returning e.seq
-       )
-       select max(seq) as last from numbered`,
-      [batch],
-    );
-    const last = Number(res.rows[0]?.last ?? 0);
-    // The other replicas read the new range when they hear of it.
-    if (last > 0) await q.query("select pg_notify('skiff_events', $1)", [String(last)]);
-    return last;
-  });
+export async function numberEvents(q: Queryable, batch = 5000): Promise<number> {
+  const res = await q.query<{ last: number | string | null }>("select skiff_number_events($1) as last", [
+    batch,
+  ]);
+  return Number(res.rows[0]?.last ?? 0);
 }
 
 /** Numbered events after `seq`, in order. */
