@@ -70,7 +70,7 @@ type Section = keyof SkiffFile;
 export const SECTIONS_READ = {
   api: ["database", "redis", "api"],
   up: ["database", "redis", "api", "up"],
-  controller: ["database", "redis", "controller"],
+  controller: ["database", "controller"],
   worker: ["worker"],
   all: ["database", "redis", "api", "up", "worker", "controller"],
 } as const satisfies Record<string, readonly Section[]>;
