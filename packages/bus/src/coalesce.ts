@@ -1,7 +1,7 @@
 /**
  * Gathers what is sent during one turn of the event loop into one batch: on a busy replica a
- * hundred requests that each publish an event cost one Redis PUBLISH instead of a hundred (the
- * protocol profile showed per-event round trips and their syscalls high in the API's CPU time).
+ * hundred requests that each send a wake-up cost one Redis PUBLISH instead of a hundred (the
+ * protocol profile showed per-message round trips and their syscalls high in the API's CPU time).
  * Each caller's promise settles with the send of the batch it joined; order is kept.
  */
 export class Coalescer<T> {

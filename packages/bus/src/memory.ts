@@ -1,4 +1,3 @@
-import { parseEvent, type SkiffEvent } from "@skiff/protocol";
 import { Listeners } from "./listeners.ts";
 import { type Bus, BusClosedError, type BusLogger, consoleLogger } from "./types.ts";
 import { checkQueueName } from "./wake.ts";
@@ -10,7 +9,6 @@ export interface MemoryBusOptions {
 /** The bus of a single process (combined mode): no network, same contract as the Redis bus. */
 export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   const logger = options.logger ?? consoleLogger;
-  const events = new Listeners<SkiffEvent>("event", logger);
   const wakes = new Listeners<string>("wake", logger);
   let closed = false;
 
@@ -20,18 +18,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
 
   return {
     kind: "memory",
-    async publish(event) {
-      ensureOpen();
-      // Validated like the Redis bus does, so a malformed event fails here too and listeners get a
-      // fresh copy they cannot share with the publisher.
-      const copy = parseEvent(event);
-      // Asynchronous so a publisher never runs listener code on its own stack.
-      queueMicrotask(() => events.emit(copy));
-    },
-    subscribe: (listener) => events.add(listener),
     async wake(queue) {
       ensureOpen();
       checkQueueName(queue);
+      // Asynchronous so a caller never runs listener code on its own stack.
       queueMicrotask(() => wakes.emit(queue));
     },
     onWake: (listener) => wakes.add(listener),
@@ -40,7 +30,6 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
     },
     async close() {
       closed = true;
-      events.clear();
       wakes.clear();
     },
   };

@@ -1,17 +1,16 @@
-import type { SkiffEvent } from "@skiff/protocol";
-
 /**
- * Fan-out of typed events between API replicas (and the long-poll wake-ups of job claimers).
- * Delivery is at most once: a replica that is disconnected when an event is published misses it,
- * so consumers must treat events as hints and read the truth from the database.
+ * Wake-ups between API replicas: long-polling job claimers, log followers and token revocations
+ * (the key says which). Events do not travel here: every replica reads them from the event log in
+ * the database. Delivery is at most once: a replica that is disconnected when a wake-up is sent
+ * misses it, so a wake-up is a hint to read the database again, never the truth itself.
  */
 export interface Bus {
-  /** Validates the event and delivers it to every subscriber on every replica, this one included. */
-  publish(event: SkiffEvent): Promise<void>;
-  /** Returns the unsubscribe function; after it returns the listener is never called again. */
-  subscribe(listener: (event: SkiffEvent) => void): () => void;
-  /** Tells long-polling claimers on any replica that a job is queued on this queue. */
+  /**
+   * Tells listeners on every replica, this one included, that something changed for this key: a job
+   * queued on this queue, new log lines, a revoked token.
+   */
   wake(queue: string): Promise<void>;
+  /** Returns the unsubscribe function; after it returns the listener is never called again. */
   onWake(listener: (queue: string) => void): () => void;
   /** Throws when the bus is unreachable; used by `/readyz`. */
   ping(): Promise<void>;

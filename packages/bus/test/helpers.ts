@@ -1,4 +1,3 @@
-import type { SkiffEvent } from "@skiff/protocol";
 import type { BusLogger } from "../src/index.ts";
 
 /** Records what a listener receives and lets a test wait, with a deadline, until a condition holds. */
@@ -45,14 +44,6 @@ export function recordingLogger(): { logger: BusLogger; entries: LogEntry[] } {
     error: (fields, message) => entries.push({ level: "error", message, fields }),
   };
   return { logger, entries };
-}
-
-export function jobCreated(jobId: string, queue = "default"): SkiffEvent<"job.created"> {
-  return { name: "job.created", payload: { jobId, name: `build ${jobId}`, queue } };
-}
-
-export function jobIds(events: readonly SkiffEvent[]): string[] {
-  return events.map((event) => ("jobId" in event.payload ? String(event.payload.jobId) : event.name));
 }
 
 /** Retries `attempt` until it resolves, failing with its last error once the deadline passes. */

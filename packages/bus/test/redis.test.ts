@@ -1,12 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import type { SkiffEvent } from "@skiff/protocol";
 import { startRedisServer, freePort as unusedPort } from "@skiff/testkit";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Bus, createBus, createRedisBus } from "../src/index.ts";
-import { eventually, jobCreated, jobIds, Recorder, recordingLogger } from "./helpers.ts";
+import { eventually, Recorder, recordingLogger } from "./helpers.ts";
 
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const unreachable =
@@ -49,13 +48,11 @@ function uniquePrefix(): string {
 
 const silent = recordingLogger().logger;
 
-/** Records every event and wake-up a bus delivers. */
-function listen(bus: Bus) {
-  const events = new Recorder<SkiffEvent>();
+/** Records every wake-up a bus delivers. */
+function listen(bus: Bus): Recorder<string> {
   const wakes = new Recorder<string>();
-  bus.subscribe(events.listener);
   bus.onWake(wakes.listener);
-  return { events, wakes };
+  return wakes;
 }
 
 /** A plain Redis connection, to write or read the bus's channels directly; closed after `fn`. */
@@ -80,24 +77,6 @@ describe.runIf(reachable)("redis bus", () => {
     await Promise.all(opened.splice(0).map((bus) => bus.close()));
   });
 
-  it("delivers an event published on one replica to both replicas, in the same order", async () => {
-    const prefix = uniquePrefix();
-    const [one, two] = [await openBus(prefix), await openBus(prefix)];
-    const onOne = new Recorder<SkiffEvent>();
-    const onTwo = new Recorder<SkiffEvent>();
-    one.subscribe(onOne.listener);
-    two.subscribe(onTwo.listener);
-
-    for (const id of ["j1", "j2", "j3"]) await one.publish(jobCreated(id));
-    await two.publish(jobCreated("j4"));
-
-    await onTwo.until("four events on the other replica", (seen) => seen.length === 4);
-    await onOne.until("four events on the publishing replica", (seen) => seen.length === 4);
-    expect(jobIds(onTwo.seen)).toEqual(["j1", "j2", "j3", "j4"]);
-    expect(onOne.seen).toEqual(onTwo.seen);
-    expect(onTwo.seen[0]).toEqual(jobCreated("j1"));
-  });
-
   it("wakes the claimers of the other replica", async () => {
     const prefix = uniquePrefix();
     const [one, two] = [await openBus(prefix), await openBus(prefix)];
@@ -111,58 +90,54 @@ describe.runIf(reachable)("redis bus", () => {
 
   it("stops delivering to an unsubscribed listener", async () => {
     const prefix = uniquePrefix();
-    const bus = await openBus(prefix);
-    const kept = new Recorder<SkiffEvent>();
-    const dropped = new Recorder<SkiffEvent>();
-    bus.subscribe(kept.listener);
-    bus.subscribe(dropped.listener)();
+    const [one, two] = [await openBus(prefix), await openBus(prefix)];
+    const kept = new Recorder<string>();
+    const dropped = new Recorder<string>();
+    two.onWake(kept.listener);
+    two.onWake(dropped.listener)();
 
-    await bus.publish(jobCreated("j1"));
-    await kept.until("j1", (seen) => seen.length === 1);
+    await one.wake("gpu");
+    await kept.until("the wake for gpu", (seen) => seen.length === 1);
     expect(dropped.seen).toEqual([]);
   });
 
   it("keeps buses with different prefixes apart", async () => {
-    const [first, second] = [await openBus(uniquePrefix()), await openBus(uniquePrefix())];
-    const { events, wakes } = listen(second);
+    const [other, ownPrefix] = [uniquePrefix(), uniquePrefix()];
+    const [otherStack, listening, peer] = [
+      await openBus(other),
+      await openBus(ownPrefix),
+      await openBus(ownPrefix),
+    ];
+    const wakes = listen(listening);
 
-    await first.publish(jobCreated("other-stack"));
-    await first.wake("other-stack");
-    // Redis handled the first bus's messages before these, so had they leaked they would be seen first.
-    await second.publish(jobCreated("own"));
-    await second.wake("own");
+    await otherStack.wake("other-stack");
+    // Redis handled the other stack's message before the peer's, so had it leaked it would be seen
+    // first (the peer is another bus, so its wake reaches the listening one only through Redis).
+    await peer.wake("own");
 
-    await events.until("the bus's own event", (seen) => seen.length >= 1);
-    await wakes.until("the bus's own wake", (seen) => seen.length >= 1);
-    expect(jobIds(events.seen)).toEqual(["own"]);
+    await wakes.until("the wake from its own stack", (seen) => seen.length >= 1);
     expect(wakes.seen).toEqual(["own"]);
   });
 
-  it("sends what is published in one turn as one message, in order, and each caller's promise settles", async () => {
+  it("sends the wake-ups of one turn as one message, each queue once, and each caller's promise settles", async () => {
     const prefix = uniquePrefix();
     const [one, two] = [await openBus(prefix), await openBus(prefix)];
-    const { events: onTwo, wakes } = listen(two);
-    const messages: string[] = [];
+    const wakes = listen(two);
+    const messages: { channel: string; message: string }[] = [];
     await withRawRedis(async (raw) => {
+      // Also listens on the channel events used to travel on: nothing is sent there any more.
       await raw.subscribe(`${prefix}:events`, `${prefix}:wake`);
-      raw.on("message", (_channel: string, message: string) => messages.push(message));
-      const ids = Array.from({ length: 50 }, (_, i) => `c${i}`);
-      await Promise.all([
-        ...ids.map((id) => one.publish(jobCreated(id))),
-        one.wake("gpu"),
-        one.wake("gpu"),
-        one.wake("cpu"),
-      ]);
-      await onTwo.until("fifty events", (seen) => seen.length === 50);
+      raw.on("message", (channel: string, message: string) => messages.push({ channel, message }));
+      await Promise.all([one.wake("gpu"), one.wake("gpu"), one.wake("cpu")]);
       await wakes.until("two wakes", (seen) => seen.length === 2);
-      expect(jobIds(onTwo.seen)).toEqual(ids);
       expect(wakes.seen).toEqual(["gpu", "cpu"]);
-      await eventually("the raw subscriber to hear both messages", async () => {
-        if (messages.length < 2) throw new Error(`${messages.length} messages`);
+      await eventually("the raw subscriber to hear the message", async () => {
+        if (messages.length < 1) throw new Error(`${messages.length} messages`);
       });
-      // One PUBLISH for the fifty events and one for the wakes, the repeated queue sent once.
-      expect(messages).toHaveLength(2);
-      expect(messages.map((m) => JSON.parse(m)).find((m) => "queues" in m)?.queues).toEqual(["gpu", "cpu"]);
+      // One PUBLISH for the three wakes, the repeated queue sent once.
+      expect(messages).toHaveLength(1);
+      expect(messages[0]?.channel).toBe(`${prefix}:wake`);
+      expect(JSON.parse(messages[0]?.message ?? "{}").queues).toEqual(["gpu", "cpu"]);
     });
   });
 
@@ -178,59 +153,44 @@ describe.runIf(reachable)("redis bus", () => {
     expect(onOne.seen).toEqual(["local"]); // before any Redis round trip
     await sent;
     await onTwo.until("the other replica's wake", (seen) => seen.length === 1);
-    // A later message on the same connection arrives after the wake's echo would have.
-    const events = new Recorder<SkiffEvent>();
-    one.subscribe(events.listener);
-    await one.publish(jobCreated("marker"));
-    await events.until("the marker", (seen) => jobIds(seen).includes("marker"));
-    expect(onOne.seen).toEqual(["local"]);
+    // Published after the echo of "local", so it reaches `one` after the echo would have.
+    await two.wake("marker");
+    await onOne.until("the marker", (seen) => seen.includes("marker"));
+    expect(onOne.seen).toEqual(["local", "marker"]);
   });
 
-  it("delivers the valid events of a batch and drops only the bad ones", async () => {
+  it("drops a wake batch with an invalid queue name whole and delivers the next", async () => {
     const prefix = uniquePrefix();
     const { logger, entries } = recordingLogger();
     const bus = await openBus(prefix, logger);
-    const { events, wakes } = listen(bus);
+    const wakes = listen(bus);
     await withRawRedis(async (raw) => {
-      await raw.publish(
-        `${prefix}:events`,
-        JSON.stringify([jobCreated("a"), { name: "job.created", payload: { jobId: 7 } }, jobCreated("b")]),
-      );
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queues: ["x", ""] }));
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queues: ["y", "z"] }));
     });
-    await events.until("the two valid events", (seen) => seen.length === 2);
     await wakes.until("the valid wake batch", (seen) => seen.length === 2);
-    expect(jobIds(events.seen)).toEqual(["a", "b"]);
     expect(wakes.seen).toEqual(["y", "z"]);
-    expect(entries.filter((e) => e.message === "dropped an invalid bus message")).toHaveLength(2);
+    expect(entries.filter((e) => e.message === "dropped an invalid bus message")).toHaveLength(1);
   });
 
-  it("drops and logs invalid messages written raw on its channels, and keeps delivering", async () => {
+  it("drops and logs invalid messages written raw on its channel, and keeps delivering", async () => {
     const prefix = uniquePrefix();
     const { logger, entries } = recordingLogger();
     const bus = await openBus(prefix, logger);
-    const { events, wakes } = listen(bus);
+    const wakes = listen(bus);
 
     await withRawRedis(async (raw) => {
-      await raw.publish(`${prefix}:events`, "not json {");
-      await raw.publish(`${prefix}:events`, JSON.stringify({ name: "job.exploded", payload: {} }));
-      await raw.publish(`${prefix}:events`, JSON.stringify({ name: "job.created", payload: { jobId: 7 } }));
+      await raw.publish(`${prefix}:wake`, "not json {");
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queue: 5 }));
       await raw.publish(`${prefix}:wake`, "null");
-      await raw.publish(`${prefix}:events`, JSON.stringify(jobCreated("valid")));
       await raw.publish(`${prefix}:wake`, JSON.stringify({ queue: "default" }));
     });
 
-    await events.until("the valid event", (seen) => seen.length === 1);
     await wakes.until("the valid wake", (seen) => seen.length === 1);
-    expect(events.seen).toEqual([jobCreated("valid")]);
     expect(wakes.seen).toEqual(["default"]);
     const dropped = entries.filter((entry) => entry.message === "dropped an invalid bus message");
     expect(dropped.map((entry) => entry.fields.channel)).toEqual([
-      `${prefix}:events`,
-      `${prefix}:events`,
-      `${prefix}:events`,
+      `${prefix}:wake`,
       `${prefix}:wake`,
       `${prefix}:wake`,
     ]);
@@ -242,28 +202,30 @@ describe.runIf(reachable)("redis bus", () => {
     await expect(bus.ping()).resolves.toBeUndefined();
     await bus.close();
     await expect(bus.ping()).rejects.toThrow(/closed/);
-    await expect(bus.publish(jobCreated("late"))).rejects.toThrow(/closed/);
+    await expect(bus.wake("late")).rejects.toThrow(/closed/);
   });
 
-  it("reports a dead Redis through ping, while publish holds the event instead of waiting or failing", async () => {
+  it("reports a dead Redis through ping, while wake still wakes local claimers without waiting", async () => {
     const port = await unusedPort();
     const { logger, entries } = recordingLogger();
     const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix(), logger });
     try {
       expect(bus.kind).toBe("redis");
+      const wakes = listen(bus);
       await expect(bus.ping()).rejects.toThrow(/connection is/);
       // Resolves with nothing listening at the port at all: nothing waited for a connection.
-      await bus.publish(jobCreated("held"));
+      await bus.wake("local");
+      await wakes.until("the local wake", (seen) => seen.length === 1);
+      expect(wakes.seen).toEqual(["local"]);
       await expect(bus.ping()).rejects.toThrow(/connection is/);
       expect(entries.some((entry) => entry.message.includes("Redis unreachable at start"))).toBe(true);
-      expect(entries.some((entry) => entry.message.includes("holding events"))).toBe(true);
     } finally {
       await bus.close();
     }
   });
 
   it.runIf(canRunRedisServer)(
-    "a publish that times out while Redis stays connected is held and sent later, in order",
+    "a wake whose PUBLISH stalls while Redis stays connected settles by the command timeout; later ones get through",
     { timeout: 60_000 },
     async () => {
       const port = await unusedPort();
@@ -273,28 +235,27 @@ describe.runIf(reachable)("redis bus", () => {
       try {
         const prefix = uniquePrefix();
         const listening = await openBus(prefix, silent, url);
-        const publishing = await openBus(prefix, silent, url);
-        const seen = new Recorder<SkiffEvent>();
-        listening.subscribe(seen.listener);
-        await eventually("both connected", () => Promise.all([listening.ping(), publishing.ping()]));
-        await publishing.publish(jobCreated("before"));
-        await seen.until("the first event", (events) => events.length === 1);
+        const waking = await openBus(prefix, silent, url);
+        const seen = listen(listening);
+        const local = listen(waking);
+        await eventually("both connected", () => Promise.all([listening.ping(), waking.ping()]));
+        await waking.wake("before");
+        await seen.until("the first wake", (wakes) => wakes.length === 1);
         // Redis holds every write (PUBLISH included) for 7 s: longer than the bus's command timeout,
-        // while both connections stay up, so no "ready" will come to trigger a resend.
+        // while both connections stay up.
         const admin = new Redis(url);
         await admin.call("CLIENT", "PAUSE", "7000", "WRITE");
         await admin.quit();
-        await publishing.publish(jobCreated("during-1"));
-        await publishing.publish(jobCreated("during-2"));
-        await seen.until(
-          "the held events once Redis takes writes again",
-          (events) => new Set(jobIds(events)).size === 3,
-          30_000,
-        );
-        // At least once: a publish that timed out may still have reached Redis, and is sent again.
-        expect([...new Set(jobIds(seen.seen))]).toEqual(["before", "during-1", "during-2"]);
+        const started = Date.now();
+        const stalled = waking.wake("during");
+        await local.until("the local wake, at once", (wakes) => wakes.includes("during"), 1_000);
+        await expect(stalled).rejects.toThrow(/timed out/);
+        expect(Date.now() - started).toBeLessThan(6_500);
+        await waking.wake("after");
+        await seen.until("the wake sent after the stall", (wakes) => wakes.includes("after"), 30_000);
+        expect(seen.seen[0]).toBe("before");
         await listening.close();
-        await publishing.close();
+        await waking.close();
       } finally {
         await server.stop();
       }
@@ -309,36 +270,35 @@ describe.runIf(reachable)("redis bus", () => {
       const url = `redis://:${password}@127.0.0.1:${port}`;
       const prefix = uniquePrefix();
       const listening = await openBus(prefix, silent, url);
-      const seen = new Recorder<SkiffEvent>();
-      listening.subscribe(seen.listener);
+      const seen = listen(listening);
       await expect(listening.ping()).rejects.toThrow(/connection is/);
 
       let server = await startRedisServer(port, password);
       try {
         await eventually("the bus to connect once Redis is up", () => listening.ping());
-        const publishing = await openBus(prefix, silent, url);
-        await publishing.publish(jobCreated("after-start"));
-        await seen.until("the event sent after Redis came up", (events) => events.length === 1);
+        const waking = await openBus(prefix, silent, url);
+        const local = listen(waking);
+        await eventually("the other bus to connect", () => waking.ping());
+        await waking.wake("after-start");
+        await seen.until("the wake sent after Redis came up", (wakes) => wakes.length === 1);
 
         await server.stop();
         await expect(listening.ping()).rejects.toThrow();
-        await eventually("the publisher to see Redis gone", async () => {
-          await expect(publishing.ping()).rejects.toThrow();
+        await eventually("the waking bus to see Redis gone", async () => {
+          await expect(waking.ping()).rejects.toThrow();
         });
-        // Published while Redis is down: each resolves at once (Redis is not there to wait for),
-        // and all arrive in order once it is back.
-        for (let i = 0; i < 50; i++) await publishing.publish(jobCreated(`during-${i}`));
-        await expect(publishing.ping()).rejects.toThrow();
+        // Sent while Redis is down: each resolves at once (Redis is not there to wait for) and wakes
+        // this process's own listeners; the other replica's long-polls fall back to their timeout.
+        for (let i = 0; i < 5; i++) await waking.wake(`during-${i}`);
+        await local.until(
+          "the local wakes",
+          (wakes) => wakes.filter((w) => w.startsWith("during")).length === 5,
+        );
         server = await startRedisServer(port, password);
-        await eventually("both buses to reconnect", () => Promise.all([listening.ping(), publishing.ping()]));
-        await seen.until("the held events", (events) => events.length === 51);
-        await publishing.publish(jobCreated("after-restart"));
-        await seen.until("the event sent after the restart", (events) => events.length === 52);
-        expect(jobIds(seen.seen)).toEqual([
-          "after-start",
-          ...Array.from({ length: 50 }, (_, i) => `during-${i}`),
-          "after-restart",
-        ]);
+        await eventually("both buses to reconnect", () => Promise.all([listening.ping(), waking.ping()]));
+        await waking.wake("after-restart");
+        await seen.until("the wake sent after the restart", (wakes) => wakes.includes("after-restart"));
+        expect(seen.seen.filter((w) => !w.startsWith("during"))).toEqual(["after-start", "after-restart"]);
       } finally {
         await server.stop();
       }
@@ -356,7 +316,7 @@ describe.runIf(reachable)("redis bus", () => {
 
   it("leaves no open handles after close: a process using the bus exits by itself", async () => {
     const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
-    const fixture = fileURLToPath(new URL("./fixtures/publish-and-exit.ts", import.meta.url));
+    const fixture = fileURLToPath(new URL("./fixtures/wake-and-exit.ts", import.meta.url));
     const child = spawn(process.execPath, ["--import", "tsx", fixture], {
       cwd: repoRoot,
       env: { ...process.env, BUS_TEST_REDIS_URL: redisUrl, BUS_TEST_PREFIX: uniquePrefix() },
@@ -383,6 +343,6 @@ describe.runIf(reachable)("redis bus", () => {
     });
 
     expect(exit, `child output:\n${output}`).toEqual({ code: 0, timedOut: false });
-    expect(output).toContain("delivered job.created");
+    expect(output).toContain("delivered a wake for exit-check");
   });
 });

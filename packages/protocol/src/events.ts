@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { AgentActivity, AgentResources, AgentStatus, AuditEntry, FleetSettings, JobState } from "./model.ts";
+import {
+  Agent,
+  AgentActivity,
+  AgentResources,
+  AgentStatus,
+  AuditEntry,
+  FleetSettings,
+  JobState,
+} from "./model.ts";
 
 /** Topics a client of `/v1/events` may subscribe to; each event name starts with its topic. */
 export const TOPICS = ["agents", "jobs", "fleet", "audit"] as const;
@@ -7,7 +15,13 @@ export const Topic = z.enum(TOPICS);
 export type Topic = z.infer<typeof Topic>;
 
 export const EVENT_SCHEMAS = {
-  "agent.registered": z.object({ agentId: z.string(), name: z.string(), sandbox: z.string() }),
+  "agent.registered": z.object({
+    agentId: z.string(),
+    name: z.string(),
+    sandbox: z.string(),
+    /** The whole agent as listed (slots, labels, queues, version, resources), so consoles need not fetch it. */
+    agent: Agent.optional(),
+  }),
   "agent.heartbeat": z.object({
     agentId: z.string(),
     activity: AgentActivity,

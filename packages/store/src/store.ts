@@ -219,7 +219,7 @@ export class Store {
       await recordEvents(q, [
         {
           name: "agent.registered",
-          payload: { agentId: agent.id, name: agent.name, sandbox: agent.sandbox },
+          payload: { agentId: agent.id, name: agent.name, sandbox: agent.sandbox, agent },
         },
         { name: "agent.status", payload: { agentId: agent.id, status: "online", activity: "idle" } },
       ]);

@@ -1,4 +1,4 @@
-import { EVENT_SCHEMAS, type EventName, isFinal, TOPICS } from "@skiff/protocol";
+import { EVENT_SCHEMAS, type EventName, type EventPayload, isFinal, TOPICS } from "@skiff/protocol";
 import type { Backend, Feed } from "../data/backend.ts";
 import type { AgentStore } from "./agents.ts";
 import { describeEvent } from "./describe.ts";
@@ -196,11 +196,13 @@ export class Sync {
     const described = describeEvent(name, p, agents);
     if (described) metrics.event(described);
     switch (name) {
-      case "agent.registered":
-        if (!agents.has((p as { agentId: string }).agentId))
-          this.fetchAgent((p as { agentId: string }).agentId);
+      case "agent.registered": {
+        const reg = p as EventPayload<"agent.registered">;
+        if (reg.agent) agents.upsert(reg.agent);
+        else if (!agents.has(reg.agentId)) this.fetchAgent(reg.agentId);
         this.refetchFleet();
         return;
+      }
       case "agent.heartbeat": {
         const hb = p as Parameters<AgentStore["heartbeat"]>[0];
         if (!agents.heartbeat(hb)) this.fetchAgent(hb.agentId);
