@@ -1,3 +1,4 @@
+import type { Job } from "@skiff/protocol";
 import { waitFor } from "@skiff/testkit";
 import { describe, expect, it } from "vitest";
 import { completeCommand, runCommand } from "../../src/tui/commands.ts";
@@ -184,6 +185,39 @@ describe("Sync of a burst", () => {
     expect(failures).toBe(2);
     expect(s.metrics.series().queueDepth.at(-1)).toBe(300);
     sync.stop();
+  });
+});
+
+describe("JobStore", () => {
+  const ev = (state: Job["state"], epoch: number) => ({
+    jobId: "job_a",
+    state,
+    queue: "default",
+    agentId: "agt_1",
+    epoch,
+    attempt: epoch,
+    maxAttempts: 3,
+    exitCode: null,
+  });
+
+  it("never turns a job back: a late event after a newer fetch, and a stale fetch after a newer event, are ignored", () => {
+    const store = new JobStore();
+    store.load([job({ id: "job_a", name: "a", epoch: 2, attempt: 2 }, "succeeded")]);
+    // The 'running' of the same epoch, delivered after a fetch that already saw the job finish.
+    expect(store.state(ev("running", 2))).toBe(true);
+    expect(store.get("job_a")?.state).toBe("succeeded");
+    // A fetch answered before the requeue that an event has since shown.
+    store.state(ev("queued", 3));
+    store.upsert(job({ id: "job_a", name: "a", epoch: 2, attempt: 2 }, "running"));
+    expect(store.get("job_a")).toMatchObject({ state: "queued", epoch: 3 });
+    expect(store.countOf("queued")).toBe(1);
+    expect(store.countOf("running")).toBe(0);
+    // Forward moves still apply, within an epoch and across one.
+    store.state(ev("assigned", 4));
+    store.state(ev("running", 4));
+    expect(store.get("job_a")).toMatchObject({ state: "running", epoch: 4 });
+    store.upsert(job({ id: "job_a", name: "a", epoch: 4, attempt: 4, exitCode: 1 }, "failed"));
+    expect(store.get("job_a")).toMatchObject({ state: "failed", exitCode: 1 });
   });
 });
 

@@ -4,6 +4,27 @@ import { Emitter } from "./emitter.ts";
 /** How many jobs the console keeps; the oldest finished ones go first, queued ones never. */
 const CAP = 2000;
 
+const RANK: Record<JobState, number> = {
+  queued: 0,
+  assigned: 1,
+  running: 2,
+  canceling: 3,
+  succeeded: 4,
+  failed: 4,
+  canceled: 4,
+  timed_out: 4,
+};
+
+/**
+ * Whether `next` is older than `have`. A job only moves forward: its epoch goes up with every claim,
+ * requeue, timeout and cancel of a queued job, and within one epoch its state only advances. So a
+ * fetch answered before an event that has since been applied, or an event that arrives after a
+ * newer fetch, is recognised and ignored instead of turning the job back.
+ */
+function older(next: { epoch: number; state: JobState }, have: { epoch: number; state: JobState }): boolean {
+  return next.epoch < have.epoch || (next.epoch === have.epoch && RANK[next.state] < RANK[have.state]);
+}
+
 /**
  * The newest jobs (and every queued one the API listed), kept current by job events. Times the events
  * do not carry (started, finished) are stamped on arrival and replaced by the server's on the next
@@ -25,6 +46,7 @@ export class JobStore extends Emitter {
 
   upsert(job: Job): void {
     const existing = this.byId.get(job.id);
+    if (existing && older(job, existing)) return;
     if (existing) {
       this.count(existing.state, -1);
       Object.assign(existing, job);
@@ -41,6 +63,7 @@ export class JobStore extends Emitter {
   state(p: EventPayload<"job.state">, now = Date.now()): boolean {
     const j = this.byId.get(p.jobId);
     if (!j) return false;
+    if (older(p, j)) return true;
     const at = new Date(now).toISOString();
     this.count(j.state, -1);
     j.state = p.state;
