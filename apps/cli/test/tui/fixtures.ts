@@ -177,7 +177,8 @@ export class FakeBackend implements Backend {
   }
   async getJob(id: string) {
     const j = this.jobs.find((x) => x.id === id);
-    if (!j) throw new Error(`no job ${id}`);
+    // As the real client's error for a 404: a status and the catalog code.
+    if (!j) throw Object.assign(new Error(`no job ${id}`), { status: 404, code: "not_found" });
     return j;
   }
   async cancelJob(id: string, reason: string) {

@@ -92,7 +92,11 @@ describe("formats", () => {
 
   it("formats durations with at most two units", () => {
     expect(formatDuration(450)).toBe("450ms");
-    expect(formatDuration(12_999)).toBe("12s");
+    expect(formatDuration(12_999)).toBe("13s");
+    // A 5 s timeout that fired at 4.98 s did not take "4s".
+    expect(formatDuration(4_980)).toBe("5.0s");
+    expect(formatDuration(1_040)).toBe("1.0s");
+    expect(formatDuration(59_600)).toBe("1m00s");
     expect(formatDuration(185_000)).toBe("3m05s");
     expect(formatDuration(2 * 3600_000 + 3 * 60_000)).toBe("2h03m");
     expect(formatDuration(3 * 86_400_000 + 4 * 3600_000)).toBe("3d04h");

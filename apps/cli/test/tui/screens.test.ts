@@ -247,6 +247,33 @@ describe("keys", () => {
     expect(b.calls).toEqual([{ method: "cancelJob", args: ["job_run", "stuck"] }]);
   });
 
+  it("says at once that a finished job cannot be cancelled, a running one not retried, and an empty list has no job", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    await c.waitForText("lint-all");
+    await c.press("/lint\r");
+    await c.press("c");
+    await c.waitForText("job lint-all is already failed: nothing to cancel (r retries it)");
+    await c.press("\x1b");
+    await c.press("/build\r");
+    await c.press("r");
+    await c.waitForText("job build-site is running: only a finished job can be retried (c cancels it)");
+    await c.press("\x1b");
+    await c.press("/nothing-matches-this\r");
+    await c.press("c");
+    await c.waitForText("no job selected: the list is empty or filtered out");
+    expect(b.calls).toEqual([]);
+  });
+
+  it("a log of a job that does not exist says so once and stops following", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":log job_doesnotexist\r");
+    await c.waitForText("no job job_doesnotexist: check the id (Esc goes back)");
+    expect(b.logFeeds.get("job_doesnotexist")?.closed).toBe(true);
+  });
+
   it("submits a job from a file after checking and confirming it, then opens its log", async () => {
     const b = backendWithData();
     b.jobs.push(job({ id: "job_new", name: "from-file" }, "queued"));

@@ -119,6 +119,13 @@ export class JobLogStore extends Emitter {
     } catch (err) {
       if (this.stopped) return;
       this.error = (err as Error).message;
+      // No such job: following its log would only retry forever. Say so once and stop.
+      if ((err as { status?: number }).status === 404) {
+        this.error = `no job ${this.jobId}: check the id (Esc goes back)`;
+        this.feed?.close();
+        this.feed = null;
+        this.feedState = { kind: "ended" };
+      }
     }
     this.changed();
   }

@@ -24,13 +24,19 @@ export function formatMb(mb: number): string {
 const pad2 = (n: number) => String(n).padStart(2, "0");
 
 /**
- * `450ms`, `12s`, `3m05s`, `2h03m`, `3d04h`: at most two units, the larger first; negative or
+ * `450ms`, `4.9s`, `12s`, `3m05s`, `2h03m`, `3d04h`: at most two units, the larger first, rounded to
+ * the nearest (a 4.98 s run is `5.0s`, not `4s`); under ten seconds with a tenth. Negative or
  * non-finite durations are `-`.
  */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return "-";
   if (ms < 1000) return `${Math.floor(ms)}ms`;
-  const s = Math.floor(ms / 1000);
+  if (ms < 9_950) return `${(ms / 1000).toFixed(1)}s`;
+  return wholeSeconds(Math.round(ms / 1000));
+}
+
+/** Whole seconds in at most two units: `12s`, `3m05s`, `2h03m`, `3d04h`. */
+function wholeSeconds(s: number): string {
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${pad2(s % 60)}s`;
@@ -43,8 +49,7 @@ export function formatDuration(ms: number): string {
 /** An age in whole seconds and up (`0s`, `7s`, `1m12s`): the sub-second part is noise here. */
 export function formatAge(ms: number): string {
   if (!Number.isFinite(ms)) return "-";
-  const s = Math.max(0, Math.floor(ms / 1000));
-  return s === 0 ? "0s" : formatDuration(s * 1000);
+  return wholeSeconds(Math.max(0, Math.floor(ms / 1000)));
 }
 
 /** `12s ago`, or `-` for no time. */

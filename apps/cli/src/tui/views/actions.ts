@@ -1,4 +1,4 @@
-import type { FleetUpdateBody, Job } from "@skiff/protocol";
+import { type FleetUpdateBody, isFinal, type Job } from "@skiff/protocol";
 import { readJobFile } from "../../jobfile.ts";
 import type { Backend } from "../data/backend.ts";
 import type { KeyBinding } from "../model/keys.ts";
@@ -57,6 +57,11 @@ export class Actions {
   }
 
   readonly cancel = (job: Job): void => {
+    // Said at once, rather than after a reason and a confirmation the server would then refuse.
+    if (isFinal(job.state)) {
+      this.say(`job ${job.name} is already ${job.state}: nothing to cancel (r retries it)`, "error");
+      return;
+    }
     const reason = (v: string) => (v.trim() ? null : "a reason is required");
     this.ask(
       `Reason to cancel ${job.name}: `,
@@ -71,6 +76,10 @@ export class Actions {
   };
 
   readonly retry = (job: Job): void => {
+    if (!isFinal(job.state)) {
+      this.say(`job ${job.name} is ${job.state}: only a finished job can be retried (c cancels it)`, "error");
+      return;
+    }
     this.confirm(`Retry job ${job.name} (${job.id}) as a new attempt?`, async () => {
       const j = await this.host.backend.retryJob(job.id);
       return `retry queued as job ${j.id}`;

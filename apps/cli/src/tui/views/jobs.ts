@@ -52,6 +52,7 @@ export class JobsView extends TableView<Job> {
     const withJob = (fn: (j: Job) => void) => () => {
       const j = this.selected();
       if (j) fn(j);
+      else this.ctx.stores.session.say("no job selected: the list is empty or filtered out", "error");
     };
     return [
       {
