@@ -1,3 +1,4 @@
+import { FleetUpdateBody } from "@skiff/protocol";
 import type { ViewName } from "./views/view.ts";
 
 /** What the app lets the palette do. */
@@ -26,6 +27,14 @@ export interface Command {
 
 const whole = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : null);
 
+/** Why the API would refuse this fleet setting (its own schema), or null: said before any confirmation. */
+function fleetProblem(body: unknown): string | null {
+  const res = FleetUpdateBody.safeParse(body);
+  if (res.success) return null;
+  const issue = res.error.issues[0];
+  return issue ? `${issue.path.join(".")}: ${issue.message}` : "not a valid fleet setting";
+}
+
 export const COMMANDS: readonly Command[] = [
   { name: "overview", description: "counts, charts and recent events", run: (h) => h.show("overview") },
   { name: "agents", description: "every agent and its heartbeat", run: (h) => h.show("agents") },
@@ -45,7 +54,9 @@ export const COMMANDS: readonly Command[] = [
     dangerous: true,
     run: (h, [n]) => {
       const v = whole(n);
+      const problem = v === null ? null : fleetProblem({ mode: "manual", replicas: v });
       if (v === null) h.say("usage: :scale <n>, a whole number", "error");
+      else if (problem) h.say(`cannot scale to ${v}: ${problem}`, "error");
       else h.scaleTo(v);
     },
   },
@@ -58,8 +69,11 @@ export const COMMANDS: readonly Command[] = [
       const min = whole(a);
       const max = whole(b);
       const warm = w === undefined ? 0 : whole(w);
+      const problem =
+        min === null || max === null || warm === null ? null : fleetProblem({ mode: "auto", min, max, warm });
       if (min === null || max === null || warm === null || min > max)
         h.say("usage: :autoscale <min> <max> [warm], whole numbers with min ≤ max", "error");
+      else if (problem) h.say(`cannot autoscale ${min}-${max}: ${problem}`, "error");
       else h.autoscale(min, max, warm);
     },
   },

@@ -266,6 +266,16 @@ describe("keys", () => {
     expect(b.calls).toEqual([]);
   });
 
+  it("refuses :scale beyond what the API allows before asking for confirmation", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.waitForText("Overview");
+    await c.press(":scale 99999\r");
+    await c.waitForText("cannot scale to 99999: replicas: ");
+    expect(c.screen.text()).not.toContain("Scale the fleet to 99999");
+    expect(b.calls).toEqual([]);
+  });
+
   it("a log of a job that does not exist says so once and stops following", async () => {
     const b = backendWithData();
     c = startConsole(b);
