@@ -200,7 +200,7 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       line = `${size} embedded (fleet setting; \`PUT /v1/fleet\` rescales), ${slots} slots each, sandbox ${started.sandbox}`;
     }
     const console = attach
-      ? `attaching now (logs in ${shown(logFile ?? "")}); q quits and stops skiff up`
+      ? `attaching now (logs in ${shown(logFile ?? "")}); q asks, then stops skiff up (Ctrl-C at once)`
       : `pnpm tui (or skiff tui --api-url ${running.url}) in another terminal${tooSmall ? ` (not here: ${tooSmall})` : ""}`;
     banner += `  workers      ${line}\n  console      ${console}\n\n`;
   }
@@ -218,7 +218,11 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   if (attach) {
     const { runTui } = await import("../tui/index.ts");
     const token = readFileSync(running.adminTokenFile, "utf8").trim();
-    await runTui({ baseUrl: running.url, token });
+    await runTui({
+      baseUrl: running.url,
+      token,
+      confirmQuit: `Quit and stop skiff ${mode} (its workers drain and exit)?`,
+    });
     process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
     // The console's own signal handlers are gone now; the stop is guarded as a signalled one is.
     await stopGuarded(`skiff ${mode}`, shutdown);

@@ -27,6 +27,11 @@ export interface AppOptions {
   terminal?: TerminalOptions;
   policy?: HeartbeatPolicy;
   maxFps?: number;
+  /**
+   * Asked (y/N) before `q` quits, when quitting does more than close the console: under `skiff up`
+   * it stops the whole node. Ctrl-C still quits at once.
+   */
+  confirmQuit?: string;
 }
 
 interface Overlay {
@@ -183,10 +188,30 @@ export class App {
     keys.push(
       { key: "?", description: "help: every key", hint: true, handler: () => this.openHelp() },
       { key: "escape", description: "clear the filter, or back", hint: true, handler: () => this.escape() },
-      { key: "q", aliases: ["C-c"], description: "quit", hint: true, handler: () => this.stop() },
+      ...(this.opts.confirmQuit
+        ? [
+            {
+              key: "q",
+              description: "quit (asks first: it stops the node)",
+              hint: true,
+              handler: () => this.quit(),
+            },
+            { key: "C-c", description: "quit at once", handler: () => this.stop() },
+          ]
+        : [{ key: "q", aliases: ["C-c"], description: "quit", hint: true, handler: () => this.stop() }]),
       { key: "C-l", description: "redraw the screen", handler: () => this.term?.redrawAll() },
     );
     return keys;
+  }
+
+  private quit(): void {
+    const question = this.opts.confirmQuit ?? "Quit?";
+    this.openPrompt({
+      kind: "confirm",
+      question,
+      onYes: () => this.stop(),
+      onNo: () => this.stores.session.say("still running"),
+    });
   }
 
   private rebind(): void {

@@ -7,6 +7,8 @@ import { DEFAULT_HEARTBEAT_POLICY, type HeartbeatPolicy } from "./render/heartbe
 export interface TuiOptions extends ConnectionOptions {
   readOnly?: boolean;
   color?: boolean;
+  /** Asked before `q` quits (see AppOptions.confirmQuit). */
+  confirmQuit?: string;
 }
 
 /** The API's heartbeat timing, when the operator set it for the server in this environment too. */
@@ -47,7 +49,13 @@ export async function runTui(opts: TuiOptions): Promise<void> {
     );
   const backend = connectBackend(opts);
   const color = opts.color !== false && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb";
-  const app = new App({ backend, readOnly: opts.readOnly === true, color, policy: policyFromEnv() });
+  const app = new App({
+    backend,
+    readOnly: opts.readOnly === true,
+    color,
+    policy: policyFromEnv(),
+    ...(opts.confirmQuit ? { confirmQuit: opts.confirmQuit } : {}),
+  });
   let crash: unknown = null;
   const quit = () => app.stop();
   const crashed = (err: unknown) => {

@@ -15,7 +15,7 @@ export interface TestConsole {
 /** The console in-process, drawing into a headless terminal. */
 export function startConsole(
   backend: Backend,
-  opts: { readOnly?: boolean; color?: boolean; cols?: number; rows?: number } = {},
+  opts: { readOnly?: boolean; color?: boolean; cols?: number; rows?: number; confirmQuit?: string } = {},
 ): TestConsole {
   const screen = new HeadlessTerminal(opts.cols ?? 160, opts.rows ?? 48);
   const app = new App({
@@ -23,6 +23,7 @@ export function startConsole(
     readOnly: opts.readOnly ?? false,
     color: opts.color ?? true,
     terminal: { input: screen.input, output: screen.output, terminal: "xterm-256color" },
+    ...(opts.confirmQuit ? { confirmQuit: opts.confirmQuit } : {}),
   });
   app.start();
   const seen = (text: string, pattern: string | RegExp) =>

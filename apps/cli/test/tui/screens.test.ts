@@ -353,6 +353,27 @@ describe("terminal manners", () => {
     await c.waitForText("✗ unauthorised");
   });
 
+  it("under skiff up, q asks first (quitting stops the node); n keeps it, y quits", async () => {
+    c = startConsole(backendWithData(), {
+      confirmQuit: "Quit and stop skiff up (its workers drain and exit)?",
+    });
+    await c.waitForText("● live");
+    await c.press("q");
+    await c.waitForText("Quit and stop skiff up (its workers drain and exit)?");
+    await c.press("n");
+    await c.waitForText("still running");
+    let done = false;
+    void c.app.done.then(() => {
+      done = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(done).toBe(false);
+    await c.press("q");
+    await c.waitForText("Quit and stop skiff up");
+    await c.press("y");
+    await c.app.done;
+  });
+
   it("quits on q and puts the terminal back", async () => {
     c = startConsole(backendWithData());
     await c.waitForText("● live");
