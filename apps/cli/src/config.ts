@@ -57,6 +57,8 @@ export const SkiffFile = z.strictObject({
       port: z.number().int().min(0).max(65535).optional(),
       apiUrl: z.url().optional(),
       slots: z.number().int().min(1).optional(),
+      /** The queues its workers serve; only jobs queued on them size the fleet. */
+      queues: z.array(z.string().min(1).max(100)).min(1).optional(),
     })
     .optional(),
 });

@@ -8,6 +8,12 @@ export interface ControllerOptions {
   tickMs: number;
   slotsPerWorker: number;
   decide: DecideOptions;
+  /**
+   * The queues the workers it starts serve (default `default`). Only jobs queued on these count
+   * towards the fleet's size: a queue no worker of this fleet would serve cannot be drained by
+   * starting more of them.
+   */
+  queues?: readonly string[];
   /** Stop busy workers on scale-down too (never by default). */
   forceScaleDown?: boolean;
   log(msg: string, fields?: Record<string, unknown>): void;
@@ -71,9 +77,10 @@ export class Controller {
     const lead = this.leader.current;
     if (!lead.leading || lead.epoch === null) return;
     await this.scaler.sync?.();
-    const [settings, counts, agents] = await Promise.all([
+    const [settings, counts, served, agents] = await Promise.all([
       this.store.getFleet(),
       this.store.countJobsByState(),
+      this.store.countQueuedOn(this.opts.queues ?? ["default"]),
       this.store.listAgents({ includeOffline: false }),
     ]);
     const managed = new Set(this.scaler.list());
@@ -98,7 +105,7 @@ export class Controller {
     if (this.lastDesired === null) this.state = { ...this.state, current: active.length };
     const d = decide(
       settings,
-      { queued: counts.queued, workers: active.length, busy, slotsPerWorker: this.opts.slotsPerWorker },
+      { queued: served, workers: active.length, busy, slotsPerWorker: this.opts.slotsPerWorker },
       this.state,
       this.opts.decide,
       now,
@@ -111,7 +118,8 @@ export class Controller {
             desired: d.desired,
             actual: active.length,
             reason: d.reason,
-            inputs: { ...d.inputs, scaler: this.scaler.kind },
+            // Jobs on queues this fleet does not serve, left out of the count: said, not hidden.
+            inputs: { ...d.inputs, scaler: this.scaler.kind, unservedQueued: counts.queued - served },
           },
           this.lastDesired,
           { actor: this.opts.holder, role: "system" },

@@ -123,3 +123,51 @@ describe("the controller's changes are in the event log, each in its own transac
     expect((await store.listAudit({ limit: 1 }))[0]?.seq).toBe(before);
   });
 });
+
+describe("the autoscaler counts only jobs its workers could take [pglite]", () => {
+  let store: Store;
+  let controller: Controller;
+  let scaler: ReturnType<typeof storeScaler>;
+  const admin = { actor: "ann", role: "admin" };
+  beforeAll(async () => {
+    store = await openStore({});
+    scaler = storeScaler(store);
+    controller = new Controller(store, scaler, {
+      holder: "ctl-unserved",
+      tickMs: 50,
+      slotsPerWorker: 2,
+      decide: { upCooldownMs: 0, downCooldownMs: 0, downStableMs: 0 },
+      log: () => {},
+      queues: ["default"],
+    });
+  });
+  afterAll(async () => {
+    await controller?.stop();
+    await store?.close();
+  });
+
+  const spec = (queue: string) => ({
+    name: "q",
+    queue,
+    steps: [{ name: "s", run: "true", network: "off" as const }],
+    timeoutSeconds: 60,
+    maxAttempts: 1,
+    resources: { memoryMb: 64, cpus: 1, pids: 64 },
+    env: {},
+    secrets: [],
+  });
+
+  it("300 jobs on a queue no worker of this fleet serves start no worker; jobs on its own queue do, and the decision says how many were left out", async () => {
+    await store.updateFleet({ mode: "auto", min: 0, max: 5, warm: 0 }, admin);
+    for (let i = 0; i < 300; i++) await store.submitJob(spec("nobody-serves-this"), admin);
+    controller.start();
+    // Several reconciles with only the unserved backlog: the fleet stays at its minimum.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(scaler.names.size).toBe(0);
+    for (let i = 0; i < 4; i++) await store.submitJob(spec("default"), admin);
+    await waitFor("two workers for four default jobs", () => scaler.names.size === 2, 10_000, 50);
+    const [decision] = await store.recentDecisions(1);
+    expect(decision).toMatchObject({ desired: 2 });
+    expect(decision?.inputs).toMatchObject({ queued: 4, unservedQueued: 300 });
+  });
+});

@@ -108,6 +108,10 @@ export class Store {
     return jobs.countJobsByState(this.db);
   }
 
+  countQueuedOn(queues: readonly string[]) {
+    return jobs.countQueuedOn(this.db, queues);
+  }
+
   jobHistory(bucketSeconds: number, buckets: number, now?: number) {
     return jobs.jobHistory(this.db, bucketSeconds, buckets, now);
   }

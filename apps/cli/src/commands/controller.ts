@@ -20,11 +20,16 @@ interface ControllerCliOptions {
   /** The old name of --api-url, still accepted. */
   baseUrl?: string;
   slots: string;
+  /** The queues its workers serve, comma-separated. */
+  queues: string;
   name?: string;
   logFormat?: string;
 }
 
-export interface ControllerSettings extends Omit<ControllerCliOptions, "scaler" | "port" | "slots"> {
+export interface ControllerSettings
+  extends Omit<ControllerCliOptions, "scaler" | "port" | "slots" | "queues"> {
+  /** The queues its workers serve: only jobs queued on them size the fleet. */
+  queues: string[];
   databaseUrl: string;
   /** Where the database URL came from, for messages: `DATABASE_URL` or the config file's field. */
   databaseSource: string;
@@ -59,6 +64,11 @@ export async function controllerSettings(
   const n = Number(slots);
   if (!Number.isInteger(n) || n < 1)
     throw new UsageError(`--slots must be a positive integer, got "${slots}"`);
+  const queues = (given("queues") ? flags.queues.split(",") : (file.queues ?? flags.queues.split(",")))
+    .map((q) => q.trim())
+    .filter((q) => q !== "");
+  if (queues.length === 0)
+    throw new UsageError("--queues takes queue names separated by commas, e.g. default,gpu");
   return {
     ...flags,
     databaseUrl: url,
@@ -68,6 +78,7 @@ export async function controllerSettings(
     apiUrl:
       flags.apiUrl ?? flags.baseUrl ?? (env.SKIFF_URL || undefined) ?? file.apiUrl ?? "http://127.0.0.1:8787",
     slots: n,
+    queues,
   };
 }
 
@@ -90,6 +101,11 @@ export function registerController(program: Command): void {
     )
     .addOption(new Option("--base-url <url>").hideHelp())
     .option("--slots <n>", "slots per worker it starts", "2")
+    .option(
+      "--queues <a,b>",
+      "the queues its workers serve; only jobs queued on these size the fleet",
+      "default",
+    )
     .option("--name <name>", "this controller's name in leader election and the audit log")
     .option(
       "--config <file>",
@@ -146,11 +162,22 @@ export function registerController(program: Command): void {
             namePrefix: `${hostname()}-w`,
             // The workers run this very binary (the checkout through tsx, or the image's bundle).
             command: [process.execPath, ...process.execArgv, process.argv[1] ?? "skiff", "worker"],
-            extraArgs: ["--slots", String(slots), "--work-dir", workRoot],
+            extraArgs: [
+              "--slots",
+              String(slots),
+              "--work-dir",
+              workRoot,
+              "--labels",
+              `queue=${opts.queues.join(",")}`,
+            ],
             onEvent,
           }),
         embedded: () =>
-          createEmbeddedScaler({ apiUrl, token, slots, workRoot }, `${hostname()}-embedded`, logger),
+          createEmbeddedScaler(
+            { apiUrl, token, slots, workRoot, labels: { queue: opts.queues.join(",") } },
+            `${hostname()}-embedded`,
+            logger,
+          ),
         compose: () =>
           createComposeScaler({
             file: opts.composeFile ?? "docker-compose.local.yml",
@@ -178,6 +205,7 @@ export function registerController(program: Command): void {
         slotsPerWorker: slots,
         decide: { upCooldownMs: 2_000, downCooldownMs: 15_000, downStableMs: 15_000 },
         log: (msg, fields) => logger.info(fields ?? {}, msg),
+        queues: opts.queues,
       });
       controller.start();
       const server = await startControllerServer(controller, opts.host, port).catch(async (err: unknown) => {

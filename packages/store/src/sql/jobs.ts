@@ -84,6 +84,15 @@ export async function listJobs(q: Queryable, f: JobFilter): Promise<Job[]> {
   return res.rows.map(toJob);
 }
 
+/** Queued jobs on the given queues (the partial index `jobs_queued_idx` answers it). */
+export async function countQueuedOn(q: Queryable, queues: readonly string[]): Promise<number> {
+  const res = await q.query<{ n: number }>(
+    "select count(*)::int as n from jobs where state = 'queued' and queue = any($1::text[])",
+    [queues],
+  );
+  return Number(res.rows[0]?.n ?? 0);
+}
+
 export async function countJobsByState(q: Queryable): Promise<Record<JobState, number>> {
   const res = await q.query<{ state: JobState; n: number }>(
     "select state, count(*)::int as n from jobs group by state",
