@@ -9,7 +9,7 @@ import { Prompt, type PromptSpec } from "./model/prompt.ts";
 import { SessionStore } from "./model/session.ts";
 import { type Stores, Sync } from "./model/sync.ts";
 import { DEFAULT_HEARTBEAT_POLICY, type HeartbeatPolicy } from "./render/heartbeat.ts";
-import { commandLines, footerLine, helpLines } from "./render/help.ts";
+import { commandLines, FILTER_HELP, footerLine, helpLines } from "./render/help.ts";
 import { promptLine } from "./render/prompt.ts";
 import { statusLine } from "./render/status.ts";
 import type { Line } from "./render/style.ts";
@@ -265,8 +265,15 @@ export class App {
     const o = this.overlayState;
     if (!o) return;
     const max = Math.max(0, o.lines.length - o.fits);
+    const page = Math.max(1, o.fits - 1);
+    // Reading keys scroll; any other key closes.
     if (key === "j" || key === "down") o.scroll = Math.min(max, o.scroll + 1);
     else if (key === "k" || key === "up") o.scroll = Math.max(0, o.scroll - 1);
+    else if (key === "pagedown" || key === "C-f" || key === " " || key === "space" || key === "C-d")
+      o.scroll = Math.min(max, o.scroll + page);
+    else if (key === "pageup" || key === "C-b" || key === "C-u") o.scroll = Math.max(0, o.scroll - page);
+    else if (key === "g" || key === "home") o.scroll = 0;
+    else if (key === "G" || key === "end") o.scroll = max;
     else if (key === "C-c") {
       this.stop();
       return;
@@ -298,7 +305,13 @@ export class App {
       name: `:${c.name}${c.args ? ` ${c.args}` : ""}`,
       description: c.description,
     }));
-    this.openOverlay("keys (Esc to close)", [...helpLines(this.keys.bound()), [], ...commandLines(commands)]);
+    this.openOverlay("keys (j/k, PgDn/PgUp scroll; Esc closes)", [
+      ...helpLines(this.keys.bound()),
+      [],
+      ...commandLines(commands),
+      [],
+      ...FILTER_HELP,
+    ]);
   }
 
   private openFilter(): void {

@@ -174,6 +174,22 @@ describe("keys", () => {
     await c.waitForText("worker-beta");
   });
 
+  it("the help scrolls with PgDn, Ctrl-F and space instead of closing, and explains the filter", async () => {
+    c = startConsole(backendWithData(), { rows: 24, cols: 100 });
+    await c.waitForText("● live");
+    await c.press("?");
+    await c.waitForText("keys (j/k, PgDn/PgUp scroll; Esc closes)");
+    for (const key of ["\x1b[6~", "\x06", " ", "\x1b[6~", "\x06"]) {
+      await c.press(key);
+      await c.waitForText("keys (j/k, PgDn/PgUp scroll; Esc closes)");
+    }
+    // Paged down to the end: the filter's syntax is there.
+    await c.waitForText("field:value matches one column only");
+    await c.waitForText("state:running queue:gpu");
+    await c.press(ESC);
+    await c.waitForText(/^(?![\s\S]*Esc closes)/);
+  });
+
   it("binds no dangerous key with --read-only, and says read-only", async () => {
     const b = backendWithData();
     b.who = { name: "root", role: "admin" };

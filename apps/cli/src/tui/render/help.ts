@@ -64,6 +64,25 @@ export function footerLine(groups: readonly KeyGroup[], width: number): Line {
 }
 
 /** The palette's commands, after the keys on the help screen. */
+/** How the `/` filter reads what is typed (see model/filter.ts). */
+export const FILTER_HELP: Line[] = [
+  [{ text: "Filter (/ then words; Enter keeps it, Esc clears it)", bold: true }],
+  [{ text: "  Every word must match, ignoring case, anywhere in the row's columns." }],
+  [{ text: "  field:value matches one column only, for example:" }],
+  [
+    { text: "    Jobs    ", color: "cyan" },
+    { text: "state:running queue:gpu   agent:w-1   by:alice   id:job_0mx" },
+  ],
+  [
+    { text: "    Agents  ", color: "cyan" },
+    { text: "status:offline   sandbox:unsafe   labels:arch=arm64   version:0.1" },
+  ],
+  [
+    { text: "    Audit   ", color: "cyan" },
+    { text: "actor:alice action:fleet   outcome:denied   target:job_0mx" },
+  ],
+];
+
 export function commandLines(commands: readonly { name: string; description: string }[]): Line[] {
   const width = Math.max(8, ...commands.map((c) => displayWidth(c.name)));
   return [
