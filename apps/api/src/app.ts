@@ -110,8 +110,7 @@ export function buildApi(deps: ApiDeps): Api {
   };
   // Recent heartbeats per agent, for `GET /v1/agents/:id`: they arrive like every other event.
   const stopEvents = events.listen((batch) => {
-    for (const e of batch)
-      if (e.event.name === "agent.heartbeat") ctx.heartbeats.add(e.event.payload as never);
+    for (const e of batch) if (e.name === "agent.heartbeat") ctx.heartbeats.add(e.event.payload as never);
   });
 
   // Failures are counted per presented token, and 401s also per address; probes and metrics, which

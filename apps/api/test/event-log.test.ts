@@ -212,4 +212,26 @@ describe("the event log on PGlite: every change's events in its own transaction 
       maxAttempts: res.body.maxAttempts,
     });
   });
+
+  it("an agent heartbeating many times a second becomes a heartbeat event every few seconds, and at once when its activity changes", async () => {
+    const agentId = await registerAgent(t, "chatty", { queue: "lite" });
+    await t.api.ctx.events.caughtUp();
+    const from = t.api.ctx.events.lastId;
+    const beat = (status: "idle" | "busy") =>
+      t.call("POST", "/v1/agent/heartbeat", {
+        token: t.tokens.agent,
+        body: { agentId, status, running: [], resources: { cpuPercent: 1 } },
+      });
+    for (let i = 0; i < 20; i++) expect((await beat("idle")).status).toBe(200);
+    expect((await beat("busy")).status).toBe(200);
+    await t.api.ctx.events.caughtUp();
+    const log = (await t.store.eventsAfter(from, 1000)).filter((e) => e.name.startsWith("agent."));
+    // The registration's own told nothing yet: the first heartbeat is told, the next 19 are not,
+    // the change to busy is told with its status.
+    expect(log.map((e) => `${e.name}:${(e.payload as { activity: string }).activity}`)).toEqual([
+      "agent.heartbeat:idle",
+      "agent.heartbeat:busy",
+      "agent.status:busy",
+    ]);
+  });
 });

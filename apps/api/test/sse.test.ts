@@ -218,8 +218,8 @@ describe("SSE streams [pglite]", () => {
     // The stalled client, when it finally reads, finds its connection closed: what the kernel held
     // for it, then nothing of what was published after the cut.
     const got = await connectionClosedByServer(slow.socket);
-    expect(got).toContain('"jobId":"job_flood0"');
-    expect(got).not.toContain(`"jobId":"job_flood${published - 1}"`);
+    expect(got).toMatch(/"jobId": ?"job_flood0"/);
+    expect(got).not.toMatch(new RegExp(`"jobId": ?"job_flood${published - 1}"`));
   });
 
   it("a log follower catching up on a backlog many times sseMaxBufferBytes gets it in one connection", async () => {

@@ -13,6 +13,10 @@ create table events (
 create index events_pending_idx on events (id) where seq is null;
 create index events_at_idx on events (at) where seq is not null;
 
+-- When this agent's last `agent.heartbeat` event was recorded: heartbeats sent many times a second
+-- become an event at most every few seconds (sql/agents.ts).
+alter table agents add column heartbeat_told_at timestamptz;
+
 create table event_counter (
   id   integer primary key check (id = 1),
   last bigint not null

@@ -84,6 +84,9 @@ export interface HeartbeatInput {
 
 export type Cancel = { jobId: string; epoch: number; reason: string };
 
+/** At most one `agent.heartbeat` event per agent this often, unless something changed. */
+export const HEARTBEAT_EVENT_EVERY_S = 2;
+
 /**
  * Records a batch of heartbeats (one per agent) in one statement; an agent the reaper had marked
  * offline comes back online. Rows are locked in id order so concurrent batches cannot deadlock.
@@ -111,16 +114,24 @@ export async function recordHeartbeats(
     }>(
       `with ${RELAXED_CTE},
        prev as (
-         select id, activity as previous_activity from agents where id = any($1::text[]) order by id for update
+         select id, activity as previous_activity, status as previous_status,
+                (heartbeat_told_at is null or heartbeat_told_at < now() - interval '${HEARTBEAT_EVENT_EVERY_S} seconds') as due
+           from agents where id = any($1::text[]) order by id for update
        ),
        beat as (
-         update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources
+         update agents a set last_heartbeat_at = now(), status = 'online', activity = v.activity, resources = v.resources,
+                heartbeat_told_at = case
+                  when prev.due or prev.previous_activity is distinct from v.activity
+                    or prev.previous_status <> 'online' then now()
+                  else a.heartbeat_told_at end
            from unnest($1::text[], $2::text[], $3::jsonb[], $4::int[]) as v(id, activity, resources, running), prev, relaxed
           where a.id = v.id and prev.id = v.id and relaxed.v is not null
           returning a.id, a.status, a.activity, a.resources, a.drain_requested, a.drain_reason, prev.previous_activity,
-                    v.running
+                    v.running, (a.heartbeat_told_at = now()) as told
        ),
-       -- Each heartbeat, and a change of activity, is an event in the same statement.
+       -- A heartbeat is an event in the same statement when it says something: the activity
+       -- changed, the agent came back, or the last one told is HEARTBEAT_EVENT_EVERY_S old. An agent
+       -- heartbeating many times a second does not flood the log with samples.
        told as (
          insert into events (name, payload)
          select e.name, e.payload from (
@@ -128,7 +139,7 @@ export async function recordHeartbeats(
                     'agentId', beat.id, 'activity', beat.activity, 'running', beat.running,
                     'resources', beat.resources,
                     'at', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) as payload
-             from beat
+             from beat where beat.told
            union all
            select beat.id, 1, 'agent.status', jsonb_build_object(
                     'agentId', beat.id, 'status', 'online', 'activity', beat.activity)

@@ -6,6 +6,8 @@ export interface StoredEvent {
   seq: number;
   name: string;
   payload: unknown;
+  /** The payload as the database prints it (JSON on one line), for relaying without re-encoding. */
+  payloadText: string;
   at: string;
 }
 
@@ -59,16 +61,28 @@ export async function numberEvents(q: Queryable, batch = 5000): Promise<number> 
 
 /** Numbered events after `seq`, in order. */
 export async function eventsAfter(q: Queryable, seq: number, limit: number): Promise<StoredEvent[]> {
-  const res = await q.query<{ seq: number | string; name: string; payload: unknown; at: Date | string }>(
-    "select seq, name, payload, at from events where seq > $1 order by seq limit $2",
+  const res = await q.query<{ seq: number | string; name: string; payload: string; at: Date | string }>(
+    "select seq, name, payload::text as payload, at from events where seq > $1 order by seq limit $2",
     [seq, limit],
   );
-  return res.rows.map((r) => ({
-    seq: Number(r.seq),
-    name: r.name,
-    payload: r.payload,
-    at: new Date(r.at).toISOString(),
-  }));
+  return res.rows.map((r) => {
+    let parsed: unknown;
+    let done = false;
+    return {
+      seq: Number(r.seq),
+      name: r.name,
+      payloadText: r.payload,
+      // Parsed only when asked: the relay sends the text as it is.
+      get payload() {
+        if (!done) {
+          parsed = JSON.parse(r.payload);
+          done = true;
+        }
+        return parsed;
+      },
+      at: new Date(r.at).toISOString(),
+    };
+  });
 }
 
 /** The oldest and newest position still kept (first > last when none is kept). */
