@@ -34,7 +34,7 @@ async function follow(i) {
       const block = buf.slice(0, end);
       buf = buf.slice(end + 2);
       if (block.includes("event: ready")) { if (!ready) { ready = true; parentPort.postMessage({ ready: i }); } continue; }
-      const m = /"reason":"t=([0-9.]+)"/.exec(block);
+      const m = /"reason": ?"t=([0-9.]+)"/.exec(block);
       if (m) { latencies.push(now() - Number(m[1])); counts[i]++; }
     }
   }

@@ -158,32 +158,36 @@ export class EventFeed {
   }
 
   /**
-   * The events after `id` up to what this replica has delivered, in order; null when some of them
-   * are no longer kept (or `id` is from a log this database never had), so the client must reload.
+   * Up to `limit` events after `id`, in order, no further than what this replica has delivered;
+   * null when some of them are no longer kept (or `id` is from a log this database never had), so
+   * the client must reload. The newest events come from memory, older ones from the table; which
+   * ids are kept is the table's answer either way, so every replica answers the same.
    */
-  async since(id: number): Promise<LoggedEvent[] | null> {
+  async since(id: number, limit = PAGE): Promise<LoggedEvent[] | null> {
     await this.started;
     const upTo = this.lastSeq;
-    if (id >= upTo) {
-      // Ahead of this replica but not of the log: another replica delivered it first.
-      return id > (await this.store.eventBounds()).last ? null : [];
-    }
-    const first = this.ring[0];
-    if (first && id >= first.id - 1) return this.ring.filter((e) => e.id > id && e.id <= upTo);
     const bounds = await this.store.eventBounds();
+    // Ahead of the log itself: not an id this database gave.
+    if (id > bounds.last) return null;
+    // Ahead of this replica but not of the log: another replica delivered it first.
+    if (id >= upTo) return [];
     if (id < bounds.first - 1) return null;
-    const out: LoggedEvent[] = [];
-    let after = id;
-    while (after < upTo) {
-      const rows = await this.store.eventsAfter(after, PAGE);
-      if (rows.length === 0) break;
-      for (const r of rows) {
-        if (r.seq > upTo) break;
-        const e = this.toLogged(r);
-        if (e) out.push(e);
+    const first = this.ring[0];
+    if (first && id >= first.id - 1) {
+      const out: LoggedEvent[] = [];
+      for (const e of this.ring) {
+        if (e.id <= id) continue;
+        if (e.id > upTo || out.length >= limit) break;
+        out.push(e);
       }
-      after = rows[rows.length - 1]?.seq ?? upTo;
-      if (rows.length < PAGE) break;
+      return out;
+    }
+    const rows = await this.store.eventsAfter(id, limit);
+    const out: LoggedEvent[] = [];
+    for (const r of rows) {
+      if (r.seq > upTo) break;
+      const e = this.toLogged(r);
+      if (e) out.push(e);
     }
     return out;
   }

@@ -32,6 +32,10 @@ export class SseStream {
     this.keepAlive = setInterval(() => this.comment("keep-alive"), opts.keepAliveMs);
     this.keepAlive.unref();
     res.on("close", () => this.finish());
+    // The client may have gone while the request was being authorised: its socket is closed and
+    // no "close" event will come, so the stream must not count as open (it held a stream slot of
+    // its token for good, and took every event).
+    if (res.closed) this.finish();
   }
 
   private readonly maxBuffer: number;

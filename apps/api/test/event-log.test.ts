@@ -23,7 +23,10 @@ const pg = await pgGate();
 const redis = await redisGate();
 const both = { available: pg.available && redis.available, missing: pg.missing ?? redis.missing };
 
-const ids = (events: { id?: string }[]) => events.filter((e) => e.id !== undefined).map((e) => Number(e.id));
+const ids = (events: { id?: string; event?: string }[]) =>
+  events
+    .filter((e) => e.id !== undefined && e.event !== "ready" && e.event !== "reset")
+    .map((e) => Number(e.id));
 const contiguous = (xs: number[]) => xs.every((x, i) => i === 0 || x === (xs[i - 1] ?? 0) + 1);
 
 describeWith(
@@ -233,5 +236,97 @@ describe("the event log on PGlite: every change's events in its own transaction 
       "agent.heartbeat:busy",
       "agent.status:busy",
     ]);
+  });
+});
+
+describe("resuming far behind, viewers, and clients that leave early [pglite]", () => {
+  let t: TestApi;
+  beforeAll(async () => {
+    // Small enough that the backlog below is several times it, large enough for one live batch.
+    t = await startTestApi({ adapter: "pglite", config: { sseMaxBufferBytes: 256 * 1024 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("a backlog many times sseMaxBufferBytes is resumed in one connection, paced, then ready with its id", async () => {
+    await t.api.ctx.events.caughtUp();
+    const from = t.api.ctx.events.lastId;
+    const payloads = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({ jobId: `job_far${i}`, name: "x".repeat(300), queue: "far" }),
+    );
+    await t.store.db.query(
+      "insert into events (name, payload) select 'job.created', p from unnest($1::jsonb[]) with ordinality as x(p, n) order by n",
+      [payloads],
+    );
+    await t.api.ctx.events.caughtUp();
+    // Nearly 1 MB behind: written at once, it used to cut the client off on every try.
+    const got = await readSse(
+      `${t.url}/v1/events`,
+      t.tokens.admin,
+      (e) => e.some((x) => x.event === "ready"),
+      {
+        headers: { "last-event-id": String(from) },
+        timeoutMs: 30_000,
+      },
+    );
+    const created = got.filter((e) => e.event === "job.created");
+    expect(created).toHaveLength(3000);
+    expect(ids(created)).toEqual(Array.from({ length: 3000 }, (_, i) => from + 1 + i));
+    const ready = got.find((e) => e.event === "ready");
+    expect(ready?.id).toBe(String(from + 3000));
+  });
+
+  it("a viewer's stream leaves out the audit topic, which needs the operator role", async () => {
+    const s = await openSse(`${t.url}/v1/events?topics=jobs,audit`, t.tokens.viewer);
+    try {
+      await s.waitUntil("ready", (c) => c.events.some((e) => e.event === "ready"));
+      expect(s.events.find((e) => e.event === "ready")?.data.topics).toEqual(["jobs"]);
+      await t.call("POST", "/v1/jobs", { body: hello("viewer") });
+      await s.waitUntil("the job", (c) => c.events.some((e) => e.event === "job.created"));
+      await t.api.ctx.events.caughtUp();
+      expect(s.events.filter((e) => e.event === "audit.appended")).toEqual([]);
+      // Nor through a resume from the start of the log.
+      const resumed = await readSse(
+        `${t.url}/v1/events`,
+        t.tokens.viewer,
+        (e) => e.some((x) => x.event === "ready"),
+        {
+          headers: { "last-event-id": "0" },
+        },
+      );
+      expect(resumed.filter((e) => e.event === "audit.appended")).toEqual([]);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("a client that hangs up while its request is being authorised holds no stream slot afterwards", async () => {
+    const { createServer } = await import("node:http");
+    const { connect } = await import("node:net");
+    const { SseRegistry, SseStream } = await import("../src/sse.ts");
+    const registry = new SseRegistry();
+    let made = null as InstanceType<typeof SseStream> | null;
+    // The stream is opened only once the client has gone, as when authorising took longer than
+    // the client stayed: no "close" event will follow.
+    const server = createServer((_req, res) => {
+      res.on("close", () => {
+        setImmediate(() => {
+          made = new SseStream(res, { keepAliveMs: 60_000, maxBuffer: 1 << 20 });
+          registry.add(made, "tok_early");
+        });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write("GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n");
+      setTimeout(() => socket.destroy(), 50);
+    });
+    const stream = await waitFor("the stream to be made", () => made ?? undefined);
+    expect(stream.isClosed).toBe(true);
+    expect(registry.openFor("tok_early")).toBe(0);
+    expect(registry.size).toBe(0);
+    await new Promise((r) => server.close(r));
   });
 });

@@ -274,7 +274,16 @@ export class Store {
       const agent = await agents.requestDrain(q, agentId, reason);
       if (agent) {
         await recordEvents(q, [
-          { name: "agent.status", payload: { agentId, status: agent.status, activity: "draining", reason } },
+          {
+            name: "agent.status",
+            // An offline agent is marked to drain should it come back; what it does now is unchanged.
+            payload: {
+              agentId,
+              status: agent.status,
+              activity: agent.status === "online" ? "draining" : agent.activity,
+              reason,
+            },
+          },
         ]);
         audit({ action: "agent.drain", target: agentId, details: { reason, name: agent.name } });
       }

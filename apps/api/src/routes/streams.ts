@@ -1,4 +1,4 @@
-import { type LogLine, parseOrThrow, SkiffError, TOPICS, Topic } from "@skiff/protocol";
+import { type LogLine, parseOrThrow, roleAllows, SkiffError, TOPICS, Topic } from "@skiff/protocol";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Principal } from "../auth.ts";
@@ -36,7 +36,7 @@ function frameOf(line: LogLine): string {
 function lastEventId(req: FastifyRequest): number | undefined {
   const raw = req.headers["last-event-id"];
   if (typeof raw !== "string" || raw.trim() === "") return undefined;
-  const n = Number(raw);
+  const n = /^\d{1,16}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 0)
     throw new SkiffError("invalid_input", "Last-Event-ID must be a sequence number");
   return n;
@@ -76,7 +76,10 @@ export function streamRoutes(ctx: ApiContext, events: EventFeed): RouteDef[] {
       url: "/v1/events",
       role: "viewer",
       async handler(req, reply, who) {
-        const { topics } = parseOrThrow(EventsQuery, req.query, "query");
+        const asked = parseOrThrow(EventsQuery, req.query, "query").topics;
+        // The audit log needs the operator role (GET /v1/audit); a viewer's stream leaves that topic
+        // out rather than failing, and `ready` says which topics it got.
+        const topics = roleAllows(who.role, "operator") ? asked : asked.filter((t) => t !== "audit");
         const resumeFrom = lastEventId(req);
         const wanted = new Set(topics);
         const stream = open(ctx, reply, who);
@@ -84,39 +87,59 @@ export function streamRoutes(ctx: ApiContext, events: EventFeed): RouteDef[] {
         // falls between the two and nothing is sent twice: ids only go up.
         let sent = resumeFrom ?? Number.POSITIVE_INFINITY;
         let held: LoggedEvent[] | null = [];
-        const deliver = (batch: LoggedEvent[]) => {
+        const frames = (batch: LoggedEvent[]) => {
           let chunk = "";
           for (const e of batch) {
             if (e.id <= sent) continue;
             sent = e.id;
             if (wanted.has(e.topic)) chunk += e.frame;
           }
-          if (chunk !== "") stream.sendFrames(chunk);
+          return chunk;
         };
         const stop = events.listen((batch) => {
           if (held) held.push(...batch);
-          else deliver(batch);
+          else {
+            const chunk = frames(batch);
+            if (chunk !== "") stream.sendFrames(chunk);
+          }
         });
         stream.onClose(stop);
         try {
           await events.started;
           if (resumeFrom === undefined) sent = events.lastId;
           else {
-            const missed = await events.since(resumeFrom);
-            if (missed === null) {
-              stream.send("reset", { reason: "too far behind; reload from the REST endpoints" });
-              sent = events.lastId;
-            } else deliver(missed);
+            // The backlog goes a page at a time at the client's pace: written at once, a long one
+            // passed sseMaxBufferBytes and cut the client off on every try, so it never caught up.
+            for (let first = true; !stream.isClosed; first = false) {
+              const page = await events.since(sent, PAGE);
+              if (page === null) {
+                if (!first) break;
+                sent = events.lastId;
+                stream.send("reset", { reason: "too far behind; reload from the REST endpoints" }, sent);
+                break;
+              }
+              const chunk = frames(page);
+              // Well under the buffer a client may fall behind by, so one piece never cuts it off.
+              const piece = Math.min(CHUNK_CHARS, Math.floor(ctx.config.sseMaxBufferBytes / 4));
+              for (let i = 0; i < chunk.length && !stream.isClosed; i += piece) {
+                stream.sendFrames(chunk.slice(i, i + piece));
+                await stream.drained();
+              }
+              if (page.length < PAGE) break;
+            }
           }
         } catch (err) {
           req.log.warn({ err }, "could not read the events a client missed; it reconnects");
           stream.close();
           return;
         }
-        stream.send("ready", { topics, lastEventId: Math.max(sent, 0) });
+        // With an id, so that even a client whose topics saw nothing resumes from here next time.
+        const at = Math.max(sent, 0);
+        stream.send("ready", { topics, lastEventId: at }, at);
         const waiting = held;
         held = null;
-        deliver(waiting);
+        const chunk = frames(waiting);
+        if (chunk !== "") stream.sendFrames(chunk);
       },
     },
     {
