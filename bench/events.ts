@@ -93,10 +93,12 @@ export async function eventFanout(subscribers: number, perSecond: number, second
     while (performance.now() - t0 < seconds * 1000) {
       const at = performance.timeOrigin + performance.now();
       const payloads = Array.from({ length: batch }, () => JSON.stringify({ reason: `t=${at.toFixed(3)}` }));
+      // As a process without a relay of its own (the controller) writes: the change, then a NOTIFY.
       await writer.query(
         "insert into events (name, payload) select 'fleet.changed', p from unnest($1::jsonb[]) as p",
         [payloads],
       );
+      await writer.query("select pg_notify('skiff_events', '')");
       sent += batch;
       const wait = t0 + (sent / perSecond) * 1000 - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, Math.max(0, wait - interval / 10)));

@@ -80,12 +80,19 @@ export class EventFeed {
     // A new replica starts at the end: its subscribers ask for older events by id.
     await this.store.numberEvents();
     this.lastSeq = (await this.store.eventBounds()).last;
+    // This process's own changes wake the relay at once; other processes' changes and other
+    // replicas' numbering arrive as NOTIFYs.
+    const unwrote = this.store.onWrote(() => this.wake());
     const unlisten = await this.store.onEvents(() => this.wake());
     if (this.stopped) {
+      unwrote();
       await unlisten();
       return;
     }
-    this.unlisten = unlisten;
+    this.unlisten = async () => {
+      unwrote();
+      await unlisten();
+    };
     this.poll = setInterval(() => this.wake(), this.opts.pollMs ?? 1_000);
     this.poll.unref();
     this.prune = setInterval(() => {

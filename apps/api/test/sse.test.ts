@@ -196,6 +196,8 @@ describe("SSE streams [pglite]", () => {
         "insert into events (name, payload) select 'job.created', p from unnest($1::jsonb[]) with ordinality as x(p, n) order by n",
         [payloads.map((p) => JSON.stringify(p))],
       );
+      // Written behind the store's back: wake the relay as the store does after its own writes.
+      t.api.ctx.events.wake();
       // The fast client keeps up: the next batch goes out only once it has this one.
       await fast.waitUntil(`${published} flood events`, (c) => flood(c) === published);
       mostQueued = Math.max(mostQueued, slow.server.writableLength);

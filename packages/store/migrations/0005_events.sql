@@ -23,15 +23,9 @@ create table event_counter (
 );
 insert into event_counter (id, last) values (1, 0);
 
--- Listeners (each API replica) hear of new rows at commit; NOTIFYs within a transaction fold into one.
-create function skiff_events_notify() returns trigger language plpgsql as $$
-begin
-  perform pg_notify('skiff_events', '');
-  return null;
-end;
-$$;
-create trigger events_notify after insert on events
-  for each statement execute function skiff_events_notify();
+-- Writers do not NOTIFY in their own transactions (PostgreSQL serialises the commits of those that
+-- do): the API process that wrote wakes its relay in-process, another process (the controller)
+-- sends a NOTIFY after its commit, and the numbering below NOTIFYs every replica of each new range.
 
 -- The `job.state` payload, built in SQL so that single-statement writes (claims, batched finishes)
 -- record their events in the same statement. The one definition of that payload.

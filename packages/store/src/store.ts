@@ -60,6 +60,25 @@ export class Store {
     return this.db.kind;
   }
 
+  private readonly writeListeners = new Set<() => void>();
+
+  /**
+   * Calls `fn` after each committed change of this process that recorded events: the API's relay
+   * numbers and sends them at once. A process with no listener (the controller) tells the API
+   * replicas with a NOTIFY instead. Writers do not NOTIFY in their own transactions: PostgreSQL
+   * serialises the commits of transactions that do, which cost the claim path a third of its speed.
+   */
+  onWrote(fn: () => void): () => void {
+    this.writeListeners.add(fn);
+    return () => this.writeListeners.delete(fn);
+  }
+
+  private wrote<T>(result: T): T {
+    if (this.writeListeners.size > 0) for (const fn of this.writeListeners) fn();
+    else void this.db.query("select pg_notify('skiff_events', '')").catch(() => {});
+    return result;
+  }
+
   private async audited<T>(
     fn: (
       q: Queryable,
@@ -67,22 +86,24 @@ export class Store {
     ) => Promise<T>,
     who: Actor,
   ): Promise<Audited<T>> {
-    return this.db.tx(async (q) => {
-      const drafts: AuditDraft[] = [];
-      const value = await fn(q, (d) =>
-        drafts.push({
-          ...d,
-          outcome: d.outcome ?? "ok",
-          actor: who.actor,
-          role: who.role,
-          requestId: who.requestId ?? null,
-          sourceIp: who.sourceIp ?? null,
-        }),
-      );
-      const audit: AuditEntry[] = [];
-      for (const d of drafts) audit.push(await appendAudit(q, d, this.auditKey));
-      return { value, audit };
-    });
+    return this.db
+      .tx(async (q) => {
+        const drafts: AuditDraft[] = [];
+        const value = await fn(q, (d) =>
+          drafts.push({
+            ...d,
+            outcome: d.outcome ?? "ok",
+            actor: who.actor,
+            role: who.role,
+            requestId: who.requestId ?? null,
+            sourceIp: who.sourceIp ?? null,
+          }),
+        );
+        const audit: AuditEntry[] = [];
+        for (const d of drafts) audit.push(await appendAudit(q, d, this.auditKey));
+        return { value, audit };
+      })
+      .then((r) => this.wrote(r));
   }
 
   // Jobs ---------------------------------------------------------------------------------------
@@ -170,8 +191,9 @@ export class Store {
   // Agent protocol -----------------------------------------------------------------------------
 
   /** One statement on the pool (no explicit transaction), committed without waiting for the WAL. */
-  claimJobs(agentId: string, queues: string[], max: number) {
-    return jobs.claimJobs(this.db, { agentId, queues, max });
+  async claimJobs(agentId: string, queues: string[], max: number) {
+    const claimed = await jobs.claimJobs(this.db, { agentId, queues, max });
+    return claimed.length > 0 ? this.wrote(claimed) : claimed;
   }
 
   appendEvents(input: {
@@ -181,16 +203,18 @@ export class Store {
     events: JobEvent[];
     logCapBytes: number;
   }) {
-    return this.db.tx(async (q) => {
-      const res = await lease.appendEvents(q, input);
-      if (res.ok && res.startedNow) await recordJobStates(q, [{ id: input.jobId }]);
-      return res;
-    });
+    return this.db
+      .tx(async (q) => {
+        const res = await lease.appendEvents(q, input);
+        if (res.ok && res.startedNow) await recordJobStates(q, [{ id: input.jobId }]);
+        return res;
+      })
+      .then((res) => (res.ok && res.startedNow ? this.wrote(res) : res));
   }
 
   /** Final outcomes of many jobs in one statement and one durable commit (the API group-commits finishes). */
-  finishJobs(inputs: lease.FinishInput[]) {
-    return lease.finishJobs(this.db, inputs);
+  async finishJobs(inputs: lease.FinishInput[]) {
+    return this.wrote(await lease.finishJobs(this.db, inputs));
   }
 
   async finishJob(input: lease.FinishInput) {
@@ -244,8 +268,8 @@ export class Store {
 
   /** Records heartbeats, several agents' in one transaction; see `recordHeartbeats`. */
   /** One write statement and one read, on the pool (no explicit transaction; see recordHeartbeats). */
-  heartbeats(inputs: agents.HeartbeatInput[]) {
-    return agents.recordHeartbeats(this.db, inputs);
+  async heartbeats(inputs: agents.HeartbeatInput[]) {
+    return this.wrote(await agents.recordHeartbeats(this.db, inputs));
   }
 
   async heartbeat(input: agents.HeartbeatInput) {
@@ -507,8 +531,8 @@ export class Store {
   // Audit --------------------------------------------------------------------------------------
 
   /** For events with no other change to ride on, such as a denied request. */
-  appendAudit(draft: AuditDraft) {
-    return this.db.tx((q) => appendAudit(q, draft, this.auditKey));
+  async appendAudit(draft: AuditDraft) {
+    return this.wrote(await this.db.tx((q) => appendAudit(q, draft, this.auditKey)));
   }
 
   listAudit(filter: Parameters<typeof listAudit>[1]) {
