@@ -125,6 +125,17 @@ export class EventFeed {
     });
   }
 
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  private retrySoon(): void {
+    if (this.retryTimer || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.wake();
+    }, 5);
+    this.retryTimer.unref();
+  }
+
   /** Resolves once everything committed before the call has been delivered here. */
   async caughtUp(): Promise<void> {
     await this.started;
@@ -135,7 +146,9 @@ export class EventFeed {
 
   private async pump(): Promise<void> {
     try {
-      await this.store.numberEvents();
+      // Another replica is numbering: its range arrives with its NOTIFY, and a look shortly after
+      // numbers whatever committed behind its back.
+      if ((await this.store.numberEvents()) < 0) this.retrySoon();
       for (;;) {
         const rows = await this.store.eventsAfter(this.lastSeq, PAGE);
         const batch = rows.map((r) => this.toLogged(r)).filter((e): e is LoggedEvent => e !== null);
@@ -208,6 +221,7 @@ export class EventFeed {
     this.stopped = true;
     if (this.poll) clearInterval(this.poll);
     if (this.prune) clearInterval(this.prune);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.started.catch(() => {});
     await this.pumping;
     await this.unlisten?.();

@@ -42,7 +42,9 @@ $$;
 -- Numbers committed, unnumbered events, oldest row first, under a transaction lock so that ranges
 -- are handed out and committed one after another: a reader never sees a position before the
 -- positions below it are visible. One statement (one round trip); returns the highest position
--- handed out, or 0 when nothing waited (then it takes no lock at all).
+-- handed out, 0 when nothing waited (then it takes no lock at all), or -1 when another replica holds
+-- the lock: that one is numbering now, and the caller looks again a moment later rather than wait
+-- behind its commit.
 create function skiff_number_events(batch integer) returns bigint language plpgsql as $$
 declare
   ids bigint[];
@@ -52,7 +54,9 @@ begin
   if not exists (select 1 from events where seq is null) then
     return 0;
   end if;
-  perform pg_advisory_xact_lock(7270005);
+  if not pg_try_advisory_xact_lock(7270005) then
+    return -1;
+  end if;
   -- Read once, after the lock: what the previous holder numbered is committed and visible now.
   select array_agg(id order by id) into ids
     from (select id from events where seq is null order by id limit batch) p;

@@ -50,7 +50,8 @@ export async function recordJobStates(
 /**
  * Gives committed, unnumbered events the next positions (see `skiff_number_events` in the
  * migration): one statement, so one round trip; no lock at all when nothing waits. Returns the
- * highest position handed out (0 when there was nothing to number).
+ * highest position handed out, 0 when there was nothing to number, or -1 when another caller was
+ * numbering at that moment (look again shortly).
  */
 export async function numberEvents(q: Queryable, batch = 5000): Promise<number> {
   const res = await q.query<{ last: number | string | null }>("select skiff_number_events($1) as last", [
