@@ -226,7 +226,7 @@ describeWith(await pgGate(), "GET /v1/openapi.json against the running API [pg]"
     expect(metrics.headers.get("content-type")).toMatch(/^text\/plain/);
     await metrics.text();
 
-    const stream = await openSse(`${t.url}/v1/events`, t.tokens.viewer);
+    const stream = await openSse(`${t.url}/v1/events`, t.tokens.operator);
     try {
       await stream.waitUntil("ready", (c) => c.events.some((e) => e.event === "ready"));
       await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("openapi") });
