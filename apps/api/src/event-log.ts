@@ -8,6 +8,7 @@ import {
 } from "@skiff/protocol";
 import type { Store, StoredEvent } from "@skiff/store";
 import type { FastifyBaseLogger } from "fastify";
+import { sseFrameOfJson } from "./sse.ts";
 
 /**
  * One event as this replica relays it: its global position (its SSE id), its topic and the SSE frame,
@@ -24,7 +25,7 @@ export class LoggedEvent {
     readonly topic: Topic,
     private readonly payloadText: string,
   ) {
-    this.frame = `id: ${id}\nevent: ${name}\ndata: ${payloadText}\n\n`;
+    this.frame = sseFrameOfJson(name, payloadText, id);
   }
 
   get event(): SkiffEvent {

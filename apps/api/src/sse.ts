@@ -144,5 +144,10 @@ export class SseRegistry {
 
 /** One SSE event as it goes on the wire. */
 export function sseFrame(event: string, data: unknown, id?: string | number): string {
-  return `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  return sseFrameOfJson(event, JSON.stringify(data), id);
+}
+
+/** The same, from data already encoded as JSON on one line. */
+export function sseFrameOfJson(event: string, json: string, id?: string | number): string {
+  return `${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${json}\n\n`;
 }

@@ -1,13 +1,4 @@
-import { randomBytes } from "node:crypto";
-import {
-  createTestDatabase,
-  describeWith,
-  pgGate,
-  redisGate,
-  TEST_REDIS_URL,
-  type TestDatabase,
-  waitFor,
-} from "@skiff/testkit";
+import { allOf, describeWith, pgGate, redisGate, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   hello,
@@ -15,13 +6,14 @@ import {
   readSse,
   registerAgent,
   type SseClient,
+  startReplicaPair,
   startTestApi,
   type TestApi,
 } from "./harness.ts";
 
 const pg = await pgGate();
 const redis = await redisGate();
-const both = { available: pg.available && redis.available, missing: pg.missing ?? redis.missing };
+const both = allOf(pg, redis);
 
 const ids = (events: { id?: string; event?: string }[]) =>
   events
@@ -33,27 +25,18 @@ describeWith(
   both,
   "the event log: one gap-free order across replicas, resumable anywhere [pg, redis]",
   () => {
-    let database: TestDatabase;
+    let pair: Awaited<ReturnType<typeof startReplicaPair>> | undefined;
     let a: TestApi;
     let b: TestApi;
     const streams: SseClient[] = [];
 
     beforeAll(async () => {
-      database = await createTestDatabase();
-      const shared = {
-        adapter: "pg" as const,
-        databaseUrl: database.url,
-        redisUrl: TEST_REDIS_URL,
-        busPrefix: `skiff-eventlog-${randomBytes(4).toString("hex")}`,
-      };
-      a = await startTestApi(shared);
-      b = await startTestApi(shared);
+      pair = await startReplicaPair("eventlog");
+      ({ a, b } = pair);
     });
     afterAll(async () => {
       for (const s of streams) s.close();
-      await a?.close();
-      await b?.close();
-      await database?.drop();
+      await pair?.close();
     });
 
     const watch = async (t: TestApi, headers: Record<string, string> = {}) => {

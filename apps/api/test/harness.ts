@@ -1,7 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { type Bus, createBus } from "@skiff/bus";
 import type { Role } from "@skiff/protocol";
 import { openStore, type Store } from "@skiff/store";
-import { createTestDatabase, type TestDatabase } from "@skiff/testkit";
+import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@skiff/testkit";
 import pino from "pino";
 import { type Api, type ApiConfigInput, buildApi, hashToken, newTokenSecret } from "../src/index.ts";
 
@@ -100,6 +101,33 @@ export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
       await bus.close();
       await store.close();
       await database?.drop();
+    },
+  };
+}
+
+/**
+ * Two API replicas on one fresh PostgreSQL database and the test Redis, under a bus prefix of their
+ * own. `close` stops both and then drops the database, which neither replica owns.
+ */
+export async function startReplicaPair(
+  name: string,
+): Promise<{ a: TestApi; b: TestApi; close(): Promise<void> }> {
+  const database = await createTestDatabase();
+  const shared = {
+    adapter: "pg" as const,
+    databaseUrl: database.url,
+    redisUrl: TEST_REDIS_URL,
+    busPrefix: `skiff-${name}-${randomBytes(4).toString("hex")}`,
+  };
+  const a = await startTestApi(shared);
+  const b = await startTestApi(shared);
+  return {
+    a,
+    b,
+    async close() {
+      await a.close();
+      await b.close();
+      await database.drop();
     },
   };
 }

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  allOf,
   createTestDatabase,
   describeWith,
   freePort,
@@ -19,7 +20,7 @@ import { readSse } from "./harness.ts";
 const root = new URL("../../../", import.meta.url).pathname;
 const pg = await pgGate();
 const redis = await redisGate();
-const both = { available: pg.available && redis.available, missing: pg.missing ?? redis.missing };
+const both = allOf(pg, redis);
 
 interface ApiProcess {
   child: ChildProcess;

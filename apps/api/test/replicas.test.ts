@@ -1,43 +1,24 @@
-import { randomBytes } from "node:crypto";
-import {
-  createTestDatabase,
-  describeWith,
-  pgGate,
-  redisGate,
-  TEST_REDIS_URL,
-  type TestDatabase,
-  waitFor,
-} from "@skiff/testkit";
+import { allOf, describeWith, pgGate, redisGate, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { hello, openSse, registerAgent, type SseClient, startTestApi, type TestApi } from "./harness.ts";
+import { hello, openSse, registerAgent, type SseClient, startReplicaPair, type TestApi } from "./harness.ts";
 
 const pg = await pgGate();
 const redis = await redisGate();
-const both = { available: pg.available && redis.available, missing: pg.missing ?? redis.missing };
+const both = allOf(pg, redis);
 
 describeWith(both, "two API replicas on one database and the Redis bus [pg, redis]", () => {
-  let database: TestDatabase;
+  let pair: Awaited<ReturnType<typeof startReplicaPair>> | undefined;
   let a: TestApi;
   let b: TestApi;
   const streams: SseClient[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    const shared = {
-      adapter: "pg" as const,
-      databaseUrl: database.url,
-      redisUrl: TEST_REDIS_URL,
-      busPrefix: `skiff-replicas-${randomBytes(4).toString("hex")}`,
-    };
-    a = await startTestApi(shared);
-    b = await startTestApi(shared);
+    pair = await startReplicaPair("replicas");
+    ({ a, b } = pair);
   });
   afterAll(async () => {
     for (const s of streams) s.close();
-    await a?.close();
-    await b?.close();
-    // The replicas were given the database, so neither dropped it: it goes once, here.
-    await database?.drop();
+    await pair?.close();
   });
 
   it("a claim long-polling on B is woken by a job submitted on A", async () => {

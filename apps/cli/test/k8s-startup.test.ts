@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import {
+  allOf,
   createTestDatabase,
   describeWith,
   pgGate,
@@ -36,11 +37,6 @@ import {
 
 const exec = promisify(execFile);
 
-async function firstMissing(gates: Promise<ServiceGate>[]): Promise<ServiceGate> {
-  for (const g of await Promise.all(gates)) if (!g.available) return g;
-  return { available: true, missing: null };
-}
-
 async function tool(bin: string, args: string[], install: string): Promise<ServiceGate> {
   try {
     await exec(bin, args, { timeout: 20_000 });
@@ -50,12 +46,14 @@ async function tool(bin: string, args: string[], install: string): Promise<Servi
   }
 }
 
-const gate = await firstMissing([
-  pgGate(),
-  redisGate(),
-  tool("kubectl", ["version", "--client"], "apt-get install kubernetes-client (see .ci/run)"),
-  tool("bwrap", ["--version"], "apt-get install bubblewrap (the worker's config map asks for it)"),
-]);
+const gate = allOf(
+  ...(await Promise.all([
+    pgGate(),
+    redisGate(),
+    tool("kubectl", ["version", "--client"], "apt-get install kubernetes-client (see .ci/run)"),
+    tool("bwrap", ["--version"], "apt-get install bubblewrap (the worker's config map asks for it)"),
+  ])),
+);
 
 const json = async (url: string, init?: RequestInit) => {
   const res = await fetch(url, init);

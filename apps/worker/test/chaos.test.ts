@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashableOf, hashEntry, openStore } from "@skiff/store";
 import {
+  allOf,
   describeWith,
   freePort,
   type PostgresServer,
@@ -36,11 +37,7 @@ import { bwrapGate } from "./support.ts";
  * verifies against the checkpoints kept outside the database. Then a database owner's tampering is
  * named by `skiff audit verify`.
  */
-const gates = [privatePostgresGate(), redisServerGate(), bwrapGate()];
-const gate = {
-  available: gates.every((g) => g.available),
-  missing: gates.find((g) => !g.available)?.missing ?? null,
-};
+const gate = allOf(privatePostgresGate(), redisServerGate(), bwrapGate());
 
 const MIB = 1024 * 1024;
 const SLOTS = 2;

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  allOf,
   createTestDatabase,
   describeWith,
   pgGate,
@@ -26,11 +27,7 @@ import {
 } from "./procs.ts";
 import { bwrapGate } from "./support.ts";
 
-const gates = [await pgGate(), await redisGate(), bwrapGate()];
-const gate = {
-  available: gates.every((g) => g.available),
-  missing: gates.find((g) => !g.available)?.missing ?? null,
-};
+const gate = allOf(await pgGate(), await redisGate(), bwrapGate());
 
 // Short agent timing so a SIGKILLed worker is declared lost in seconds.
 const TIMING = {

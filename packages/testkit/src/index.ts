@@ -9,6 +9,7 @@ export {
   startRedisServer,
 } from "./servers.ts";
 export {
+  allOf,
   gate,
   inCi,
   pgGate,

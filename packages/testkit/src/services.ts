@@ -43,6 +43,14 @@ export async function gate(name: string, url: string, defaultPort: number): Prom
   };
 }
 
+/** One gate for a test that needs every one of `gates`: open when all are, else naming the first missing. */
+export function allOf(...gates: ServiceGate[]): ServiceGate {
+  return {
+    available: gates.every((g) => g.available),
+    missing: gates.find((g) => !g.available)?.missing ?? null,
+  };
+}
+
 export const inCi = (): boolean => Boolean(process.env.CI);
 
 export const pgGate = () => gate("PostgreSQL", TEST_PG_ADMIN_URL, 5432);

@@ -22,6 +22,8 @@ const PAGE = 1000;
 const RECHECK_MS = 5_000;
 /** About this much of a follower's lines is written at once before waiting for the socket to drain. */
 const CHUNK_CHARS = 64 * 1024;
+/** The most written at once to a paced client: well under the buffer it may fall behind by, so one write never cuts it off. */
+const chunkCharsOf = (ctx: ApiContext) => Math.min(CHUNK_CHARS, Math.floor(ctx.config.sseMaxBufferBytes / 4));
 /** Each line's SSE frame, made once however many followers send it. */
 const frames = new WeakMap<LogLine, string>();
 function frameOf(line: LogLine): string {
@@ -119,8 +121,7 @@ export function streamRoutes(ctx: ApiContext, events: EventFeed): RouteDef[] {
                 break;
               }
               const chunk = frames(page);
-              // Well under the buffer a client may fall behind by, so one piece never cuts it off.
-              const piece = Math.min(CHUNK_CHARS, Math.floor(ctx.config.sseMaxBufferBytes / 4));
+              const piece = chunkCharsOf(ctx);
               for (let i = 0; i < chunk.length && !stream.isClosed; i += piece) {
                 stream.sendFrames(chunk.slice(i, i + piece));
                 await stream.drained();
@@ -161,8 +162,7 @@ export function streamRoutes(ctx: ApiContext, events: EventFeed): RouteDef[] {
         // Lines go out in chunks of about 64 KiB, each line's frame made once for all the job's
         // followers (they share the reader's line objects): with hundreds of followers a write
         // and a JSON.stringify per line and follower cost the API more than everything else.
-        // Well under the buffer a follower may fall behind by, so one chunk never cuts it off.
-        const chunkChars = Math.min(CHUNK_CHARS, Math.floor(ctx.config.sseMaxBufferBytes / 4));
+        const chunkChars = chunkCharsOf(ctx);
         const send = async (lines: LogLine[]) => {
           let chunk = "";
           for (const line of lines) {

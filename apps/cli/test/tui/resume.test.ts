@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  allOf,
   createTestDatabase,
   describeWith,
   pgGate,
@@ -11,17 +12,20 @@ import {
   waitFor,
 } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { freePort, killLeftovers, type Proc, startApi, stopProc } from "../../../worker/test/procs.ts";
+import {
+  apiCaller,
+  freePort,
+  killLeftovers,
+  type Proc,
+  startApi,
+  stopProc,
+} from "../../../worker/test/procs.ts";
 import { ApiClient } from "../../src/client.ts";
 import { HttpBackend } from "../../src/tui/data/api.ts";
 import { startConsole, type TestConsole } from "./console.ts";
 import { type Call, converged, rng } from "./truth.ts";
 
-const gates = [await pgGate(), await redisGate()];
-const gate = {
-  available: gates.every((g) => g.available),
-  missing: gates.find((g) => !g.available)?.missing ?? null,
-};
+const gate = allOf(await pgGate(), await redisGate());
 
 describeWith(
   gate,
@@ -47,17 +51,11 @@ describeWith(
       api = started.proc;
       url = started.url;
     };
-    const call: Call = async (method, path, o = {}) => {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${o.token ?? admin}`,
-          ...(o.body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: o.body === undefined ? undefined : JSON.stringify(o.body),
-      });
-      return { status: res.status, body: (await res.json()) as any };
-    };
+    const caller = apiCaller(
+      () => url,
+      () => admin,
+    );
+    const call: Call = (method, path, o = {}) => caller(method, path, o.body, o.token ?? admin);
 
     beforeAll(async () => {
       db = await createTestDatabase();

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  allOf,
   createTestDatabase,
   describeWith,
   pgGate,
@@ -26,11 +27,7 @@ import { HttpBackend } from "../../src/tui/data/api.ts";
 import { runCli } from "../cli.ts";
 import { startConsole, type TestConsole } from "./console.ts";
 
-const gates = [await pgGate(), await redisGate(), bwrapGate()];
-const gate = {
-  available: gates.every((g) => g.available),
-  missing: gates.find((g) => !g.available)?.missing ?? null,
-};
+const gate = allOf(await pgGate(), await redisGate(), bwrapGate());
 
 /**
  * Production's shape on one machine: two `skiff api` replicas on PostgreSQL and Redis, a

@@ -55,3 +55,6 @@ export interface Backend {
   /** A job's log from its first line, resuming from the last seq; ends after the `end` event. */
   jobLog(jobId: string, handlers: FeedHandlers): Feed;
 }
+
+/** Only a 404 means the object is gone; anything else (the API restarting, a 503, a 429) passes. */
+export const isGone = (err: unknown): boolean => (err as { status?: number } | null)?.status === 404;

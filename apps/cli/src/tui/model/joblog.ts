@@ -1,5 +1,5 @@
 import { attemptOfSeq, type JobWithSteps, LogLine } from "@skiff/protocol";
-import type { Backend, Feed } from "../data/backend.ts";
+import { type Backend, type Feed, isGone } from "../data/backend.ts";
 import { type LogEnd, LogEnd as LogEndSchema } from "../data/schemas.ts";
 import { Emitter } from "./emitter.ts";
 import type { FeedState } from "./types.ts";
@@ -120,7 +120,7 @@ export class JobLogStore extends Emitter {
       if (this.stopped) return;
       this.error = (err as Error).message;
       // No such job: following its log would only retry forever. Say so once and stop.
-      if ((err as { status?: number }).status === 404) {
+      if (isGone(err)) {
         this.error = `no job ${this.jobId}: check the id (Esc goes back)`;
         this.feed?.close();
         this.feed = null;

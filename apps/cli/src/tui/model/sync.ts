@@ -1,5 +1,5 @@
 import { EVENT_SCHEMAS, type EventName, type EventPayload, isFinal, TOPICS } from "@skiff/protocol";
-import type { Backend, Feed } from "../data/backend.ts";
+import { type Backend, type Feed, isGone } from "../data/backend.ts";
 import type { AgentStore } from "./agents.ts";
 import { describeEvent } from "./describe.ts";
 import type { AuditStore, FleetStore } from "./fleet.ts";
@@ -23,9 +23,6 @@ const BATCH = 50;
 /** A failed fetch is tried again after this, doubling up to FETCH_RETRY_MAX_MS while it keeps failing. */
 const FETCH_RETRY_MS = 150;
 const FETCH_RETRY_MAX_MS = 5_000;
-
-/** Only a 404 means the object is gone; anything else (the API restarting, a 503, a 429) passes. */
-const isGone = (err: unknown) => (err as { status?: number }).status === 404;
 
 function errorText(err: unknown): string {
   const e = err as { message?: string; code?: string; status?: number };
