@@ -276,6 +276,9 @@ export class Agent {
         join(this.opts.workRoot, this.opts.name),
         this.opts.maxDiskMb ?? this.opts.defaultDiskMb ?? 10_240,
       ).catch(() => null);
+      // A drain that began while the disk was being looked at found no claim to abort: claiming now
+      // would hold the drain (and the process's exit) for a whole long-poll.
+      if (this.phase !== "running" || this.stopping.signal.aborted) return;
       if (room === 0) {
         if (!this.shortOfDisk)
           this.log.warn(
