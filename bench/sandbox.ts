@@ -13,7 +13,7 @@ import {
 import { median } from "./lib.ts";
 
 const exec = promisify(execFile);
-export const TEST_IMAGE = "skiff-test-busybox:2";
+export const TEST_IMAGE = "skiff-test-busybox:3";
 
 function step(workspace: string, i: number): StepRun {
   return {

@@ -265,6 +265,46 @@ describeWith(await dockerGate(), "docker sandbox driver", () => {
     expect(ran.out).toEqual(["CapBnd:\t0000000000000000", "NoNewPrivs:\t1"]);
   });
 
+  it("runs in /workspace under docker-init, with stdin at end of file and its CPU quota", async () => {
+    // docker-init as PID 1 passes signals on; a job that reads stdin gets end of file instead of
+    // hanging until its timeout; half a CPU is a 50 ms quota per 100 ms period (cgroup v2 or v1).
+    const ran = await run(
+      "pwd; cat /proc/1/comm; if read -r line; then echo got-input; else echo stdin-closed; fi; " +
+        "cat /sys/fs/cgroup/cpu.max 2>/dev/null || " +
+        'echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"',
+      { limits: { memoryMb: 256, cpus: 0.5, pids: 64 }, timeoutMs: 10_000 },
+    );
+    expect(ran.end).toEqual({ outcome: "succeeded", exitCode: 0 });
+    expect(ran.out).toEqual(["/workspace", "docker-init", "stdin-closed", "50000 100000"]);
+  });
+
+  it("labels its container for the orphan sweep and gives it a private IPC namespace", async () => {
+    type Inspected = { Config: { Labels: Record<string, string> }; HostConfig: { IpcMode: string } };
+    const abort = new AbortController();
+    let inspected: Promise<Inspected> = Promise.reject(new Error("the step never printed `up`"));
+    inspected.catch(() => {});
+    const ran = await run("echo up; sleep 60", {
+      signal: abort.signal,
+      onOutput: (stream, text) => {
+        if (stream !== "stdout" || text !== "up") return;
+        inspected = (async () => {
+          const [id] = await containersLabelled("skiff.worker", WORKER);
+          const info = (await api("GET", `/containers/${id}/json`)) as Inspected;
+          abort.abort();
+          return info;
+        })();
+      },
+    });
+    expect(ran.end.outcome).toBe("canceled");
+    const info = await inspected;
+    expect(info.Config.Labels).toMatchObject({
+      "skiff.job": ran.jobId,
+      "skiff.worker": WORKER,
+      "skiff.step": "0",
+    });
+    expect(info.HostConfig.IpcMode).toBe("private");
+  });
+
   it("a 1 GiB write into /tmp against a 100 MiB disk limit fails the step", async () => {
     const ran = await run("dd if=/dev/zero of=/tmp/big bs=1M count=1024 2>&1", {
       limits: { memoryMb: 512, cpus: 1, pids: 64, diskMb: 100 },

@@ -65,8 +65,8 @@ function containerSpec(step: StepRun, image: string, network: string): object {
       "skiff.worker": step.workerName,
       "skiff.step": String(step.stepIndex),
     },
-    AttachStdout: true,
-    AttachStderr: true,
+    // Output is read through the attach call (which names stdout and stderr itself); stdin stays
+    // closed, so a step that reads it gets end of file instead of waiting out its timeout.
     Tty: false,
     OpenStdin: false,
     HostConfig: {
@@ -80,6 +80,8 @@ function containerSpec(step: StepRun, image: string, network: string): object {
       MemorySwap: step.limits.memoryMb * MIB,
       NanoCpus: Math.round(step.limits.cpus * 1e9),
       NetworkMode: network,
+      // Stryker disable next-line StringLiteral: "" takes the engine's default, which is "private" on
+      // the engine the tests run against; the explicit value keeps it so on one set to "shareable".
       IpcMode: "private",
       // docker-init as PID 1 passes SIGTERM on to the command; a shell as PID 1 would ignore it.
       Init: true,

@@ -5,7 +5,7 @@ import type { ServiceGate } from "@skiff/testkit";
 import { Client } from "undici";
 
 export const DOCKER_SOCKET = process.env.DOCKER_SOCKET ?? "/var/run/docker.sock";
-export const TEST_IMAGE = "skiff-test-busybox:2";
+export const TEST_IMAGE = "skiff-test-busybox:3";
 
 const script = fileURLToPath(new URL("../../../../scripts/build-test-image.sh", import.meta.url));
 
