@@ -1,4 +1,16 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWith } from "@skiff/testkit";
@@ -70,6 +82,47 @@ describeWith(bwrapGate(), "bwrap sandbox", () => {
       expect(r.lines[0]?.text).toMatch(/bwrap.*no network.*limits: memory 256 MiB/);
     } finally {
       rmSync(ws, { recursive: true, force: true });
+    }
+  });
+
+  it("sees the host's passwd, group, hosts and linker cache, read-only", async () => {
+    const files = ["/etc/passwd", "/etc/group", "/etc/hosts", "/etc/ld.so.cache"];
+    const ran = await runStep(
+      driver,
+      `${files.map((f) => `cksum < ${f}`).join("; ")}; echo x >> /etc/hosts && echo WROTE || echo read-only`,
+    );
+    const lines = ran.out.split("\n");
+    expect(lines.at(-1)).toBe("read-only");
+    expect(lines.slice(0, files.length)).toEqual(
+      files.map((f) => spawnSync("cksum", { input: readFileSync(f), encoding: "utf8" }).stdout.trim()),
+    );
+  });
+
+  it("with a rootfs configured, the step's root is that tree and none of the host's", async () => {
+    const busybox = "/bin/busybox";
+    if (!existsSync(busybox))
+      throw new Error("this test needs busybox at /bin/busybox: apt-get install busybox-static");
+    const rootfs = mkdtempSync(join(tmpdir(), "skiff-rootfs-"));
+    try {
+      // bwrap runs as the sandbox's unprivileged host uid: the tree must be readable by it.
+      chmodSync(rootfs, 0o755);
+      for (const dir of ["bin", "proc", "dev", "tmp", "workspace"]) mkdirSync(join(rootfs, dir));
+      copyFileSync(busybox, join(rootfs, "bin", "busybox"));
+      for (const tool of ["sh", "ls", "echo", "cat"]) symlinkSync("busybox", join(rootfs, "bin", tool));
+      writeFileSync(join(rootfs, "marker"), "the operator's rootfs\n");
+      const ran = await runStep(
+        createBwrapDriver({ rootfs }),
+        "cat /marker; ls /; ls /usr 2>/dev/null && echo HOST-USR || echo no-usr",
+      );
+      expect(ran.end.outcome).toBe("succeeded");
+      const [marker, ...rest] = ran.out.split("\n");
+      expect(marker).toBe("the operator's rootfs");
+      expect(rest.at(-1)).toBe("no-usr");
+      expect(rest.slice(0, -1).join(" ").split(/\s+/).sort()).toEqual(
+        ["bin", "dev", "marker", "proc", "tmp", "workspace"].sort(),
+      );
+    } finally {
+      rmSync(rootfs, { recursive: true, force: true });
     }
   });
 

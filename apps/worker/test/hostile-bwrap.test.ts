@@ -87,7 +87,8 @@ describeWith(gate, "hostile job: identity, system calls and environment [bwrap]"
   });
 
   it("cannot make a user namespace (unshare -Ur), with either of the two walls alone", async () => {
-    const attempt = "unshare -Ur id -u && echo ESCAPED || echo refused";
+    // With a wall taken away, the rest of the command line still holds (HOME is set after the filter).
+    const attempt = 'unshare -Ur id -u && echo ESCAPED || echo refused; echo "home=$HOME"';
     // The worker's sandbox, then --disable-userns without the filter, then the filter without it.
     for (const d of [
       driver,
@@ -97,6 +98,7 @@ describeWith(gate, "hostile job: identity, system calls and environment [bwrap]"
       const ran = await runStep(d, attempt);
       expect(ran.out).toContain("refused");
       expect(ran.out).not.toContain("ESCAPED");
+      expect(ran.out).toContain("home=/workspace");
     }
   });
 
@@ -191,6 +193,9 @@ describeWith(rootGate, "hostile job: disk limits [bwrap]", () => {
       const image = readdirSync(root).find((f) => f.endsWith(".img")) as string;
       expect(statSync(join(root, image)).blocks * 512).toBeLessThanOrEqual(100 * 1024 * 1024);
 
+      // /tmp is sized to the same limit: 100 MiB, not 100 KiB nor the host's memory.
+      const size = await runStep(driver, "df -k /tmp | tail -1", { workspace: ws.path, limits });
+      expect(size.out.trim().split(/\s+/)[1]).toBe(String(100 * 1024));
       const tmp = await runStep(driver, "dd if=/dev/zero of=/tmp/big bs=1M count=1024 2>&1", {
         workspace: ws.path,
         limits,

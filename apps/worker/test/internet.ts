@@ -1,9 +1,11 @@
 import { execFileSync, spawn } from "node:child_process";
-import { networkInterfaces } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
 
 /**
  * A stand-in for the internet: a network namespace this test makes, joined to the host by a veth
- * pair on TEST-NET-3 (203.0.113.0/24), with a TCP server inside that answers "hi from outside".
+ * pair on a /30 of TEST-NET-3 (203.0.113.0/24), with a TCP server inside that answers "hi from outside".
  * Traffic never leaves the machine.
  */
 export interface Internet {
@@ -24,16 +26,73 @@ export function canMakeNamespaces(): boolean {
   }
 }
 
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+const quietly = (...args: string[]) => {
+  try {
+    execFileSync("ip", args, { stdio: "ignore" });
+  } catch {
+    // already gone
+  }
+};
+
+/** Removes what a test process that died (a killed run, a mutation sandbox) left: its veth and namespace. */
+function sweepStale(): void {
+  const names = execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => /^sk(\d+)-inet\b/.exec(line))
+    .filter((m) => m !== null);
+  for (const m of names) {
+    if (alive(Number(m[1]))) continue;
+    quietly("link", "del", `sk${m[1]}h`);
+    quietly("netns", "del", `sk${m[1]}-inet`);
+  }
+}
+
+/**
+ * A /30 of TEST-NET-3 of this process's own, so that two test files using the stand-in internet at
+ * once (vitest runs files in parallel) never route to each other's namespace: a lock file per slot,
+ * taken over when its owner is dead.
+ */
+function claimSlot(): { slot: number; release: () => void } {
+  for (let i = 0; i < 64; i++) {
+    const slot = (process.pid + i) % 64;
+    const lock = join(tmpdir(), `skiff-test-inet-${slot}.lock`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(lock, String(process.pid), { flag: "wx" });
+        return { slot, release: () => rmSync(lock, { force: true }) };
+      } catch {
+        const owner = Number(readFileSync(lock, "utf8"));
+        if (owner === process.pid || !Number.isInteger(owner) || alive(owner)) break;
+        rmSync(lock, { force: true });
+      }
+    }
+  }
+  throw new Error("no free slot for a stand-in internet: 64 test processes hold one");
+}
+
 export async function startInternet(): Promise<Internet> {
-  const id = `sk${process.pid % 100_000}`;
+  sweepStale();
+  const { slot, release } = claimSlot();
+  const id = `sk${process.pid}`;
   const ns = `${id}-inet`;
+  const hostSide = `203.0.113.${slot * 4 + 1}`;
+  const inside = `203.0.113.${slot * 4 + 2}`;
   const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
   ip("netns", "add", ns);
   ip("link", "add", `${id}h`, "type", "veth", "peer", "name", `${id}n`);
   ip("link", "set", `${id}n`, "netns", ns);
-  ip("addr", "add", "203.0.113.1/24", "dev", `${id}h`);
+  ip("addr", "add", `${hostSide}/30`, "dev", `${id}h`);
   ip("link", "set", `${id}h`, "up");
-  ip("-n", ns, "addr", "add", "203.0.113.2/24", "dev", `${id}n`);
+  ip("-n", ns, "addr", "add", `${inside}/30`, "dev", `${id}n`);
   ip("-n", ns, "link", "set", `${id}n`, "up");
   ip("-n", ns, "link", "set", "lo", "up");
   const port = 8080;
@@ -46,7 +105,7 @@ export async function startInternet(): Promise<Internet> {
       process.execPath,
       "-e",
       `require("net").createServer((s) => { s.on("error", () => {}); s.end("hi from outside\\n"); })` +
-        `.listen(${port}, "203.0.113.2", () => console.log("listening"));`,
+        `.listen(${port}, "${inside}", () => console.log("listening"));`,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -55,14 +114,15 @@ export async function startInternet(): Promise<Internet> {
     server.once("exit", (code) => reject(new Error(`the namespace's server exited with ${code}`)));
   });
   return {
-    host: "203.0.113.2",
+    host: inside,
     port,
-    hostSide: "203.0.113.1",
+    hostSide,
     async close() {
       server.kill("SIGKILL");
       await new Promise((r) => server.once("exit", r));
-      execFileSync("ip", ["link", "del", `${id}h`], { stdio: "ignore" });
-      execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+      quietly("link", "del", `${id}h`);
+      quietly("netns", "del", ns);
+      release();
     },
   };
 }

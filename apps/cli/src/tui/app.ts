@@ -12,7 +12,7 @@ import { DEFAULT_HEARTBEAT_POLICY, type HeartbeatPolicy } from "./render/heartbe
 import { commandLines, FILTER_HELP, footerLine, helpLines } from "./render/help.ts";
 import { promptLine } from "./render/prompt.ts";
 import { statusLine } from "./render/status.ts";
-import type { Line } from "./render/style.ts";
+import type { Line, Palette } from "./render/style.ts";
 import { Actions } from "./views/actions.ts";
 import { makeView } from "./views/registry.ts";
 import type { View, ViewContext, ViewName } from "./views/view.ts";
@@ -60,6 +60,7 @@ export class App {
   private flashTimer: NodeJS.Timeout | undefined;
   private countdown: NodeJS.Timeout | undefined;
   private canChange = false;
+  private palette: Palette = 0;
   private stopped = false;
   private finish: () => void = () => {};
   /** Settles when the console has stopped (q, Ctrl-C, or `stop()`). */
@@ -89,7 +90,8 @@ export class App {
   start(): void {
     const term = new Terminal(this.opts.terminal);
     this.term = term;
-    this.chrome = new Chrome(term, this.opts.color);
+    this.palette = this.opts.color ? term.palette : 0;
+    this.chrome = new Chrome(term, this.palette);
     this.frames = new FrameScheduler(() => this.draw(), this.opts.maxFps ?? 10);
     term.onKey((key, ch) => this.onKey(key, ch));
     term.onResize(() => this.requestRender());
@@ -164,7 +166,7 @@ export class App {
     if (!chrome) throw new Error("the console has not started");
     return {
       region: chrome.body,
-      color: this.opts.color,
+      color: this.palette,
       stores: this.stores,
       sync: this.sync,
       backend: this.opts.backend,

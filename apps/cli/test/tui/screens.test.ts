@@ -48,7 +48,7 @@ describe("the console's views", () => {
   it("Overview shows counts, the fleet and recent events", async () => {
     const b = backendWithData();
     c = startConsole(b);
-    await c.waitForText("2 online (1 busy, 1 idle, 0 draining, 0 degraded), 1 offline");
+    await c.waitForText("2 online (1 busy, 1 idle), 1 offline");
     await c.waitForText("1 queued, 1 running");
     await c.waitForText("fleet 2 of 3 workers");
     await c.waitForText("queue depth");

@@ -53,6 +53,11 @@ export class TmuxSession {
     return this.tmux(["capture-pane", "-p", "-t", this.target]);
   }
 
+  /** The pane with its styles, as SGR escape sequences (colours, bold, inverse). */
+  captureStyled(): string {
+    return this.tmux(["capture-pane", "-p", "-e", "-t", this.target]);
+  }
+
   /** Sends text literally (no key names). */
   type(text: string): void {
     this.tmux(["send-keys", "-t", this.target, "-l", text]);

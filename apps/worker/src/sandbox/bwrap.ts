@@ -66,15 +66,12 @@ const SYSTEM_FILES = [
   "/etc/ld.so.cache",
 ];
 
+/** The sandbox's read-only root: the operator's rootfs, or those of the host's system paths it has. */
 function rootArgs(rootfs: string | undefined): string[] {
   if (rootfs) return ["--ro-bind", rootfs, "/"];
-  const args: string[] = [];
-  for (const dir of SYSTEM_DIRS) {
-    if (!existsSync(dir)) continue;
-    args.push("--ro-bind", dir, dir);
-  }
-  for (const file of SYSTEM_FILES) if (existsSync(file)) args.push("--ro-bind", file, file);
-  return args;
+  return [...SYSTEM_DIRS, ...SYSTEM_FILES]
+    .filter((path) => existsSync(path))
+    .flatMap((path) => ["--ro-bind", path, path]);
 }
 
 /** File descriptors the driver hands to bwrap for one step. */

@@ -33,8 +33,19 @@ export interface OverviewInput {
 
 export function overviewLines(o: OverviewInput): Line[] {
   const a = o.agents;
+  // Only the counts that are not zero, so the line fits beside the gauge on an 80-column terminal.
+  const kinds = (
+    [
+      [a.busy, "busy"],
+      [a.idle, "idle"],
+      [a.draining, "draining"],
+      [a.degraded, "degraded"],
+    ] as const
+  )
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} ${word}`);
   const agents: Line[0] = {
-    text: `${a.online} online (${a.busy} busy, ${a.idle} idle, ${a.draining} draining, ${a.degraded} degraded), ${a.offline} offline`,
+    text: `${a.online} online${kinds.length > 0 ? ` (${kinds.join(", ")})` : ""}${a.offline > 0 ? `, ${a.offline} offline` : ""}`,
     ...(a.offline > 0 || a.degraded > 0 ? { color: "yellow" as const } : {}),
   };
   const rateText =

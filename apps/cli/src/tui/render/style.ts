@@ -5,6 +5,9 @@
  */
 export type Color = "green" | "yellow" | "red" | "blue" | "cyan" | "magenta" | "gray" | "white";
 
+/** How many colours the terminal shows: 0 for none (NO_COLOR, `--no-color`, vt100). */
+export type Palette = 0 | 8 | 16 | 256;
+
 export interface Seg {
   text: string;
   color?: Color;

@@ -82,7 +82,10 @@ export class OverviewView implements View {
     );
     const desired = f?.desired ?? 0;
     const actual = counts.online;
-    this.gauge?.set(desired > 0 ? (actual / desired) * 100 : 0, `fleet ${actual} of ${desired} workers`);
+    this.gauge?.set(
+      desired > 0 ? (actual / desired) * 100 : 0,
+      f ? `fleet ${actual} of ${desired} workers` : "fleet: loading",
+    );
     const s = metrics.series(now);
     const x = s.times.map((t) => formatClock(new Date(t).toISOString()));
     const lastDepth = s.queueDepth.at(-1) ?? 0;

@@ -3,7 +3,7 @@ import type { KeyBinding } from "../model/keys.ts";
 import type { PromptSpec } from "../model/prompt.ts";
 import type { Stores, Sync } from "../model/sync.ts";
 import type { HeartbeatPolicy } from "../render/heartbeat.ts";
-import type { Line } from "../render/style.ts";
+import type { Line, Palette } from "../render/style.ts";
 import type { Region } from "../widgets/layout.ts";
 import type { Actions } from "./actions.ts";
 
@@ -12,7 +12,7 @@ export type ViewName = "overview" | "agents" | "jobs" | "log" | "fleet" | "audit
 /** What a view may use: its region of the screen, the stores, the actions and the app's services. */
 export interface ViewContext {
   region: Region;
-  color: boolean;
+  color: Palette;
   stores: Stores;
   sync: Sync;
   backend: Backend;

@@ -1,7 +1,7 @@
 import blessed from "blessed";
 import line from "blessed-contrib/lib/widget/charts/line.js";
 import gauge from "blessed-contrib/lib/widget/gauge.js";
-import type { Color } from "../render/style.ts";
+import type { Color, Palette } from "../render/style.ts";
 import type { Pos, Region } from "./layout.ts";
 
 export interface ChartSeries {
@@ -22,7 +22,7 @@ abstract class CanvasWidget<W extends blessed.Widgets.BoxElement> {
   constructor(
     private readonly parent: Region,
     protected readonly pos: Pos,
-    protected readonly color: boolean,
+    protected readonly color: Palette,
     protected readonly title: string,
   ) {
     this.w = this.attach();
@@ -93,7 +93,7 @@ export interface Gauge {
 }
 
 /** A gauge: blessed-contrib's in colour; without colour its bar would not show, so one of block characters. */
-export function makeGauge(parent: Region, pos: Pos, color: boolean, title: string): Gauge {
+export function makeGauge(parent: Region, pos: Pos, color: Palette, title: string): Gauge {
   return color ? new ContribGauge(parent, pos, color, title) : new TextGauge(parent, pos, title);
 }
 

@@ -1,5 +1,5 @@
 import blessed from "blessed";
-import type { Line } from "../render/style.ts";
+import type { Line, Palette } from "../render/style.ts";
 import { toTags } from "./markup.ts";
 import type { Terminal } from "./terminal.ts";
 
@@ -31,7 +31,7 @@ export class Chrome {
 
   constructor(
     private readonly term: Terminal,
-    private readonly color: boolean,
+    private readonly color: Palette,
   ) {
     const screen = term.screen;
     this.header = line(screen, { top: 0 }, { inverse: true });

@@ -1,11 +1,15 @@
-import type { Line } from "../render/style.ts";
+import type { Line, Palette } from "../render/style.ts";
 
 function escapeTags(text: string): string {
   return text.replace(/[{}]/g, (c) => (c === "{" ? "{open}" : "{close}"));
 }
 
-/** A styled line as blessed tag markup; without colour only bold and inverse remain. */
-export function toTags(line: Line, color: boolean): string {
+/**
+ * A styled line as blessed tag markup; without colour only bold and inverse remain. Grey is colour 8,
+ * which an eight-colour terminal folds into black (invisible on a dark background): there it is left
+ * in the terminal's own foreground colour.
+ */
+export function toTags(line: Line, color: Palette): string {
   let out = "";
   for (const s of line) {
     let open = "";
@@ -18,10 +22,9 @@ export function toTags(line: Line, color: boolean): string {
       open += "{inverse}";
       close = `{/inverse}${close}`;
     }
-    if (color && s.color) {
-      const c = s.color === "gray" ? "gray" : s.color;
-      open += `{${c}-fg}`;
-      close = `{/${c}-fg}${close}`;
+    if (color && s.color && (s.color !== "gray" || color >= 16)) {
+      open += `{${s.color}-fg}`;
+      close = `{/${s.color}-fg}${close}`;
     }
     out += open + escapeTags(s.text) + close;
   }

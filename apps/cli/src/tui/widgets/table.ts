@@ -1,6 +1,6 @@
 import blessed from "blessed";
 import type { Cursor } from "../model/cursor.ts";
-import type { Line } from "../render/style.ts";
+import type { Line, Palette } from "../render/style.ts";
 import { displayWidth } from "../render/text.ts";
 import type { Pos, Region } from "./layout.ts";
 import { inverse, toTags } from "./markup.ts";
@@ -29,7 +29,7 @@ export class TableWidget {
   constructor(
     parent: Region,
     pos: Pos,
-    private readonly color: boolean,
+    private readonly color: Palette,
     opts: { label?: string; border?: boolean } = {},
   ) {
     this.bordered = opts.border ?? false;
@@ -95,7 +95,7 @@ export class TextWidget {
   constructor(
     parent: Region,
     pos: Pos,
-    private readonly color: boolean,
+    private readonly color: Palette,
     opts: { label?: string; border?: boolean } = {},
   ) {
     this.box = blessed.box({

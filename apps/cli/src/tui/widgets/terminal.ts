@@ -1,4 +1,5 @@
 import blessed from "blessed";
+import type { Palette } from "../render/style.ts";
 
 export interface TerminalOptions {
   input?: NodeJS.ReadableStream;
@@ -22,19 +23,87 @@ export function keyName(
   return name ?? null;
 }
 
+const WIDE_COLOURS = /-(256colou?r|direct)$/;
+
+/**
+ * The terminfo entry the console draws with. blessed cannot compile tmux's and screen's entries (it
+ * falls back to an eight-colour xterm, where grey becomes black, or prints a parse error over the
+ * screen); both understand xterm's sequences, so they are drawn with xterm's entry of the same depth.
+ */
+export function drawingTerminal(term: string | undefined): string {
+  if (!term) return "xterm-256color";
+  if (/^(tmux|screen)([.-]|$)/.test(term)) return WIDE_COLOURS.test(term) ? "xterm-256color" : "xterm";
+  return term;
+}
+
+/** The colours a terminal's name (or COLORTERM) promises, which blessed's fallback entry may not know. */
+export function promisedColors(term: string | undefined, colorterm: string | undefined): number {
+  if (/^(truecolor|24bit)$/i.test(colorterm ?? "") || WIDE_COLOURS.test(term ?? "")) return 256;
+  if (/-16colou?r$/.test(term ?? "")) return 16;
+  return 0;
+}
+
+/** The palette for a number of colours: none below eight (vt100), where colour names would mislead. */
+export function paletteOf(colors: number): Palette {
+  if (colors >= 256) return 256;
+  if (colors >= 16) return 16;
+  if (colors >= 8) return 8;
+  return 0;
+}
+
+/**
+ * What the console's own symbols become where the locale is not UTF-8 (LANG=C over SSH): one ASCII
+ * character each, so columns keep their widths. blessed already maps the box-drawing characters.
+ */
+const ASCII_GLYPHS: Record<string, string> = {
+  "✓": "+",
+  "✗": "x",
+  "·": ".",
+  "→": ">",
+  "←": "<",
+  "↑": "^",
+  "↓": "v",
+  "▶": ">",
+  "■": "#",
+  "⊘": "/",
+  "●": "*",
+  "◌": "o",
+  "○": "o",
+  "…": "~",
+  "│": "|",
+  "─": "-",
+  "═": "=",
+  "⚠": "!",
+  "█": "#",
+  "░": "-",
+  "×": "x",
+  "≤": "<",
+};
+
+/** The ASCII for braille dots (blessed-contrib's line charts): a dot where any is set. */
+function brailleToAscii(table: Record<string, string>): void {
+  table[String.fromCharCode(0x2800)] = " ";
+  for (let c = 0x2801; c <= 0x28ff; c++) table[String.fromCharCode(c)] = ".";
+}
+
 /**
  * The blessed screen: the terminal in raw mode on the alternate screen, keys delivered by name,
  * resizes reported, and put back as it was by `destroy()` whatever else happened.
  */
 export class Terminal {
   readonly screen: blessed.Widgets.Screen;
+  /** The colours the console uses here (0: none, as on a vt100). */
+  readonly palette: Palette;
+  /** Whether the locale is UTF-8; without it every symbol and border is drawn in ASCII. */
+  readonly unicode: boolean;
   private destroyed = false;
 
   constructor(opts: TerminalOptions = {}) {
+    const requested = opts.terminal ?? process.env.TERM;
     const screenOptions = {
       input: opts.input,
       output: opts.output,
-      terminal: opts.terminal ?? process.env.TERM ?? "xterm-256color",
+      terminal: drawingTerminal(requested),
       smartCSR: true,
       fullUnicode: true,
       autoPadding: true,
@@ -43,10 +112,22 @@ export class Terminal {
       title: "skiff",
     };
     this.screen = blessed.screen(screenOptions as unknown as blessed.Widgets.IScreenOptions);
-    // On a UTF-8 terminal, draw borders as Unicode box characters rather than through the VT100
-    // alternate character set, which some terminals, multiplexers and screen captures get wrong.
-    const tput = (this.screen.program as unknown as { tput: { unicode: boolean; brokenACS: boolean } }).tput;
-    if (tput.unicode) tput.brokenACS = true;
+    const tput = (
+      this.screen.program as unknown as {
+        tput: { unicode: boolean; brokenACS: boolean; colors: number; utoa: Record<string, string> };
+      }
+    ).tput;
+    // A name that promises 256 colours gets them, whatever entry blessed could load for it.
+    tput.colors = Math.max(tput.colors, promisedColors(requested, process.env.COLORTERM));
+    this.palette = paletteOf(tput.colors);
+    this.unicode = tput.unicode;
+    // Never the VT100 alternate character set, which some terminals, multiplexers and screen captures
+    // get wrong (`lqqqk` for a border): Unicode box characters on a UTF-8 terminal, ASCII elsewhere.
+    tput.brokenACS = true;
+    if (!tput.unicode) {
+      for (const [from, to] of Object.entries(ASCII_GLYPHS)) tput.utoa[from] ??= to;
+      brailleToAscii(tput.utoa);
+    }
   }
 
   onKey(fn: (key: string, ch: string | undefined) => void): void {

@@ -1,0 +1,189 @@
+import { rmSync } from "node:fs";
+import { describeWith, waitFor } from "@skiff/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliProc, emptyHome, freePort, killLeftovers, runCli, startCli } from "../cli.ts";
+import { TmuxSession, tmuxGate } from "./tmux.ts";
+
+const root = new URL("../../../../", import.meta.url).pathname;
+
+/** One terminal the console is tried on: what TERM and the locale say, and its size. */
+interface Case {
+  term: string;
+  lang: string;
+  cols: number;
+  rows: number;
+}
+
+const SIZES = [
+  { cols: 80, rows: 24 },
+  { cols: 160, rows: 45 },
+];
+const CASES: Case[] = [
+  ...["xterm-256color", "tmux-256color", "screen-256color"].flatMap((term) =>
+    ["C.UTF-8", "C"].flatMap((lang) => SIZES.map((size) => ({ term, lang, ...size }))),
+  ),
+  { term: "xterm", lang: "C.UTF-8", cols: 80, rows: 24 },
+  { term: "vt100", lang: "C.UTF-8", cols: 80, rows: 24 },
+];
+
+const ESC = "\x1b";
+/** The SGR parameter lists in a pane captured with its escape sequences. */
+function sgrs(styled: string): string[][] {
+  return [...styled.matchAll(new RegExp(`${ESC}\\[([0-9;]*)m`, "g"))].map((m) => (m[1] ?? "").split(";"));
+}
+
+/** The foreground colours set in the captured pane, as `30`..`37`, `90`..`97` or `38;5;N`. */
+function foregrounds(styled: string): string[] {
+  const out: string[] = [];
+  for (const params of sgrs(styled)) {
+    for (let i = 0; i < params.length; i++) {
+      const p = params[i] ?? "";
+      if (p === "38" && params[i + 1] === "5") {
+        out.push(`38;5;${params[i + 2]}`);
+        i += 2;
+      } else if (/^(3[0-7]|9[0-7])$/.test(p)) out.push(p);
+    }
+  }
+  return out;
+}
+
+const label = (c: Case) => `TERM=${c.term} LANG=${c.lang} at ${c.cols}×${c.rows}`;
+
+describeWith(
+  tmuxGate(),
+  "skiff tui on the terminals operators have (tmux, against a real `skiff up`)",
+  () => {
+    let home: string;
+    let url: string;
+    let up: CliProc | null = null;
+    const sessions: TmuxSession[] = [];
+    const screens = new Map<
+      string,
+      { text: string; styled: string; overview: { text: string; styled: string } }
+    >();
+
+    beforeAll(async () => {
+      home = emptyHome();
+      const port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+      const env = { SKIFF_HOME: home, SKIFF_LOG_LEVEL: "warn" };
+      up = startCli(["up", "--no-tui", "--port", String(port)], env);
+      await up.waitForOutput(/admin token\s+\S+/, 60_000);
+      await waitFor("the API to be ready", async () => (await fetch(`${url}/readyz`)).ok, 60_000, 100);
+      // A finished job, so Overview's event list has grey timestamps and a ✓ to draw.
+      const submitted = await runCli(
+        ["jobs", "submit", "--api-url", url, "-f", "-", "--follow"],
+        env,
+        "name: terminal-check\nsteps:\n  - { name: hi, run: echo hi }\n",
+        60_000,
+      );
+      expect(submitted.code, submitted.stderr).toBe(0);
+
+      // Every terminal at once (four at a time), each in its own tmux server.
+      const pending = [...CASES];
+      const open = async () => {
+        for (let c = pending.shift(); c; c = pending.shift()) {
+          const t = new TmuxSession(
+            `env TERM=${c.term} LANG=${c.lang} LC_ALL=${c.lang} node --import tsx apps/cli/src/main.ts tui --base-url ${url}; sleep 600`,
+            { cwd: root, cols: c.cols, rows: c.rows, env },
+          );
+          sessions.push(t);
+          await t.waitFor(c.lang === "C" ? "* live" : "● live", 60_000);
+          await t.waitFor(/Success\s+100% succeeded/, 30_000);
+          const overview = { text: t.capture(), styled: t.captureStyled() };
+          t.type(":jobs");
+          await t.waitFor(":jobs");
+          t.keys("Enter");
+          const text = await t.waitFor("terminal-check", 30_000);
+          screens.set(label(c), { text, styled: t.captureStyled(), overview });
+        }
+      };
+      await Promise.all([open(), open(), open(), open()]);
+    }, 240_000);
+
+    afterAll(async () => {
+      for (const t of sessions) t.kill();
+      if (up) {
+        up.child.kill("SIGTERM");
+        await Promise.race([up.done, new Promise((r) => setTimeout(r, 15_000))]);
+        up.child.kill("SIGKILL");
+        await up.done;
+      }
+      expect(killLeftovers(), "skiff processes left running").toBe(0);
+      if (home) rmSync(home, { recursive: true, force: true });
+    }, 30_000);
+
+    const screen = (c: Case) => {
+      const s = screens.get(label(c));
+      if (!s) throw new Error(`no screen for ${label(c)}`);
+      return s;
+    };
+
+    /** Both screens the console was seen on: Overview (borders, charts, events) and Jobs (states). */
+    const both = (c: Case) => {
+      const s = screen(c);
+      return {
+        text: `${s.overview.text}\n${s.text}`,
+        styled: `${s.overview.styled}\n${s.styled}`,
+        jobs: s.text,
+      };
+    };
+
+    describe.each(CASES.filter((c) => c.term.endsWith("256color")))("%#: 256 colours", (c) => {
+      it(`${label(c)}: grey is drawn as grey (colour 8), never as black`, () => {
+        const fg = foregrounds(both(c).styled);
+        expect(fg.filter((f) => f === "90" || f === "38;5;8").length, "grey text").toBeGreaterThan(0);
+        expect(
+          fg.filter((f) => f === "30" || f === "38;5;0"),
+          "black text",
+        ).toEqual([]);
+        expect(fg, "green (a succeeded job)").toContain("32");
+      });
+    });
+
+    describe.each(CASES.filter((c) => c.lang === "C"))("%#: LANG=C", (c) => {
+      it(`${label(c)}: borders, charts and symbols are ASCII, never VT100 line-drawing letters or ?`, () => {
+        const { text, styled, jobs } = both(c);
+        expect(text).toMatch(/\+- fleet/);
+        expect(text).toMatch(/\| {2}\.{20,}/);
+        expect(text).not.toMatch(/lqq|qqk|mqq|qqj/);
+        expect(jobs).toMatch(/\+ succeeded/);
+        expect(
+          [...text].filter((ch) => ch.charCodeAt(0) > 0x7e),
+          "non-ASCII characters",
+        ).toEqual([]);
+        // No switch into the VT100 line-drawing set either.
+        expect(styled.includes(`${ESC}(0`)).toBe(false);
+      });
+    });
+
+    describe.each(CASES.filter((c) => c.lang !== "C"))("%#: UTF-8", (c) => {
+      it(`${label(c)}: borders are box-drawing characters and the states keep their symbols`, () => {
+        const { text, jobs } = both(c);
+        expect(text).toMatch(/┌─ fleet/);
+        expect(jobs).toMatch(/✓ succeeded/);
+      });
+    });
+
+    describe.each(CASES)("%#: Overview", (c) => {
+      it(`${label(c)}: Overview's summary is whole beside the gauge`, () => {
+        const { text } = screen(c).overview;
+        expect(text).toMatch(/Agents\s+2 online \(2 idle\)/);
+        expect(text).toMatch(/Success\s+100% succeeded \(1 of 1 recent\)/);
+      });
+    });
+
+    it("TERM=xterm (8 colours): grey is the terminal's own colour, never black or a bright colour", () => {
+      const fg = foregrounds(both(CASES.find((c) => c.term === "xterm") as Case).styled);
+      expect(fg).toContain("32");
+      expect(fg.filter((f) => f === "30" || /^9[0-7]$/.test(f) || f.startsWith("38;5;"))).toEqual([]);
+    });
+
+    it("TERM=vt100 (no colours): no colour codes at all, the live marker and states still in words", () => {
+      const { text, styled } = both(CASES.find((c) => c.term === "vt100") as Case);
+      expect(foregrounds(styled)).toEqual([]);
+      expect(text).toContain("● live");
+      expect(text).toMatch(/✓ succeeded/);
+    });
+  },
+);
