@@ -59,7 +59,7 @@ export class App {
   private overlayState: Overlay | null = null;
   private flashTimer: NodeJS.Timeout | undefined;
   private countdown: NodeJS.Timeout | undefined;
-  private canChange = false;
+  private canChange = "";
   private palette: Palette = 0;
   private stopped = false;
   private finish: () => void = () => {};
@@ -231,7 +231,8 @@ export class App {
   private onSession(): void {
     if (this.stopped) return;
     const { session } = this.stores;
-    const can = session.canChange();
+    // Keys depend on what this token may do: rebind when that, or the role behind it, changes.
+    const can = `${session.canChange()}|${session.who?.role ?? ""}`;
     if (can !== this.canChange) {
       this.canChange = can;
       this.rebind();

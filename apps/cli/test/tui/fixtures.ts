@@ -209,7 +209,9 @@ export class FakeBackend implements Backend {
   async jobHistory() {
     return this.history;
   }
+  verifications = 0;
   async verifyAudit() {
+    this.verifications++;
     return { ok: true, checked: this.audit.length };
   }
   events(_topics: readonly string[], handlers: FeedHandlers) {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { completeCommand, runCommand } from "../../src/tui/commands.ts";
 import { AgentStore } from "../../src/tui/model/agents.ts";
 import { Cursor } from "../../src/tui/model/cursor.ts";
-import { applyFilter } from "../../src/tui/model/filter.ts";
+import { applyFilter, isTimeRelative, parseTimeBound } from "../../src/tui/model/filter.ts";
 import { AuditStore, FleetStore } from "../../src/tui/model/fleet.ts";
 import { JobLogStore } from "../../src/tui/model/joblog.ts";
 import { JobStore } from "../../src/tui/model/jobs.ts";
@@ -388,6 +388,38 @@ describe("cursor and filter", () => {
     expect(applyFilter(rows, "running", fields)).toEqual(rows);
     expect(applyFilter(rows, "RUNNING man", fields)).toEqual([rows[1]]);
     expect(applyFilter(rows, "", fields)).toBe(rows);
+  });
+
+  it("bounds rows by time with since: and until:, a duration back from now or a date", () => {
+    const now = Date.parse("2026-12-01T12:00:00Z");
+    expect(parseTimeBound("90s", now)).toBe(now - 90_000);
+    expect(parseTimeBound("15m", now)).toBe(now - 900_000);
+    expect(parseTimeBound("1h", now)).toBe(now - 3_600_000);
+    expect(parseTimeBound("2d", now)).toBe(now - 2 * 86_400_000);
+    expect(parseTimeBound("1w", now)).toBe(now - 7 * 86_400_000);
+    expect(parseTimeBound("2026-12-01T09:30Z", now)).toBe(Date.parse("2026-12-01T09:30:00Z"));
+    expect(parseTimeBound("2026-12-01t09:30z", now)).toBe(Date.parse("2026-12-01T09:30:00Z"));
+    expect(parseTimeBound("2026-12-01", now)).toBe(new Date(2026, 11, 1).getTime());
+    for (const bad of ["1y", "h", "yesterday", "2026-13-45", "-1h"])
+      expect(parseTimeBound(bad, now)).toBeNull();
+
+    const rows = [
+      { name: "old", at: now - 3 * 3_600_000 },
+      { name: "recent", at: now - 10 * 60_000 },
+      { name: "newest", at: now - 30_000 },
+    ];
+    const opts = { time: (r: (typeof rows)[0]) => r.at, now };
+    const names = (q: string) => applyFilter(rows, q, (r) => ({ name: r.name }), opts).map((r) => r.name);
+    expect(names("since:1h")).toEqual(["recent", "newest"]);
+    expect(names("since:1h until:5m")).toEqual(["recent"]);
+    expect(names("until:2026-12-01T10:00Z")).toEqual(["old"]);
+    expect(names("since:1h new")).toEqual(["newest"]);
+    // Not a time: an ordinary field term (no field named since, so it matches the text anywhere).
+    expect(names("since:yesterday")).toEqual([]);
+    // A view without times treats since: as text.
+    expect(applyFilter(rows, "since:1h", (r) => ({ name: r.name }))).toEqual([]);
+    expect(isTimeRelative("actor:bob since:1h")).toBe(true);
+    expect(isTimeRelative("since:2026-12-01")).toBe(false);
   });
 });
 

@@ -149,6 +149,41 @@ describe("the console's views", () => {
     await c.waitForText(/8\s+\S+ \S+\s+carol\s+admin\s+agent\.drain/);
     await c.press("v");
     await c.waitForText("audit chain intact: 2 entries checked");
+    await c.waitForText("✓ chain intact to #8 (checked");
+    expect(b.verifications).toBe(1);
+    // A newer entry is not vouched for until the view has checked again, which it does by itself.
+    b.eventFeeds[0]?.emit("audit.appended", auditEntry(9, "agent.drain", "carol"), 6);
+    await c.waitForText(/✓ intact to #8 \(\S+\); 1 newer entry not yet checked/);
+    await c.waitForText("✓ chain intact to #9 (checked", 10_000);
+    expect(b.verifications).toBe(2);
+  });
+
+  it("Audit and Jobs filter by time with since: and until:", async () => {
+    const b = backendWithData();
+    const now = Date.now();
+    b.audit = [
+      { ...auditEntry(20, "agent.drain", "old"), at: new Date(now - 3 * 3_600_000).toISOString() },
+      { ...auditEntry(21, "agent.drain", "recent"), at: new Date(now - 10 * 60_000).toISOString() },
+      { ...auditEntry(22, "agent.drain", "newest"), at: new Date(now - 30_000).toISOString() },
+    ];
+    c = startConsole(b);
+    await c.press(":audit\r");
+    await c.waitForText("newest");
+    await c.press("/since:1h\r");
+    let text = await c.waitForText("(2/3)");
+    expect(text).toContain("recent");
+    expect(text).not.toMatch(/\bold\b/);
+    await c.press("/");
+    await c.press("\x15since:1h until:5m\r");
+    text = await c.waitForText("(1/3)");
+    expect(text).toContain("recent");
+    expect(text).not.toContain("newest");
+    const twoHoursAgo = new Date(now - 2 * 3_600_000).toISOString().slice(0, 16);
+    await c.press("/");
+    await c.press(`\x15until:${twoHoursAgo}Z\r`);
+    text = await c.waitForText(`filter: until:${twoHoursAgo}Z`);
+    expect(text).toContain("(1/3)");
+    expect(text).toMatch(/\bold\b/);
   });
 });
 
@@ -223,6 +258,9 @@ describe("keys", () => {
     expect(c.app.keys.keys().filter((k) => DANGEROUS_KEYS.includes(k))).toEqual([]);
     await c.press(":audit\r");
     await c.waitForText("the audit log needs the operator role");
+    // Nothing to open or verify: the keys are not offered, in the footer or the help.
+    expect(c.app.keys.keys()).not.toContain("v");
+    expect(c.app.keys.keys()).not.toContain("enter");
   });
 
   it("scales only after confirmation, from `s` and from the palette", async () => {

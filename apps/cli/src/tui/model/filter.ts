@@ -1,32 +1,84 @@
 /**
  * The `/` filter: whitespace-separated terms that must all match. `field:value` matches that field
  * (`state:running`, `actor:alice`), a bare term any field; matching ignores case and is by substring.
+ * Where rows have a time, `since:` and `until:` bound it: a duration back from now (`since:90s`,
+ * `since:1h`, `until:2d`) or a date and time (`since:2026-12-01`, `until:2026-12-01T09:30`, local time
+ * unless it ends in `Z` or an offset).
  */
 export type Fields = Record<string, string>;
 
-interface Term {
+interface TextTerm {
+  kind: "text";
   field: string | null;
   value: string;
 }
 
-function parse(query: string): Term[] {
+interface TimeTerm {
+  kind: "time";
+  bound: "since" | "until";
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
+type Term = TextTerm | TimeTerm;
+
+const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `90s`, `15m`, `1h`, `2d`, `1w` back from `now`, or a date: milliseconds, or null when it is neither. */
+export function parseTimeBound(value: string, now: number): number | null {
+  const ago = /^(\d+(?:\.\d+)?)([smhdw])$/i.exec(value);
+  if (ago) return now - Number(ago[1]) * (UNIT_MS[(ago[2] ?? "s").toLowerCase()] ?? 1_000);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return null;
+  const at = Date.parse(value.length === 10 ? `${value}T00:00` : value.toUpperCase());
+  return Number.isNaN(at) ? null : at;
+}
+
+function parse(query: string, timed: boolean, now: number): Term[] {
   return query
-    .toLowerCase()
     .split(/\s+/)
     .filter((t) => t !== "")
-    .map((t) => {
+    .map((t): Term => {
       const colon = t.indexOf(":");
-      if (colon > 0 && colon < t.length - 1) return { field: t.slice(0, colon), value: t.slice(colon + 1) };
-      return { field: null, value: t };
+      if (colon > 0 && colon < t.length - 1) {
+        const field = t.slice(0, colon).toLowerCase();
+        const value = t.slice(colon + 1);
+        if (timed && (field === "since" || field === "until")) {
+          const at = parseTimeBound(value, now);
+          if (at !== null) return { kind: "time", bound: field, at };
+        }
+        return { kind: "text", field, value: value.toLowerCase() };
+      }
+      return { kind: "text", field: null, value: t.toLowerCase() };
     });
 }
 
-export function makeFilter<T>(query: string, fields: (row: T) => Fields): (row: T) => boolean {
-  const terms = parse(query);
+export interface FilterOptions<T> {
+  /** The row's time in milliseconds, for `since:` and `until:`. */
+  time?: (row: T) => number;
+  now?: number;
+}
+
+/** Whether a query uses `since:` or `until:` (its result then moves with the clock). */
+export function isTimeRelative(query: string): boolean {
+  return /(^|\s)(since|until):\d+(\.\d+)?[smhdw](\s|$)/i.test(query);
+}
+
+export function makeFilter<T>(
+  query: string,
+  fields: (row: T) => Fields,
+  opts: FilterOptions<T> = {},
+): (row: T) => boolean {
+  const time = opts.time;
+  const terms = parse(query, time !== undefined, opts.now ?? Date.now());
   if (terms.length === 0) return () => true;
   return (row) => {
-    const f = fields(row);
+    let f: Fields | null = null;
     return terms.every((t) => {
+      if (t.kind === "time") {
+        const at = time ? time(row) : Number.NaN;
+        return t.bound === "since" ? at >= t.at : at <= t.at;
+      }
+      f ??= fields(row);
       if (t.field !== null) {
         const v = f[t.field];
         if (v !== undefined) return v.toLowerCase().includes(t.value);
@@ -37,7 +89,12 @@ export function makeFilter<T>(query: string, fields: (row: T) => Fields): (row: 
   };
 }
 
-export function applyFilter<T>(rows: readonly T[], query: string, fields: (row: T) => Fields): T[] {
+export function applyFilter<T>(
+  rows: readonly T[],
+  query: string,
+  fields: (row: T) => Fields,
+  opts: FilterOptions<T> = {},
+): T[] {
   if (query.trim() === "") return rows as T[];
-  return rows.filter(makeFilter(query, fields));
+  return rows.filter(makeFilter(query, fields, opts));
 }

@@ -25,7 +25,8 @@ export class AuditStore extends Emitter {
   private entries: AuditEntry[] = [];
   /** Set when the token may not read the audit log (a viewer). */
   forbidden: string | null = null;
-  verification: { result: AuditVerifyResult; at: number } | null = null;
+  /** The last check of the chain: its result, when, and the newest entry it covered. */
+  verification: { result: AuditVerifyResult; at: number; upTo: number } | null = null;
 
   load(entries: readonly AuditEntry[]): void {
     this.entries = [...entries].sort((a, b) => b.seq - a.seq);
@@ -44,8 +45,13 @@ export class AuditStore extends Emitter {
     this.changed();
   }
 
-  verified(result: AuditVerifyResult, at = Date.now()): void {
-    this.verification = { result, at };
+  /** The newest entry's sequence number (0 when there is none). */
+  newest(): number {
+    return this.entries[0]?.seq ?? 0;
+  }
+
+  verified(result: AuditVerifyResult, upTo: number, at = Date.now()): void {
+    this.verification = { result, at, upTo };
     this.changed();
   }
 

@@ -1,5 +1,5 @@
 import type { AuditEntry, AuditOutcome, AuditVerifyResult } from "@skiff/protocol";
-import { formatDateTime } from "./format.ts";
+import { formatClock, formatDateTime } from "./format.ts";
 import type { Line, Seg } from "./style.ts";
 import type { Column } from "./table.ts";
 
@@ -52,4 +52,23 @@ export function verifyMessage(r: AuditVerifyResult): { text: string; level: "inf
     text: `audit chain BROKEN${where}${r.reason ? `: ${r.reason}` : ""} (${r.checked} checked)`,
     level: "error",
   };
+}
+
+/**
+ * The Audit title's badge: what the last check found and how far it reached. Entries written since
+ * are not vouched for: the badge says how many, until the view checks again.
+ */
+export function verifyBadge(v: { result: AuditVerifyResult; at: number; upTo: number }, newest: number): Seg {
+  if (!v.result.ok) {
+    const where = v.result.firstBrokenSeq === undefined ? "" : ` at #${v.result.firstBrokenSeq}`;
+    return { text: `  ✗ chain BROKEN${where}`, color: "red", bold: true };
+  }
+  const at = formatClock(new Date(v.at).toISOString());
+  const unchecked = newest - v.upTo;
+  if (unchecked > 0)
+    return {
+      text: `  ✓ intact to #${v.upTo} (${at}); ${unchecked} newer ${unchecked === 1 ? "entry" : "entries"} not yet checked`,
+      color: "yellow",
+    };
+  return { text: `  ✓ chain intact to #${v.upTo} (checked ${at})`, color: "green" };
 }

@@ -81,6 +81,11 @@ export const FILTER_HELP: Line[] = [
     { text: "    Audit   ", color: "cyan" },
     { text: "actor:alice action:fleet   outcome:denied   target:job_0mx" },
   ],
+  [{ text: "  since: and until: bound the time (Audit: the entry's, Jobs: when it was submitted):" }],
+  [
+    { text: "    ", color: "cyan" },
+    { text: "since:1h   since:30m until:5m   since:2026-12-01   until:2026-12-01T09:30" },
+  ],
 ];
 
 export function commandLines(commands: readonly { name: string; description: string }[]): Line[] {

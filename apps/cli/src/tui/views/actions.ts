@@ -172,15 +172,23 @@ export class Actions {
     });
   }
 
-  verify(): void {
-    this.say("verifying the audit chain…");
-    this.host.backend.verifyAudit().then(
+  /**
+   * Checks the audit chain on the server. `quiet` (the Audit view's own re-check when entries arrive)
+   * updates the badge without a message, unless the chain turns out broken.
+   */
+  verify(opts: { quiet?: boolean } = {}): Promise<void> {
+    const audit = this.host.stores.audit;
+    const upTo = audit.newest();
+    if (!opts.quiet) this.say("verifying the audit chain…");
+    return this.host.backend.verifyAudit().then(
       (r) => {
-        this.host.stores.audit.verified(r);
+        audit.verified(r, upTo);
         const m = verifyMessage(r);
-        this.say(m.text, m.level);
+        if (!opts.quiet || !r.ok) this.say(m.text, m.level);
       },
-      (err) => this.say(failure(err), "error"),
+      (err) => {
+        if (!opts.quiet) this.say(failure(err), "error");
+      },
     );
   }
 

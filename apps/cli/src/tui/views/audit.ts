@@ -2,12 +2,15 @@ import type { AuditEntry } from "@skiff/protocol";
 import type { Emitter } from "../model/emitter.ts";
 import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
-import { auditColumns, auditDetail, detailsText, verifyMessage } from "../render/audit.ts";
+import { auditColumns, auditDetail, detailsText, verifyBadge } from "../render/audit.ts";
 import { formatDateTime } from "../render/format.ts";
 import type { Line } from "../render/style.ts";
 import type { Column } from "../render/table.ts";
 import { TableView } from "./table-view.ts";
-import type { ViewContext } from "./view.ts";
+import { Ticker, type ViewContext } from "./view.ts";
+
+/** How often the Audit view re-checks the chain when newer entries have arrived. */
+const RECHECK_MS = 5_000;
 
 /** The audit log, newest first, filterable by actor, action, target and time; `v` checks the chain. */
 export class AuditView extends TableView<AuditEntry> {
@@ -46,6 +49,10 @@ export class AuditView extends TableView<AuditEntry> {
     };
   }
 
+  protected override timeOf(e: AuditEntry): number {
+    return Date.parse(e.at);
+  }
+
   protected columns(): Column<AuditEntry>[] {
     return auditColumns();
   }
@@ -57,18 +64,39 @@ export class AuditView extends TableView<AuditEntry> {
 
   override title(): Line {
     const line = super.title();
-    const v = this.ctx.stores.audit.verification;
-    if (v) {
-      const m = verifyMessage(v.result);
-      line.push({
-        text: `  ${m.level === "info" ? "✓" : "✗"} ${m.text}`,
-        color: m.level === "info" ? "green" : "red",
-      });
-    }
+    const audit = this.ctx.stores.audit;
+    if (audit.verification) line.push(verifyBadge(audit.verification, audit.newest()));
     return line;
   }
 
+  override start(): void {
+    super.start();
+    this.recheck.start();
+  }
+
+  override stop(): void {
+    this.recheck.stop();
+    super.stop();
+  }
+
+  /**
+   * Once the chain has been checked, entries that arrive later are checked too (at most every
+   * RECHECK_MS, while this view is open), so the badge never vouches for less than it shows.
+   */
+  private readonly recheck = new Ticker(RECHECK_MS, () => {
+    const audit = this.ctx.stores.audit;
+    const v = audit.verification;
+    if (!v?.result.ok || this.checking || audit.newest() <= v.upTo) return;
+    this.checking = true;
+    void this.ctx.actions.verify({ quiet: true }).finally(() => {
+      this.checking = false;
+    });
+  });
+  private checking = false;
+
   protected viewKeys(): KeyBinding[] {
+    // A viewer cannot read the audit log: nothing here to open or verify.
+    if (this.ctx.stores.audit.forbidden || this.ctx.stores.session.who?.role === "viewer") return [];
     return [
       {
         key: "enter",
@@ -83,7 +111,7 @@ export class AuditView extends TableView<AuditEntry> {
         key: "v",
         description: "verify the audit chain",
         hint: true,
-        handler: () => this.ctx.actions.verify(),
+        handler: () => void this.ctx.actions.verify(),
       },
     ];
   }

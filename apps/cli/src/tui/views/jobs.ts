@@ -32,6 +32,10 @@ export class JobsView extends TableView<Job> {
     return j.id;
   }
 
+  protected override timeOf(j: Job): number {
+    return Date.parse(j.createdAt);
+  }
+
   protected fields(j: Job): Fields {
     return {
       id: j.id,

@@ -1,6 +1,6 @@
 import { Cursor } from "../model/cursor.ts";
 import { type Emitter, memo } from "../model/emitter.ts";
-import { applyFilter, type Fields } from "../model/filter.ts";
+import { applyFilter, type Fields, isTimeRelative } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import type { Line } from "../render/style.ts";
 import { type Column, columnWidths, tableHeader, tableRow } from "../render/table.ts";
@@ -20,9 +20,13 @@ export abstract class TableView<T> implements View {
   private selectedId: string | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly ticker: Ticker | null;
-  private readonly filtered = memo((_version: number, query: string) =>
-    applyFilter(this.source(), query, (row) => this.fields(row)),
-  );
+  private readonly filtered = memo((_version: number, query: string, clock: number) => {
+    const time = this.timeOf ? (row: T) => (this.timeOf as (row: T) => number)(row) : undefined;
+    return applyFilter(this.source(), query, (row) => this.fields(row), {
+      ...(time ? { time } : {}),
+      now: clock || Date.now(),
+    });
+  });
 
   constructor(
     protected readonly ctx: ViewContext,
@@ -38,6 +42,8 @@ export abstract class TableView<T> implements View {
   protected abstract columns(now: number): Column<T>[];
   protected abstract idOf(row: T): string;
   protected abstract viewKeys(): KeyBinding[];
+  /** The row's time in milliseconds, where `since:` and `until:` apply to this view. */
+  protected timeOf?(row: T): number;
   protected empty(): Line {
     return [{ text: this.filterText ? "no rows match the filter" : "nothing here yet", color: "gray" }];
   }
@@ -51,7 +57,9 @@ export abstract class TableView<T> implements View {
   };
 
   rows(): readonly T[] {
-    return this.filtered(this.store().version, this.filterText);
+    // A `since:1h` window slides with the clock: recomputed once a second, not on every frame.
+    const clock = isTimeRelative(this.filterText) ? Math.floor(Date.now() / 1000) * 1000 : 0;
+    return this.filtered(this.store().version, this.filterText, clock);
   }
 
   selected(): T | undefined {
