@@ -126,6 +126,14 @@ describeWith(bwrapGate(), "bwrap sandbox", () => {
     }
   });
 
+  it("names itself skiff-sandbox and gives the step HOME, TMPDIR and PATH of its own", async () => {
+    const ran = await runStep(driver, 'hostname; echo "$HOME|$TMPDIR|$PATH"');
+    expect(ran.out.split("\n")).toEqual([
+      "skiff-sandbox",
+      "/workspace|/tmp|/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    ]);
+  });
+
   it("marks stdout and stderr lines and keeps their order per stream", async () => {
     const r = await runStep(driver, "echo one; echo two >&2; printf 'three\\nfour'; exit 7");
     expect(r.end).toMatchObject({ outcome: "failed", exitCode: 7, reason: "exit code 7" });

@@ -50,6 +50,16 @@ describeWith(netGate, "hostile job: egress of a network: on step [bwrap]", () =>
     expect(described).toContain("no route to the host");
   });
 
+  it("has its network before its first instruction, and slirp's resolver, not the host's", async () => {
+    // bwrap holds the step until its network is configured: the interface is there at once.
+    const ran = await runStep(driver, "cut -d: -f1 /proc/net/dev; cat /etc/resolv.conf", { network: "on" });
+    expect(ran.end).toEqual({ outcome: "succeeded", exitCode: 0 });
+    const lines = ran.out.split("\n").map((l) => l.trim());
+    expect(lines).toContain("tap0");
+    expect(lines).toContain("nameserver 10.0.2.3");
+    expect(lines.filter((l) => l.startsWith("nameserver"))).toEqual(["nameserver 10.0.2.3"]);
+  });
+
   it("cannot reach a listener on the host's 127.0.0.1, on slirp's gateway, nor on any other host address", async () => {
     const before = host.connections();
     const targets = ["127.0.0.1", "10.0.2.2", internet.hostSide, ...otherHostAddresses()];
@@ -100,6 +110,9 @@ describeWith(gate, "hostile job: identity, system calls and environment [bwrap]"
       expect(ran.out).not.toContain("ESCAPED");
       expect(ran.out).toContain("home=/workspace");
     }
+    // The control: with both walls taken away it works, so each wall above is what stopped it.
+    const open = await runStep(createBwrapDriver({ seccomp: false, disableUserns: false }), attempt);
+    expect(open.out).toContain("ESCAPED");
   });
 
   it("a system call the seccomp filter blocks (keyctl) fails with EPERM", async () => {
@@ -158,6 +171,8 @@ describeWith(gate, "hostile job: identity, system calls and environment [bwrap]"
     expect(ran.out).toMatch(/No space left on device/);
     const kib = Number(ran.out.trim().split("\n").at(-1)?.trim().split(/\s+/)[0]);
     expect(kib).toBeLessThanOrEqual(64 * 1024);
+    // Full at 64 MiB: not at a few bytes either.
+    expect(kib).toBeGreaterThan(60 * 1024);
   });
 
   it("sees only the variables the job declared, not the worker's", async () => {

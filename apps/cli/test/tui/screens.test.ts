@@ -97,6 +97,39 @@ describe("the console's views", () => {
     await c.waitForText("worker-gamma");
   });
 
+  it("leaves out agents offline for long (O lists them), and makes version skew and unsafe agents stand out", async () => {
+    const b = backendWithData();
+    b.agents.push(
+      agent({
+        id: "agt_4",
+        name: "worker-long-gone",
+        status: "offline",
+        lastHeartbeatAt: new Date(Date.now() - 3_600_000).toISOString(),
+        heartbeatAgeMs: 3_600_000,
+      }),
+      agent({ id: "agt_5", name: "worker-old", version: "0.0.9" }),
+      agent({ id: "agt_6", name: "worker-bare", sandbox: "none", unsafe: true }),
+    );
+    c = startConsole(b);
+    await c.press(":agents\r");
+    let text = await c.waitForText("worker-old");
+    expect(text).not.toContain("worker-long-gone");
+    // Recently offline agents stay: they are what an operator is looking for.
+    expect(text).toContain("worker-gamma");
+    expect(text).toContain("Agents (5)  1 offline for over 10m hidden (O shows)");
+    expect(text).toContain("⚠ 1 UNSAFE: no sandbox");
+    expect(text).toContain("versions differ: 0.1.0 (3), 0.0.9 (1)");
+    expect(text).toMatch(/worker-old\s+idle.*≠0\.0\.9/);
+    expect(text).toMatch(/worker-beta\s+idle.*\s0\.1\.0\s/);
+    expect(text).toMatch(/⚠ worker-bare.*UNSAFE/);
+    await c.press("O");
+    text = await c.waitForText("worker-long-gone");
+    expect(text).toContain("Agents (6)");
+    expect(text).not.toContain("hidden (O shows)");
+    await c.press("O");
+    await c.waitForText("Agents (5)  1 offline");
+  });
+
   it("Jobs lists jobs with state labels, and Enter opens the log, which follows new lines", async () => {
     const b = backendWithData();
     c = startConsole(b);

@@ -49,7 +49,25 @@ export function heartbeatAge(a: AgentRecord, now: number, skewMs: number): numbe
   return Math.max(0, now - skewMs - Date.parse(a.lastHeartbeatAt));
 }
 
-export function agentColumns(now: number, skewMs: number, policy: HeartbeatPolicy): Column<AgentRecord>[] {
+/** The versions of the online agents, the most common first (ties by version, for a stable order). */
+export function versionCounts(agents: readonly AgentRecord[]): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const a of agents) if (a.status !== "offline") counts.set(a.version, (counts.get(a.version) ?? 0) + 1);
+  return [...counts].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]));
+}
+
+/** The version, marked when it is not the fleet's most common one (a worker left behind, or ahead). */
+export function versionCell(a: AgentRecord, common: string | null): Seg {
+  if (common === null || a.version === common || a.status === "offline") return { text: a.version };
+  return { text: `≠${a.version}`, color: "yellow", bold: true };
+}
+
+export function agentColumns(
+  now: number,
+  skewMs: number,
+  policy: HeartbeatPolicy,
+  commonVersion: string | null = null,
+): Column<AgentRecord>[] {
   return [
     { title: "NAME", width: 16, flex: 2, cell: (a) => (a.unsafe ? `⚠ ${a.name}` : a.name) },
     { title: "STATUS", width: 13, cell: agentStatusCell },
@@ -61,7 +79,7 @@ export function agentColumns(now: number, skewMs: number, policy: HeartbeatPolic
     { title: "JOBS", width: 5, align: "right", cell: (a) => `${a.running}/${a.slots}` },
     { title: "CPU", width: 8, align: "right", cell: cpuCell },
     { title: "MEMORY", width: 16, align: "right", cell: memCell },
-    { title: "VERSION", width: 8, cell: (a) => a.version },
+    { title: "VERSION", width: 8, cell: (a) => versionCell(a, commonVersion) },
     { title: "SANDBOX", width: 7, cell: sandboxCell },
     { title: "LABELS", width: 10, flex: 1, cell: (a) => labelsText(a.labels) },
   ];

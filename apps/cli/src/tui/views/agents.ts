@@ -2,7 +2,7 @@ import type { Emitter } from "../model/emitter.ts";
 import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import type { AgentRecord } from "../model/types.ts";
-import { agentColumns, agentStatusCell, heartbeatAge, labelsText } from "../render/agents.ts";
+import { agentColumns, agentStatusCell, heartbeatAge, labelsText, versionCounts } from "../render/agents.ts";
 import { formatAge, formatDateTime } from "../render/format.ts";
 import { heartbeatCell } from "../render/heartbeat.ts";
 import type { Line } from "../render/style.ts";
@@ -12,6 +12,9 @@ import { TableView } from "./table-view.ts";
 import type { ViewContext } from "./view.ts";
 
 const ONLINE = "status:online";
+/** Offline agents whose last heartbeat is older than this are left out unless asked for (O). */
+const OLD_OFFLINE_MIN = 10;
+const OLD_OFFLINE_MS = OLD_OFFLINE_MIN * 60_000;
 
 /** Every agent with its heartbeat age ticking once a second from its last beat (no request). */
 export class AgentsView extends TableView<AgentRecord> {
@@ -29,8 +32,36 @@ export class AgentsView extends TableView<AgentRecord> {
     return this.ctx.stores.agents;
   }
 
+  /** Whether agents offline for longer than OLD_OFFLINE_MS are listed (O); by default they are not. */
+  private showOld = false;
+
   protected source() {
-    return this.ctx.stores.agents.list();
+    const all = this.ctx.stores.agents.list();
+    if (this.showOld) return all;
+    const cutoff = Date.now() - this.ctx.stores.agents.skewMs - OLD_OFFLINE_MS;
+    return all.filter((a) => a.status !== "offline" || Date.parse(a.lastHeartbeatAt) >= cutoff);
+  }
+
+  protected override sourceKey(): string {
+    return this.showOld ? "all" : String(Math.floor(Date.now() / 5_000));
+  }
+
+  override title(): Line {
+    const line = super.title();
+    const all = this.ctx.stores.agents.list();
+    const hidden = all.length - this.source().length;
+    if (hidden > 0)
+      line.push({ text: `  ${hidden} offline for over ${OLD_OFFLINE_MIN}m hidden (O shows)`, color: "gray" });
+    const unsafe = all.filter((a) => a.status !== "offline" && (a.unsafe || a.sandbox === "none")).length;
+    if (unsafe > 0)
+      line.push({ text: `  ⚠ ${unsafe} UNSAFE: no sandbox`, color: "red", bold: true });
+    const versions = versionCounts(all);
+    if (versions.length > 1)
+      line.push({
+        text: `  versions differ: ${versions.map(([v, n]) => `${v} (${n})`).join(", ")}`,
+        color: "yellow",
+      });
+    return line;
   }
 
   protected idOf(a: AgentRecord) {
@@ -49,7 +80,8 @@ export class AgentsView extends TableView<AgentRecord> {
   }
 
   protected columns(now: number): Column<AgentRecord>[] {
-    return agentColumns(now, this.ctx.stores.agents.skewMs, this.ctx.policy);
+    const common = versionCounts(this.ctx.stores.agents.list())[0]?.[0] ?? null;
+    return agentColumns(now, this.ctx.stores.agents.skewMs, this.ctx.policy, common);
   }
 
   protected viewKeys(): KeyBinding[] {
@@ -69,6 +101,14 @@ export class AgentsView extends TableView<AgentRecord> {
               ? terms.filter((t) => t !== ONLINE).join(" ")
               : [...terms, ONLINE].join(" "),
           );
+        },
+      },
+      {
+        key: "O",
+        description: `list agents offline for over ${OLD_OFFLINE_MIN} minutes too, or hide them again`,
+        handler: () => {
+          this.showOld = !this.showOld;
+          this.ctx.requestRender();
         },
       },
       {

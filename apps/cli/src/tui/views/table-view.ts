@@ -20,7 +20,7 @@ export abstract class TableView<T> implements View {
   private selectedId: string | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly ticker: Ticker | null;
-  private readonly filtered = memo((_version: number, query: string, clock: number) => {
+  private readonly filtered = memo((_version: number, query: string, clock: number, _source: string) => {
     const time = this.timeOf ? (row: T) => (this.timeOf as (row: T) => number)(row) : undefined;
     return applyFilter(this.source(), query, (row) => this.fields(row), {
       ...(time ? { time } : {}),
@@ -59,7 +59,12 @@ export abstract class TableView<T> implements View {
   rows(): readonly T[] {
     // A `since:1h` window slides with the clock: recomputed once a second, not on every frame.
     const clock = isTimeRelative(this.filterText) ? Math.floor(Date.now() / 1000) * 1000 : 0;
-    return this.filtered(this.store().version, this.filterText, clock);
+    return this.filtered(this.store().version, this.filterText, clock, this.sourceKey());
+  }
+
+  /** Changes when `source()` would answer differently without the store changing (a toggle, time). */
+  protected sourceKey(): string {
+    return "";
   }
 
   selected(): T | undefined {

@@ -78,6 +78,7 @@ const ASCII_GLYPHS: Record<string, string> = {
   "░": "-",
   "×": "x",
   "≤": "<",
+  "≠": "!",
 };
 
 /** The ASCII for braille dots (blessed-contrib's line charts): a dot where any is set. */
@@ -125,7 +126,7 @@ export class Terminal {
     // get wrong (`lqqqk` for a border): Unicode box characters on a UTF-8 terminal, ASCII elsewhere.
     tput.brokenACS = true;
     if (!tput.unicode) {
-      for (const [from, to] of Object.entries(ASCII_GLYPHS)) tput.utoa[from] ??= to;
+      for (const [from, to] of Object.entries(ASCII_GLYPHS)) tput.utoa[from] = to;
       brailleToAscii(tput.utoa);
     }
   }
