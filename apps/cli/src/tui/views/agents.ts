@@ -53,8 +53,7 @@ export class AgentsView extends TableView<AgentRecord> {
     if (hidden > 0)
       line.push({ text: `  ${hidden} offline for over ${OLD_OFFLINE_MIN}m hidden (O shows)`, color: "gray" });
     const unsafe = all.filter((a) => a.status !== "offline" && (a.unsafe || a.sandbox === "none")).length;
-    if (unsafe > 0)
-      line.push({ text: `  ⚠ ${unsafe} UNSAFE: no sandbox`, color: "red", bold: true });
+    if (unsafe > 0) line.push({ text: `  ⚠ ${unsafe} UNSAFE: no sandbox`, color: "red", bold: true });
     const versions = versionCounts(all);
     if (versions.length > 1)
       line.push({
