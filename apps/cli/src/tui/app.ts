@@ -55,6 +55,8 @@ export class App {
   private chrome: Chrome | null = null;
   private frames: FrameScheduler | null = null;
   private readonly stack: View[] = [];
+  /** Views opened by a jump, with the filter the jump gave them. */
+  private readonly jumped = new WeakMap<View, string>();
   private prompt: Prompt | null = null;
   private overlayState: Overlay | null = null;
   private flashTimer: NodeJS.Timeout | undefined;
@@ -145,10 +147,29 @@ export class App {
   }
 
   openJob(jobId: string): void {
+    this.push("log", jobId);
+  }
+
+  openJobDetail(jobId: string): void {
+    this.push("job", jobId);
+  }
+
+  /** A list view on top of the stack with its filter set, so Esc comes back to where the jump began. */
+  jump(name: "agents" | "jobs" | "audit", filter: string): void {
+    this.current()?.stop();
+    const view = makeView(name, this.viewContext());
+    view.filter?.set(filter);
+    this.jumped.set(view, filter);
+    this.stack.push(view);
+    view.start();
+    this.rebind();
+  }
+
+  private push(name: "log" | "job", jobId: string): void {
     const top = this.current();
-    if (top?.name === "log" && "jobId" in top && top.jobId === jobId) return;
+    if (top?.name === name && "jobId" in top && top.jobId === jobId) return;
     top?.stop();
-    const view = makeView("log", this.viewContext(), jobId);
+    const view = makeView(name, this.viewContext(), jobId);
     this.stack.push(view);
     view.start();
     this.rebind();
@@ -174,6 +195,8 @@ export class App {
       actions: this.actions,
       show: (name) => this.show(name),
       openJob: (id) => this.openJob(id),
+      openJobDetail: (id) => this.openJobDetail(id),
+      jump: (name, filter) => this.jump(name, filter),
       requestRender: this.requestRender,
       prompt: (spec) => this.openPrompt(spec),
       overlay: (title, lines) => this.openOverlay(title, lines),
@@ -288,8 +311,11 @@ export class App {
   }
 
   private escape(): void {
-    const f = this.current()?.filter;
-    if (f?.get()) f.set("");
+    const view = this.current();
+    const f = view?.filter;
+    // A view a jump opened came with its filter: Esc goes back to where the jump began, unless the
+    // operator has changed the filter since (then it clears it, as anywhere else).
+    if (f?.get() && !(view && this.jumped.get(view) === f.get())) f.set("");
     else this.back();
   }
 
@@ -345,9 +371,10 @@ export class App {
     return {
       show: (v) => this.show(v),
       openJob: (id) => this.openJob(id),
+      openJobDetail: (id) => this.openJobDetail(id),
       scaleTo: (n) => this.actions.scaleTo(n),
       autoscale: (a, b, w) => this.actions.autoscale(a, b, w),
-      verify: () => this.actions.verify(),
+      verify: () => void this.actions.verify(),
       submit: (file) => this.actions.submit(file),
       help: () => this.openHelp(),
       quit: () => this.stop(),

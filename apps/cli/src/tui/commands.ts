@@ -5,6 +5,7 @@ import type { ViewName } from "./views/view.ts";
 export interface CommandHost {
   show(view: ViewName): void;
   openJob(jobId: string): void;
+  openJobDetail(jobId: string): void;
   scaleTo(n: number): void;
   autoscale(min: number, max: number, warm: number): void;
   verify(): void;
@@ -46,6 +47,12 @@ export const COMMANDS: readonly Command[] = [
     args: "<job id>",
     description: "a job's log, followed live",
     run: (h, [id]) => (id ? h.openJob(id) : h.say("usage: :log <job id>", "error")),
+  },
+  {
+    name: "job",
+    args: "<job id>",
+    description: "a job in full: attempts, agent, times, steps",
+    run: (h, [id]) => (id ? h.openJobDetail(id) : h.say("usage: :job <job id>", "error")),
   },
   {
     name: "scale",
@@ -95,20 +102,20 @@ export function available(host: Pick<CommandHost, "canChange">): Command[] {
   return COMMANDS.filter((c) => change || !c.dangerous);
 }
 
-/** Completions for what is typed after `:`: command names, then job ids for `log`. */
+/** Completions for what is typed after `:`: command names, then job ids for `log` and `job`. */
 export function completeCommand(host: Pick<CommandHost, "canChange" | "jobIds">, typed: string): string[] {
   const [word = "", ...rest] = typed.split(" ");
   if (rest.length === 0)
     return available(host)
       .map((c) => (c.args ? `${c.name} ` : c.name))
       .filter((n) => n.startsWith(word));
-  if (word === "log" && rest.length === 1) {
+  if ((word === "log" || word === "job") && rest.length === 1) {
     const prefix = rest[0] ?? "";
     return host
       .jobIds()
       .filter((id) => id.startsWith(prefix))
       .slice(0, 20)
-      .map((id) => `log ${id}`);
+      .map((id) => `${word} ${id}`);
   }
   return [];
 }

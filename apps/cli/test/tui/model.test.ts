@@ -329,6 +329,7 @@ describe("palette", () => {
       ran,
       show: (v: string) => ran.push(`show ${v}`),
       openJob: (id: string) => ran.push(`log ${id}`),
+      openJobDetail: (id: string) => ran.push(`job ${id}`),
       scaleTo: (n: number) => ran.push(`scale ${n}`),
       autoscale: (a: number, b: number, w: number) => ran.push(`auto ${a} ${b} ${w}`),
       verify: () => ran.push("verify"),
@@ -345,6 +346,7 @@ describe("palette", () => {
     expect(completeCommand(host(true), "a")).toEqual(["agents", "audit", "autoscale "]);
     expect(completeCommand(host(false), "a")).toEqual(["agents", "audit"]);
     expect(completeCommand(host(false), "log job_ab")).toEqual(["log job_abc", "log job_abd"]);
+    expect(completeCommand(host(false), "job job_x")).toEqual(["job job_x"]);
   });
 
   it("runs commands and explains the ones it cannot", () => {

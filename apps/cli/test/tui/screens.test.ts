@@ -158,6 +158,73 @@ describe("the console's views", () => {
     await c.waitForText("Jobs (3)");
   });
 
+  it("goes from a job to its detail, its agent and its log, from an agent to its jobs, from an audit entry to its target, and Esc walks back", async () => {
+    const b = backendWithData();
+    b.jobs.push(
+      job({ id: "job_again", name: "build-site", agentId: "agt_2", retryOf: "job_bad" }, "succeeded"),
+    );
+    b.audit.unshift({ ...auditEntry(8, "job.cancel", "alice"), target: "job_run" });
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    await c.waitForText("deploy-docs");
+    await c.press("/name:build state:running\r");
+    await c.waitForText("Jobs (1/4)");
+    await c.press("i");
+    let text = await c.waitForText("Steps (2)");
+    expect(text).toMatch(/ Job build-site \(job_run\)/);
+    expect(text).toMatch(/State\s+▶ running/);
+    expect(text).toMatch(/Attempt\s+1 of 3/);
+    expect(text).toMatch(/Agent\s+worker-alpha\s+\(agt_1; A opens it\)/);
+    expect(text).toMatch(/Spec\s+timeout 10m00s, memory 512 MiB, cpus 1, pids 256/);
+    expect(text).toMatch(/1\s+build\s+✓ ok\s+exit 0\s+took 1ms\s+network off/);
+    expect(text).toMatch(/2\s+test\s+▶ running\s+exit -/);
+
+    await c.press("A");
+    text = await c.waitForText("filter: id:agt_1");
+    expect(text).toContain("worker-alpha");
+    expect(text).not.toContain("worker-beta");
+    await c.press(ESC);
+    await c.waitForText("Steps (2)");
+    await c.press("l");
+    await c.waitForText("compiled 42 pages");
+    await c.press(ESC);
+    await c.waitForText("Steps (2)");
+    await c.press(ESC);
+    await c.waitForText("Jobs (1/4)");
+
+    // An agent's jobs.
+    await c.press(":agents\r");
+    await c.waitForText("worker-beta");
+    await c.press("/beta\r");
+    await c.waitForText("Agents (1/");
+    await c.press("J");
+    text = await c.waitForText("filter: agent:worker-beta");
+    expect(text).toContain("job_again");
+    expect(text).not.toContain("job_run");
+    // A retry leads to the job it retried.
+    await c.press("i");
+    await c.waitForText(/Attempt\s+1 of 3, a retry of job_bad \(p opens it\)/);
+    await c.press("p");
+    await c.waitForText(/ Job lint-all \(job_bad\)/);
+
+    // An audit entry's target.
+    await c.press(":audit\r");
+    await c.waitForText("job.cancel");
+    await c.press("t");
+    await c.waitForText(/ Job build-site \(job_run\)/);
+    await c.press(ESC);
+    await c.waitForText("job.cancel");
+  });
+
+  it(":job opens a job's detail; a job that does not exist is said once", async () => {
+    const b = backendWithData();
+    c = startConsole(b);
+    await c.press(":job job_bad\r");
+    await c.waitForText(/State\s+✗ failed\s+exit 2/);
+    await c.press(":job job_nope\r");
+    await c.waitForText("cannot load the job: no job job_nope: check the id (Esc goes back)");
+  });
+
   it("Fleet shows mode, desired against actual, leader and decisions", async () => {
     c = startConsole(backendWithData());
     await c.press(":fleet\r");

@@ -103,6 +103,16 @@ export class AgentsView extends TableView<AgentRecord> {
         },
       },
       {
+        key: "J",
+        description: "the agent's jobs (running and recent)",
+        hint: true,
+        handler: () => {
+          const a = this.selected();
+          if (a) this.ctx.jump("jobs", `agent:${a.name}`);
+          else this.ctx.stores.session.say("no agent selected", "error");
+        },
+      },
+      {
         key: "O",
         description: `list agents offline for over ${OLD_OFFLINE_MIN} minutes too, or hide them again`,
         handler: () => {

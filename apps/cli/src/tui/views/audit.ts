@@ -108,6 +108,20 @@ export class AuditView extends TableView<AuditEntry> {
         },
       },
       {
+        key: "t",
+        description: "go to the entry's target (a job, an agent, the fleet)",
+        hint: true,
+        handler: () => {
+          const e = this.selected();
+          if (!e) return;
+          const target = e.target;
+          if (target.startsWith("job_")) this.ctx.openJobDetail(target);
+          else if (target.startsWith("agt_")) this.ctx.jump("agents", `id:${target}`);
+          else if (target === "fleet") this.ctx.show("fleet");
+          else this.ctx.stores.session.say(`no view shows ${target}`, "error");
+        },
+      },
+      {
         key: "v",
         description: "verify the audit chain",
         hint: true,

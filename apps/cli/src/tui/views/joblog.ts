@@ -73,6 +73,12 @@ export class JobLogView implements View {
     };
     return [
       { key: "f", description: "follow new lines", hint: true, handler: follow },
+      {
+        key: "i",
+        description: "the job in full: attempts, agent, times, steps",
+        hint: true,
+        handler: () => this.ctx.openJobDetail(this.jobId),
+      },
       ...jobActionKeys(actions, withJob),
       ...listKeys(this.cursor, () => this.entries().length, page, moved).map((b) =>
         b.key === "G" ? { ...b, description: "last line, and follow", handler: follow } : b,

@@ -65,6 +65,12 @@ export class JobsView extends TableView<Job> {
         hint: true,
         handler: withJob((j) => this.ctx.openJob(j.id)),
       },
+      {
+        key: "i",
+        description: "the job in full: attempts, agent, times, steps (A there goes to its agent)",
+        hint: true,
+        handler: withJob((j) => this.ctx.openJobDetail(j.id)),
+      },
       ...jobActionKeys(actions, withJob),
       {
         key: "n",

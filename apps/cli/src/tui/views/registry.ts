@@ -1,12 +1,13 @@
 import { AgentsView } from "./agents.ts";
 import { AuditView } from "./audit.ts";
 import { FleetView } from "./fleet.ts";
+import { JobView } from "./job.ts";
 import { JobLogView } from "./joblog.ts";
 import { JobsView } from "./jobs.ts";
 import { OverviewView } from "./overview.ts";
 import type { View, ViewContext, ViewName } from "./view.ts";
 
-/** Makes a view by name (`log` needs the job's id). */
+/** Makes a view by name (`log` and `job` need the job's id). */
 export function makeView(name: ViewName, ctx: ViewContext, jobId?: string): View {
   switch (name) {
     case "overview":
@@ -21,5 +22,7 @@ export function makeView(name: ViewName, ctx: ViewContext, jobId?: string): View
       return new AuditView(ctx);
     case "log":
       return new JobLogView(ctx, jobId ?? "");
+    case "job":
+      return new JobView(ctx, jobId ?? "");
   }
 }

@@ -7,7 +7,7 @@ import type { Line, Palette } from "../render/style.ts";
 import type { Region } from "../widgets/layout.ts";
 import type { Actions } from "./actions.ts";
 
-export type ViewName = "overview" | "agents" | "jobs" | "log" | "fleet" | "audit";
+export type ViewName = "overview" | "agents" | "jobs" | "log" | "job" | "fleet" | "audit";
 
 /** What a view may use: its region of the screen, the stores, the actions and the app's services. */
 export interface ViewContext {
@@ -20,7 +20,12 @@ export interface ViewContext {
   actions: Actions;
   /** Switches to a view (pushed, so Esc comes back). */
   show(name: ViewName): void;
+  /** Opens a job's log. */
   openJob(jobId: string): void;
+  /** Opens a job's detail view. */
+  openJobDetail(jobId: string): void;
+  /** Opens a list view on top of this one with its filter set (Esc comes back here). */
+  jump(name: "agents" | "jobs" | "audit", filter: string): void;
   requestRender(): void;
   prompt(spec: PromptSpec): void;
   /** Shows lines over the view until Esc (details, help). */
