@@ -60,6 +60,22 @@ export class HeadlessTerminal {
     this.output.emit("resize");
   }
 
+  /**
+   * The selected row of a list: the first line between the title and the status bar drawn inverse
+   * across to its far end (a search match is inverse too, but only where it matches).
+   */
+  selectedLine(): string | null {
+    const buf = this.term.buffer.active;
+    const cell = buf.getNullCell();
+    for (let y = 1; y < this.term.rows - 1; y++) {
+      const line = buf.getLine(buf.viewportY + y);
+      if (!line) continue;
+      line.getCell(this.term.cols - 2, cell);
+      if (cell.isInverse()) return line.translateToString(true);
+    }
+    return null;
+  }
+
   /** Whether any cell on screen has a colour other than the terminal's default. */
   anyColour(): boolean {
     const buf = this.term.buffer.active;

@@ -4,8 +4,9 @@ import { formatAge, formatBytes, formatDuration, formatPercent } from "../../src
 import { DEFAULT_HEARTBEAT_POLICY, freshness, heartbeatCell } from "../../src/tui/render/heartbeat.ts";
 import { attemptMarker, stepMarker } from "../../src/tui/render/joblog.ts";
 import { exitCodeCell, jobStateLabel } from "../../src/tui/render/jobstate.ts";
+import { clipLine, highlight, lineWidth, wrapLine } from "../../src/tui/render/lines.ts";
 import { connectionCell } from "../../src/tui/render/status.ts";
-import { plain } from "../../src/tui/render/style.ts";
+import { type Line, plain } from "../../src/tui/render/style.ts";
 import { columnWidths, tableRow } from "../../src/tui/render/table.ts";
 import { displayWidth, fitText, sanitize, truncate } from "../../src/tui/render/text.ts";
 import { agent } from "./fixtures.ts";
@@ -170,5 +171,39 @@ describe("step markers across attempts", () => {
     expect(plain(stepMarker(1, step as never))).toBe("── step 2: build ✓ ok exit 0 ──");
     expect(plain(stepMarker(1, step as never, 1))).toBe("── step 2: build (attempt 1) ──");
     expect(plain(attemptMarker(2))).toBe("══ attempt 2 ══");
+  });
+});
+
+describe("long lines: clip, wrap, highlight", () => {
+  const text = (l: Line) => l.map((s) => s.text).join("");
+
+  it("clips with an ellipsis at the end that has more, and scrolls to the tail at most", () => {
+    const line: Line = [{ text: "12:00:00 ", color: "gray" }, { text: "abcdefghijklmnopqrstuvwxyz" }];
+    expect(text(clipLine(line, 0, 40))).toBe("12:00:00 abcdefghijklmnopqrstuvwxyz");
+    expect(text(clipLine(line, 0, 12))).toBe("12:00:00 ab…");
+    expect(text(clipLine(line, 9, 12))).toBe("…bcdefghijk…");
+    expect(text(clipLine(line, 500, 12))).toBe("…pqrstuvwxyz");
+    expect(lineWidth(clipLine(line, 5, 12))).toBe(12);
+    // Styles survive the cut.
+    expect(clipLine(line, 0, 12)[0]).toEqual({ text: "12:00:00 ", color: "gray" });
+    // A wide character is never cut in half.
+    const wide: Line = [{ text: "日本語のテキスト" }];
+    for (let w = 3; w < 12; w++) expect(lineWidth(clipLine(wide, 1, w))).toBeLessThanOrEqual(w);
+  });
+
+  it("wraps into rows of the width, marking continuations, losing nothing", () => {
+    const line: Line = [{ text: "x".repeat(25) }];
+    const rows = wrapLine(line, 10);
+    expect(rows.map(text)).toEqual(["xxxxxxxxxx", "↪ xxxxxxxx", "↪ xxxxxxx"]);
+    expect(wrapLine([{ text: "short" }], 10)).toEqual([[{ text: "short" }]]);
+  });
+
+  it("marks every match, case-insensitively, also across styled pieces", () => {
+    const line: Line = [{ text: "ERR", color: "red" }, { text: "or here, error there" }];
+    const marked = highlight(line, "error");
+    expect(text(marked)).toBe("ERRor here, error there");
+    expect(marked.filter((s) => s.inverse).map((s) => s.text)).toEqual(["ERR", "or", "error"]);
+    expect(marked[0]).toEqual({ text: "ERR", color: "yellow", inverse: true });
+    expect(highlight(line, "absent")).toBe(line);
   });
 });

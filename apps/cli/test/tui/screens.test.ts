@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "@skiff/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { keysOf } from "../../src/tui/model/keys.ts";
 import { bindingKeys } from "../../src/tui/render/help.ts";
@@ -156,6 +157,92 @@ describe("the console's views", () => {
     await c.waitForText("── job succeeded, exit 0 ──");
     await c.press(ESC);
     await c.waitForText("Jobs (3)");
+  });
+
+  it("the log: / marks matches and n/N go between them, & narrows, w wraps, arrows scroll a cut line, t hides times, Ctrl-S saves", async () => {
+    const b = backendWithData();
+    const long = `start ${"x".repeat(300)} middle ${"y".repeat(300)} end-of-line`;
+    b.logs.set(
+      "job_run",
+      logLines([
+        "compiling pages",
+        "error: page 3 is broken",
+        long,
+        "compiled 42 pages",
+        "error: page 9 too",
+      ]),
+    );
+    c = startConsole(b, { cols: 120, rows: 30 });
+    await c.press(":log job_run\r");
+    let text = await c.waitForText("compiled 42 pages");
+    // A cut line says so at its end.
+    expect(text).toMatch(/start x+…/);
+    expect(text).not.toContain("end-of-line");
+
+    // Search: every line kept, the cursor on the first match after it, n and N move between them.
+    await c.press("/error\r");
+    text = await c.waitForText("search: error (2 lines; n/N)");
+    expect(text).toContain("compiling pages");
+    const selectedHas = (needle: string) =>
+      waitFor(`the selected line to hold "${needle}"`, async () => {
+        await c?.screen.flush();
+        return c?.screen.selectedLine()?.includes(needle) ?? false;
+      });
+    await c.press("g");
+    await c.press("n");
+    await selectedHas("page 3 is broken");
+    await c.press("n");
+    await selectedHas("page 9 too");
+    await c.press("N");
+    await selectedHas("page 3 is broken");
+
+    // Filter: only matching lines; Esc clears it.
+    await c.press("&42\r");
+    text = await c.waitForText("filter: 42");
+    expect(text).not.toContain("compiling pages");
+    expect(text).toContain("compiled 42 pages");
+    await c.press(ESC);
+    await c.waitForText("compiling pages");
+
+    // Horizontal scroll, then wrap: the end of the long line comes into view.
+    await c.press("0");
+    for (let i = 0; i < 40; i++) await c.press("\x1b[C");
+    text = await c.waitForText("from column 641");
+    expect(text).toMatch(/…y+ end-of-line/);
+    await c.press("w");
+    text = await c.waitForText("wrapping long lines");
+    expect(text).toContain("end-of-line");
+    expect(text).toMatch(/↪ x+/);
+
+    // Times.
+    expect(text).toMatch(/03:04:0\d compiling pages/);
+    await c.press("t");
+    text = await c.waitForText("times hidden");
+    expect(text).not.toMatch(/03:04:0\d compiling pages/);
+
+    // Save: a path prompt, then the file holds every line with its full time and stream.
+    const dir = mkdtempSync(join(tmpdir(), "skiff-save-"));
+    const path = join(dir, "run.log");
+    await c.press("\x13");
+    await c.waitForText("Save the log to: ./job_run.log");
+    await c.press("\x15");
+    await c.press(`${path}\r`);
+    await c.waitForText(`saved 5 lines to ${path}`);
+    const saved = readFileSync(path, "utf8").split("\n");
+    expect(saved[0]).toBe("== step 1 ==");
+    expect(saved[1]).toMatch(/^2026-01-02T03:04:05\.000Z stdout compiling pages$/);
+    expect(saved).toContain(`2026-01-02T03:04:07.000Z stdout ${long}`);
+    // An existing file is replaced only after a yes.
+    await c.press("\x13");
+    await c.press("\x15");
+    await c.press(`${path}\r`);
+    await c.waitForText(`${path} exists. Replace it? [y/N]`);
+    await c.press("n");
+    await c.waitForText("not saved");
+    await c.press("\x13");
+    await c.press("\x15");
+    await c.press(`${join(dir, "missing", "x.log")}\r`);
+    await c.waitForText("its directory does not exist");
   });
 
   it("goes from a job to its detail, its agent and its log, from an agent to its jobs, from an audit entry to its target, and Esc walks back", async () => {

@@ -10,13 +10,21 @@ const STREAM_COLORS: Record<LogLine["stream"], Color | undefined> = {
   system: "cyan",
 };
 
-/** A log line: its time and its text, stderr and system lines marked in words as well as colour. */
-export function logLineView(line: LogLine): Line {
+/**
+ * A log line: its time (unless `timestamps` is off) and its text, stderr and system lines marked in
+ * words as well as colour.
+ */
+export function logLineView(line: LogLine, timestamps = true): Line {
   const color = STREAM_COLORS[line.stream];
   const tag = line.stream === "stdout" ? "" : line.stream === "stderr" ? "err " : "sys ";
   const text: Seg = { text: `${tag}${sanitize(line.text)}` };
   if (color) text.color = color;
-  return [{ text: `${formatClock(line.ts)} `, color: "gray" }, text];
+  return timestamps ? [{ text: `${formatClock(line.ts)} `, color: "gray" }, text] : [text];
+}
+
+/** A log line as saved to a file: full time, stream, and the text exactly as the job wrote it. */
+export function logLineText(line: LogLine): string {
+  return `${line.ts} ${line.stream.padEnd(6)} ${line.text}`;
 }
 
 /**

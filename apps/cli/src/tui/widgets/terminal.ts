@@ -79,6 +79,7 @@ const ASCII_GLYPHS: Record<string, string> = {
   "×": "x",
   "≤": "<",
   "≠": "!",
+  "↪": ">",
 };
 
 /** The ASCII for braille dots (blessed-contrib's line charts): a dot where any is set. */
