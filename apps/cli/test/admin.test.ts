@@ -204,6 +204,7 @@ describe("skiff doctor", { timeout: 120_000 }, () => {
       "token",
       "database",
       "bus",
+      "queues",
       "docker",
       "docker egress",
       "bubblewrap",
@@ -221,6 +222,16 @@ describe("skiff doctor", { timeout: 120_000 }, () => {
     for (const c of report.checks) if (!c.ok) expect(c.next, `${c.name} says what to do`).toMatch(/\S/);
     expect(report.ok).toBe(report.checks.every((c: { ok: boolean }) => c.ok));
     expect(res.code).toBe(report.ok ? 0 : 1);
+
+    // Jobs on a queue no online agent serves are not backlog: doctor says so and what to do.
+    await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("nobody-serves-this") });
+    const stuck = JSON.parse((await runCli(["doctor", "--json"], admin)).stdout);
+    const queues = stuck.checks.find((c: { name: string }) => c.name === "queues");
+    expect(queues.ok).toBe(false);
+    expect(queues.detail).toMatch(
+      /queued jobs wait on queues no online agent serves: .*nobody-serves-this \(1\)/,
+    );
+    expect(queues.next).toContain("skiff worker --labels queue=");
 
     const down = await runCli(["doctor", "--base-url", `http://127.0.0.1:${await freePort()}`], {
       SKIFF_HOME: emptyHome(),

@@ -89,7 +89,71 @@ async function apiChecks(opts: ConnectionOptions): Promise<Check[]> {
     const c = connectionError(base, e);
     api = { name: "api", ok: false, detail: c.message, next: c.hint };
   }
-  return [api, await tokenCheck(opts, base, api.ok), dependency(ready, "database"), dependency(ready, "bus")];
+  const token = await tokenCheck(opts, base, api.ok);
+  const checks = [api, token, dependency(ready, "database"), dependency(ready, "bus")];
+  if (token.ok) checks.push(await queueCheck(new ApiClient(base, resolveToken(opts))));
+  return checks;
+}
+
+interface AgentQueues {
+  status: string;
+  activity: string;
+  drainRequested: boolean;
+  queues: string[];
+}
+
+/** Pages of queued jobs read at most (500 each): enough to tell, without walking a huge backlog. */
+const QUEUED_PAGES = 20;
+
+/**
+ * Queued jobs on queues no online agent serves wait for a worker that is not there: not backlog, a
+ * fleet that lacks a queue (or whose workers for it are gone or draining).
+ */
+async function queueCheck(client: ApiClient): Promise<Check> {
+  const name = "queues";
+  try {
+    const agents = ((await client.get("/v1/agents")) as { items: AgentQueues[] }).items;
+    const served = new Set<string>();
+    for (const a of agents)
+      if (a.status === "online" && a.activity !== "draining" && !a.drainRequested)
+        for (const q of a.queues) served.add(q);
+    const unserved = new Map<string, number>();
+    let queued = 0;
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = (await client.get(
+        `/v1/jobs?state=queued&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+      )) as { items: { queue: string }[]; nextCursor: string | null };
+      for (const j of page.items) {
+        queued++;
+        if (!served.has(j.queue)) unserved.set(j.queue, (unserved.get(j.queue) ?? 0) + 1);
+      }
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor !== null && pages < QUEUED_PAGES);
+    const atLeast = cursor !== null ? "at least " : "";
+    const servedText = served.size > 0 ? [...served].sort().join(", ") : "none";
+    if (unserved.size === 0)
+      return {
+        name,
+        ok: true,
+        detail: `${atLeast}${queued} queued, every one on a queue an online agent serves (served: ${servedText})`,
+      };
+    const list = [...unserved]
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([q, n]) => `${q} (${n})`)
+      .join(", ");
+    const first = [...unserved.keys()].sort()[0] ?? "QUEUE";
+    return {
+      name,
+      ok: false,
+      detail: `${atLeast}${[...unserved.values()].reduce((a, b) => a + b, 0)} queued jobs wait on queues no online agent serves: ${list} (served: ${servedText})`,
+      next: `start a worker for them (skiff worker --labels queue=${first}), or see why their workers are offline or draining (skiff agents)`,
+    };
+  } catch (e) {
+    return { name, ok: false, detail: `could not list agents and queued jobs: ${(e as Error).message}` };
+  }
 }
 
 async function tokenCheck(opts: ConnectionOptions, base: string, reachable: boolean): Promise<Check> {

@@ -312,6 +312,19 @@ describe("the console's views", () => {
     await c.waitForText("cannot load the job: no job job_nope: check the id (Esc goes back)");
   });
 
+  it("flags queued jobs on a queue no online agent serves, in Overview and Jobs", async () => {
+    const b = backendWithData();
+    b.jobs.push(job({ id: "job_gpu", name: "train-model", queue: "gpu" }, "queued"));
+    c = startConsole(b);
+    await c.waitForText(/Jobs\s+2 queued, 1 running; 1 unserved \(gpu\)/);
+    await c.press(":jobs\r");
+    const text = await c.waitForText("train-model");
+    expect(text).toContain("⚠ 1 queued on a queue no online agent serves (gpu)");
+    expect(text).toMatch(/job_gpu\s+train-model\s+· queued\s+⚠ gpu/);
+    // The ordinary backlog is not flagged.
+    expect(text).toMatch(/job_q\s+deploy-docs\s+· queued\s+default/);
+  });
+
   it("Fleet shows mode, desired against actual, leader and decisions", async () => {
     c = startConsole(backendWithData());
     await c.press(":fleet\r");

@@ -103,6 +103,19 @@ export class AgentStore extends Emitter {
     return this.byId.get(id)?.name ?? id;
   }
 
+  /** The queues some online agent takes jobs from (a draining one takes no more). */
+  servedQueues(): ReadonlySet<string> {
+    if (this.served?.version !== this.version) {
+      const queues = new Set<string>();
+      for (const a of this.byId.values())
+        if (a.status === "online" && a.activity !== "draining" && !a.drainRequested)
+          for (const q of a.queues) queues.add(q);
+      this.served = { version: this.version, queues };
+    }
+    return this.served.queues;
+  }
+  private served: { version: number; queues: Set<string> } | null = null;
+
   get size(): number {
     return this.byId.size;
   }

@@ -99,6 +99,17 @@ export class JobStore extends Emitter {
     return this.sorted;
   }
 
+  /**
+   * Queued jobs on queues no online agent serves, by queue: they wait for a worker that is not there,
+   * which is not the same as an ordinary backlog.
+   */
+  unserved(served: ReadonlySet<string>): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const j of this.list())
+      if (j.state === "queued" && !served.has(j.queue)) out.set(j.queue, (out.get(j.queue) ?? 0) + 1);
+    return out;
+  }
+
   countOf(state: JobState): number {
     return this.stateCounts.get(state) ?? 0;
   }

@@ -1,6 +1,7 @@
 import type { Job } from "@skiff/protocol";
 import { elapsed, formatAgo, formatDuration } from "./format.ts";
 import { exitCodeCell, jobStateLabel } from "./jobstate.ts";
+import type { Seg } from "./style.ts";
 import type { Column } from "./table.ts";
 
 /** A job's run time so far (or in all, once finished); `-` before it started. */
@@ -8,12 +9,31 @@ export function jobDuration(job: Job, now: number): string {
   return formatDuration(elapsed(job.startedAt, job.finishedAt, now));
 }
 
-export function jobColumns(now: number, agentName: (id: string) => string): Column<Job>[] {
+/** `2 queued on a queue no online agent serves (gpu)`, or null when every queued job has a worker. */
+export function unservedText(unserved: ReadonlyMap<string, number>): string | null {
+  if (unserved.size === 0) return null;
+  const total = [...unserved.values()].reduce((a, b) => a + b, 0);
+  const queues = [...unserved].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  if (queues.length === 1) return `${total} queued on a queue no online agent serves (${queues[0]?.[0]})`;
+  return `${total} queued on queues no online agent serves: ${queues.map(([q, n]) => `${q} (${n})`).join(", ")}`;
+}
+
+/** The queue; for a queued job that no online agent would take, marked so it is not read as backlog. */
+export function queueCell(j: Job, served: ReadonlySet<string> | null): Seg {
+  if (served === null || j.state !== "queued" || served.has(j.queue)) return { text: j.queue };
+  return { text: `⚠ ${j.queue}`, color: "yellow" };
+}
+
+export function jobColumns(
+  now: number,
+  agentName: (id: string) => string,
+  served: ReadonlySet<string> | null = null,
+): Column<Job>[] {
   return [
     { title: "ID", width: 26, cell: (j) => j.id },
     { title: "NAME", width: 14, flex: 1, cell: (j) => j.name },
     { title: "STATE", width: 11, cell: (j) => jobStateLabel(j.state) },
-    { title: "QUEUE", width: 10, cell: (j) => j.queue },
+    { title: "QUEUE", width: 10, cell: (j) => queueCell(j, served) },
     { title: "AGENT", width: 16, cell: (j) => (j.agentId ? agentName(j.agentId) : "-") },
     { title: "TRY", width: 5, align: "right", cell: (j) => `${j.attempt}/${j.maxAttempts}` },
     { title: "CREATED", width: 12, align: "right", cell: (j) => formatAgo(j.createdAt, now) },

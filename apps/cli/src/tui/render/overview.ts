@@ -4,7 +4,7 @@ import type { AgentCounts } from "../model/agents.ts";
 import type { RecentEvent } from "../model/metrics.ts";
 import { workersCell } from "./fleet.ts";
 import { formatClock, formatPercent } from "./format.ts";
-import type { Color, Line } from "./style.ts";
+import type { Color, Line, Seg } from "./style.ts";
 import { fieldLines } from "./table.ts";
 
 export interface Rate {
@@ -29,6 +29,16 @@ export interface OverviewInput {
   running: number;
   rate: Rate;
   fleet: FleetView | null;
+  /** Queued jobs on queues no online agent serves, by queue. */
+  unserved?: ReadonlyMap<string, number>;
+}
+
+function jobsCell(o: OverviewInput): Seg {
+  const base = `${o.queued} queued, ${o.running} running`;
+  const unserved = o.unserved ? [...o.unserved.values()].reduce((a, b) => a + b, 0) : 0;
+  if (unserved === 0) return { text: base };
+  const queues = [...(o.unserved?.keys() ?? [])].sort().join(", ");
+  return { text: `${base}; ${unserved} unserved (${queues})`, color: "yellow" };
 }
 
 export function overviewLines(o: OverviewInput): Line[] {
@@ -55,7 +65,7 @@ export function overviewLines(o: OverviewInput): Line[] {
   const rateColor: Color = o.rate.finished > 0 && o.rate.succeeded < o.rate.finished ? "yellow" : "green";
   return fieldLines([
     ["Agents", agents],
-    ["Jobs", `${o.queued} queued, ${o.running} running`],
+    ["Jobs", jobsCell(o)],
     ["Success", { text: rateText, color: rateColor }],
     ["Fleet", o.fleet ? workersCell(o.fleet.desired, a.online) : "-"],
     [

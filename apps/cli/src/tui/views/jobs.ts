@@ -1,8 +1,10 @@
 import type { Job } from "@skiff/protocol";
 import type { Emitter } from "../model/emitter.ts";
+import { memo } from "../model/emitter.ts";
 import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
-import { jobColumns } from "../render/jobs.ts";
+import { jobColumns, unservedText } from "../render/jobs.ts";
+import type { Line } from "../render/style.ts";
 import type { Column } from "../render/table.ts";
 import { jobActionKeys } from "./actions.ts";
 import { TableView } from "./table-view.ts";
@@ -48,7 +50,22 @@ export class JobsView extends TableView<Job> {
   }
 
   protected columns(now: number): Column<Job>[] {
-    return jobColumns(now, (id) => this.ctx.stores.agents.nameOf(id));
+    const { agents } = this.ctx.stores;
+    // Until the agents are known, nothing is marked unserved.
+    return jobColumns(now, (id) => agents.nameOf(id), agents.size > 0 ? agents.servedQueues() : null);
+  }
+
+  private readonly unserved = memo((_jobs: number, _agents: number) => {
+    const { jobs, agents } = this.ctx.stores;
+    return agents.size > 0 ? jobs.unserved(agents.servedQueues()) : new Map<string, number>();
+  });
+
+  override title(): Line {
+    const line = super.title();
+    const { jobs, agents } = this.ctx.stores;
+    const text = unservedText(this.unserved(jobs.version, agents.version));
+    if (text) line.push({ text: `  ⚠ ${text}`, color: "yellow" });
+    return line;
   }
 
   protected viewKeys(): KeyBinding[] {

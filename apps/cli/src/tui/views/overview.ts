@@ -19,6 +19,10 @@ export class OverviewView implements View {
   private unsubscribe: (() => void)[] = [];
   private readonly ticker: Ticker;
   private readonly rate = memo((_v: number, jobs: readonly Job[]) => successRate(jobs));
+  private readonly unserved = memo((_jobs: number, _agents: number) => {
+    const { jobs, agents } = this.ctx.stores;
+    return agents.size > 0 ? jobs.unserved(agents.servedQueues()) : new Map<string, number>();
+  });
 
   constructor(private readonly ctx: ViewContext) {
     this.ticker = new Ticker(5000, () => ctx.requestRender());
@@ -78,6 +82,7 @@ export class OverviewView implements View {
         running: jobs.countOf("running") + jobs.countOf("assigned") + jobs.countOf("canceling"),
         rate,
         fleet: f,
+        unserved: this.unserved(jobs.version, agents.version),
       }),
     );
     const desired = f?.desired ?? 0;
