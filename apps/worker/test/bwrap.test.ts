@@ -89,7 +89,7 @@ describeWith(bwrapGate(), "bwrap sandbox", () => {
     const files = ["/etc/passwd", "/etc/group", "/etc/hosts", "/etc/ld.so.cache"];
     const ran = await runStep(
       driver,
-      `${files.map((f) => `cksum < ${f}`).join("; ")}; echo x >> /etc/hosts && echo WROTE || echo read-only`,
+      `${files.map((f) => `cksum < ${f}`).join("; ")}; (echo x >> /etc/hosts) 2>/dev/null && echo WROTE || echo read-only`,
     );
     const lines = ran.out.split("\n");
     expect(lines.at(-1)).toBe("read-only");
