@@ -200,7 +200,7 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
       line = `${size} embedded (fleet setting; \`PUT /v1/fleet\` rescales), ${slots} slots each, sandbox ${started.sandbox}`;
     }
     const console = attach
-      ? `attaching now (logs in ${shown(logFile ?? "")}); q asks, then stops skiff up (Ctrl-C at once)`
+      ? `attaching now (logs in ${shown(logFile ?? "")}); q asks, then stops skiff up (Ctrl-C at once); D detaches and leaves it running`
       : `pnpm tui (or skiff tui --api-url ${running.url}) in another terminal${tooSmall ? ` (not here: ${tooSmall})` : ""}`;
     banner += `  workers      ${line}\n  console      ${console}\n\n`;
   }
@@ -218,14 +218,23 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   if (attach) {
     const { runTui } = await import("../tui/index.ts");
     const token = readFileSync(running.adminTokenFile, "utf8").trim();
-    await runTui({
+    const { detached } = await runTui({
       baseUrl: running.url,
       token,
       confirmQuit: `Quit and stop skiff ${mode} (its workers drain and exit)?`,
+      embedded: true,
     });
-    process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
-    // The console's own signal handlers are gone now; the stop is guarded as a signalled one is.
-    await stopGuarded(`skiff ${mode}`, shutdown);
+    if (detached) {
+      process.stderr.write(
+        `skiff ${mode}: console detached; still serving at ${running.url} (logs in ${shown(logFile ?? "")}).\n` +
+          `  attach again: skiff tui --api-url ${running.url}   stop: Ctrl-C or SIGTERM\n`,
+      );
+      await onShutdownSignals(`skiff ${mode}`, shutdown);
+    } else {
+      process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
+      // The console's own signal handlers are gone now; the stop is guarded as a signalled one is.
+      await stopGuarded(`skiff ${mode}`, shutdown);
+    }
   } else {
     await onShutdownSignals(`skiff ${mode}`, shutdown);
   }

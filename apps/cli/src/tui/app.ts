@@ -32,6 +32,8 @@ export interface AppOptions {
    * it stops the whole node. Ctrl-C still quits at once.
    */
   confirmQuit?: string;
+  /** `D` closes the console and leaves the process it belongs to running (`skiff up`). */
+  detachable?: boolean;
 }
 
 interface Overlay {
@@ -64,6 +66,8 @@ export class App {
   private canChange = "";
   private palette: Palette = 0;
   private stopped = false;
+  /** Closed with `D`: the process the console belongs to keeps running. */
+  detached = false;
   private finish: () => void = () => {};
   /** Settles when the console has stopped (q, Ctrl-C, or `stop()`). */
   readonly done = new Promise<void>((resolve) => {
@@ -226,11 +230,21 @@ export class App {
         : [{ key: "q", aliases: ["C-c"], description: "quit", hint: true, handler: () => this.stop() }]),
       { key: "C-l", description: "redraw the screen", handler: () => this.term?.redrawAll() },
     );
+    if (this.opts.detachable)
+      keys.push({
+        key: "D",
+        description: "detach: close the console, the node keeps running (skiff tui attaches again)",
+        hint: true,
+        handler: () => {
+          this.detached = true;
+          this.stop();
+        },
+      });
     return keys;
   }
 
   private quit(): void {
-    const question = this.opts.confirmQuit ?? "Quit?";
+    const question = `${this.opts.confirmQuit ?? "Quit?"}${this.opts.detachable ? " (D detaches instead)" : ""}`;
     this.openPrompt({
       kind: "confirm",
       question,

@@ -9,6 +9,16 @@ export interface TuiOptions extends ConnectionOptions {
   color?: boolean;
   /** Asked before `q` quits (see AppOptions.confirmQuit). */
   confirmQuit?: string;
+  /**
+   * The console is part of a longer-lived process (`skiff up`): `D` may close it while the process
+   * keeps running, and the process is not ended when the console is.
+   */
+  embedded?: boolean;
+}
+
+export interface TuiResult {
+  /** The operator closed the console with `D`, asking the process to keep running. */
+  detached: boolean;
 }
 
 /** The API's heartbeat timing, when the operator set it for the server in this environment too. */
@@ -41,7 +51,7 @@ export function terminalTooSmall(
  * (keys, the terminal being raw), SIGTERM, SIGHUP (the SSH session went away), and a crash, after
  * which the error is printed on the restored screen.
  */
-export async function runTui(opts: TuiOptions): Promise<void> {
+export async function runTui(opts: TuiOptions): Promise<TuiResult> {
   const small = terminalTooSmall();
   if (small)
     throw new UsageError(
@@ -55,6 +65,7 @@ export async function runTui(opts: TuiOptions): Promise<void> {
     color,
     policy: policyFromEnv(),
     ...(opts.confirmQuit ? { confirmQuit: opts.confirmQuit } : {}),
+    detachable: opts.embedded === true,
   });
   let crash: unknown = null;
   const quit = () => app.stop();
@@ -86,6 +97,8 @@ export async function runTui(opts: TuiOptions): Promise<void> {
     process.exitCode = 1;
   }
   // Everything the console opened is closed; a stray handle (a socket in keep-alive) must not keep a
-  // closed console hanging on the operator's shell.
-  setTimeout(() => process.exit(), 1500).unref();
+  // closed console hanging on the operator's shell. Not when the console is part of `skiff up`: that
+  // process goes on to drain its workers (or, detached, to serve), which must not be cut short.
+  if (!opts.embedded) setTimeout(() => process.exit(), 1500).unref();
+  return { detached: app.detached };
 }
