@@ -312,6 +312,41 @@ describe("the console's views", () => {
     await c.waitForText("cannot load the job: no job job_nope: check the id (Esc goes back)");
   });
 
+  it("sorts by any column with > and <, reverses with ~, and shows or hides IDs with I", async () => {
+    const b = backendWithData();
+    c = startConsole(b, { cols: 200, rows: 30 });
+    await c.press(":jobs\r");
+    await c.waitForText("deploy-docs");
+    const order = () =>
+      (c?.screen.text() ?? "")
+        .split("\n")
+        .map((l) => /(build-site|lint-all|deploy-docs)/.exec(l)?.[1])
+        .filter((n) => n !== undefined);
+    await c.press(">");
+    await c.waitForText("sorted by ID (~ reverses)");
+    await c.press(">");
+    await c.waitForText("NAME↑");
+    expect(order()).toEqual(["build-site", "deploy-docs", "lint-all"]);
+    await c.press("~");
+    await c.waitForText("NAME↓");
+    expect(order()).toEqual(["lint-all", "deploy-docs", "build-site"]);
+    await c.press(">");
+    await c.waitForText("STATE↑");
+    expect(order()).toEqual(["deploy-docs", "build-site", "lint-all"]);
+    // Column widths fit the terminal: NAME no longer takes whatever is left at 200 columns.
+    const header = (c.screen.text().split("\n")[1] ?? "").trimEnd();
+    expect(header.indexOf("STATE") - header.indexOf("NAME")).toBeLessThanOrEqual(49);
+    await c.press("I");
+    let text = await c.waitForText(/^NAME/m);
+    expect(text).not.toContain("job_run");
+    await c.press(":agents\r");
+    text = await c.waitForText("worker-beta");
+    expect(text).not.toContain("agt_2");
+    await c.press("I");
+    text = await c.waitForText("agt_2");
+    expect(text).toMatch(/^ID\s+NAME/m);
+  });
+
   it("flags queued jobs on a queue no online agent serves, in Overview and Jobs", async () => {
     const b = backendWithData();
     b.jobs.push(job({ id: "job_gpu", name: "train-model", queue: "gpu" }, "queued"));

@@ -17,14 +17,20 @@ export function detailsText(details: Record<string, unknown>): string {
 
 export function auditColumns(): Column<AuditEntry>[] {
   return [
-    { title: "SEQ", width: 6, align: "right", cell: (e) => String(e.seq) },
-    { title: "AT", width: 19, cell: (e) => formatDateTime(e.at) },
-    { title: "ACTOR", width: 12, cell: (e) => e.actor },
-    { title: "ROLE", width: 8, cell: (e) => e.role },
-    { title: "ACTION", width: 16, cell: (e) => e.action },
-    { title: "TARGET", width: 14, flex: 1, cell: (e) => e.target },
-    { title: "OUTCOME", width: 7, cell: (e) => outcomeCell(e.outcome) },
-    { title: "DETAILS", width: 10, flex: 2, cell: (e) => detailsText(e.details) },
+    { title: "SEQ", width: 6, align: "right", cell: (e) => String(e.seq), sort: (e) => e.seq },
+    { title: "AT", width: 19, cell: (e) => formatDateTime(e.at), sort: (e) => e.seq },
+    { title: "ACTOR", width: 12, cell: (e) => e.actor, sort: (e) => e.actor },
+    { title: "ROLE", width: 8, cell: (e) => e.role, sort: (e) => e.role },
+    { title: "ACTION", width: 16, cell: (e) => e.action, sort: (e) => e.action },
+    { title: "TARGET", width: 14, flex: 1, max: 30, cell: (e) => e.target, sort: (e) => e.target },
+    { title: "OUTCOME", width: 7, cell: (e) => outcomeCell(e.outcome), sort: (e) => e.outcome },
+    {
+      title: "DETAILS",
+      width: 10,
+      flex: 2,
+      cell: (e) => detailsText(e.details),
+      sort: (e) => detailsText(e.details),
+    },
   ];
 }
 

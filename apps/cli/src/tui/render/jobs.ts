@@ -1,8 +1,20 @@
-import type { Job } from "@skiff/protocol";
+import type { Job, JobState } from "@skiff/protocol";
 import { elapsed, formatAgo, formatDuration } from "./format.ts";
 import { exitCodeCell, jobStateLabel } from "./jobstate.ts";
 import type { Seg } from "./style.ts";
 import type { Column } from "./table.ts";
+
+/** States in the order a job passes through them, for sorting by state. */
+const STATE_ORDER: readonly JobState[] = [
+  "queued",
+  "assigned",
+  "running",
+  "canceling",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "canceled",
+];
 
 /** A job's run time so far (or in all, once finished); `-` before it started. */
 export function jobDuration(job: Job, now: number): string {
@@ -30,14 +42,51 @@ export function jobColumns(
   served: ReadonlySet<string> | null = null,
 ): Column<Job>[] {
   return [
-    { title: "ID", width: 26, cell: (j) => j.id },
-    { title: "NAME", width: 14, flex: 1, cell: (j) => j.name },
-    { title: "STATE", width: 11, cell: (j) => jobStateLabel(j.state) },
-    { title: "QUEUE", width: 10, cell: (j) => queueCell(j, served) },
-    { title: "AGENT", width: 16, cell: (j) => (j.agentId ? agentName(j.agentId) : "-") },
-    { title: "TRY", width: 5, align: "right", cell: (j) => `${j.attempt}/${j.maxAttempts}` },
-    { title: "CREATED", width: 12, align: "right", cell: (j) => formatAgo(j.createdAt, now) },
-    { title: "TOOK", width: 7, align: "right", cell: (j) => jobDuration(j, now) },
-    { title: "EXIT", width: 4, align: "right", cell: (j) => exitCodeCell(j.exitCode) },
+    { title: "ID", width: 26, cell: (j) => j.id, sort: (j) => j.id },
+    { title: "NAME", width: 14, flex: 1, max: 48, cell: (j) => j.name, sort: (j) => j.name },
+    {
+      title: "STATE",
+      width: 11,
+      cell: (j) => jobStateLabel(j.state),
+      sort: (j) => STATE_ORDER.indexOf(j.state),
+    },
+    { title: "QUEUE", width: 10, flex: 1, max: 24, cell: (j) => queueCell(j, served), sort: (j) => j.queue },
+    {
+      title: "AGENT",
+      width: 16,
+      flex: 1,
+      max: 32,
+      cell: (j) => (j.agentId ? agentName(j.agentId) : "-"),
+      sort: (j) => (j.agentId ? agentName(j.agentId) : ""),
+    },
+    {
+      title: "TRY",
+      width: 5,
+      align: "right",
+      cell: (j) => `${j.attempt}/${j.maxAttempts}`,
+      sort: (j) => j.attempt,
+    },
+    {
+      title: "CREATED",
+      width: 12,
+      align: "right",
+      cell: (j) => formatAgo(j.createdAt, now),
+      // Newest first reads as "smallest age": sort by age, not by time.
+      sort: (j) => now - Date.parse(j.createdAt),
+    },
+    {
+      title: "TOOK",
+      width: 7,
+      align: "right",
+      cell: (j) => jobDuration(j, now),
+      sort: (j) => (j.startedAt ? elapsed(j.startedAt, j.finishedAt, now) : -1),
+    },
+    {
+      title: "EXIT",
+      width: 4,
+      align: "right",
+      cell: (j) => exitCodeCell(j.exitCode),
+      sort: (j) => j.exitCode ?? -1,
+    },
   ];
 }

@@ -6,8 +6,12 @@ export interface Column<T> {
   title: string;
   width: number;
   flex?: number;
+  /** The most a flex column grows to; what it would take beyond goes to the other flex columns. */
+  max?: number;
   align?: "left" | "right";
   cell(row: T): Seg | string;
+  /** The value rows are ordered by when the table is sorted on this column. */
+  sort?: (row: T) => string | number;
 }
 
 const GAP = " ";
@@ -25,17 +29,29 @@ export function columnWidths<T>(columns: readonly Column<T>[], total: number): n
   const out = widths.slice(0, shown);
   const flexTotal = columns.slice(0, shown).reduce((a, c) => a + (c.flex ?? 0), 0);
   let spare = total - used(shown);
-  if (flexTotal > 0 && spare > 0) {
+  // Flex columns share the spare by `flex`; one that reaches its `max` stops, and the others share
+  // what it left, until every flex column is full or nothing is left (then the rest stays blank).
+  const open = new Set(columns.slice(0, shown).flatMap((c, i) => ((c.flex ?? 0) > 0 ? [i] : [])));
+  while (flexTotal > 0 && spare > 0 && open.size > 0) {
+    const share = [...open].reduce((a, i) => a + (columns[i]?.flex ?? 0), 0);
     let given = 0;
-    columns.slice(0, shown).forEach((c, i) => {
-      if (!c.flex) return;
-      const extra = Math.floor((spare * c.flex) / flexTotal);
+    for (const i of open) {
+      const c = columns[i] as Column<T>;
+      const room = c.max === undefined ? Number.POSITIVE_INFINITY : c.max - (out[i] ?? 0);
+      const extra = Math.min(room, Math.floor((spare * (c.flex ?? 0)) / share));
       out[i] = (out[i] ?? 0) + extra;
       given += extra;
-    });
+      if (extra >= room) open.delete(i);
+    }
+    if (given === 0) {
+      // Less spare than flex columns: the last open one takes the remainder (within its max).
+      const last = [...open].at(-1) as number;
+      const c = columns[last] as Column<T>;
+      const room = c.max === undefined ? spare : Math.min(spare, c.max - (out[last] ?? 0));
+      out[last] = (out[last] ?? 0) + room;
+      break;
+    }
     spare -= given;
-    const lastFlex = columns.slice(0, shown).findLastIndex((c) => (c.flex ?? 0) > 0);
-    if (lastFlex >= 0) out[lastFlex] = (out[lastFlex] ?? 0) + spare;
   }
   if (shown === 1 && out[0] !== undefined) out[0] = Math.min(out[0], total);
   return out;
@@ -63,9 +79,29 @@ export function tableHeader<T>(
   columns: readonly Column<T>[],
   widths: readonly number[],
   color?: Color,
+  sorted?: { index: number; descending: boolean } | null,
 ): Line {
-  const text = widths.map((w, i) => fitText(columns[i]?.title ?? "", w, columns[i]?.align)).join(GAP);
+  const title = (i: number) => {
+    const t = columns[i]?.title ?? "";
+    return sorted?.index === i ? `${t}${sorted.descending ? "↓" : "↑"}` : t;
+  };
+  const text = widths.map((w, i) => fitText(title(i), w, columns[i]?.align)).join(GAP);
   return [{ text, bold: true, ...(color ? { color } : {}) }];
+}
+
+/** Rows ordered by a column's sort value (stable: equal values keep their order). */
+export function sortRows<T>(rows: readonly T[], column: Column<T>, descending: boolean): T[] {
+  const key = column.sort;
+  if (!key) return [...rows];
+  const keyed = rows.map((row, i) => ({ row, i, k: key(row) }));
+  keyed.sort((a, b) => {
+    const c =
+      typeof a.k === "number" && typeof b.k === "number"
+        ? a.k - b.k
+        : String(a.k).localeCompare(String(b.k), undefined, { numeric: true });
+    return (descending ? -c : c) || a.i - b.i;
+  });
+  return keyed.map((x) => x.row);
 }
 
 /** A `label value` pair list laid out in aligned columns (for detail panes). */

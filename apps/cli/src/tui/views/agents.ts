@@ -21,7 +21,7 @@ export class AgentsView extends TableView<AgentRecord> {
   readonly name = "agents";
 
   constructor(ctx: ViewContext) {
-    super(ctx, 1000);
+    super(ctx, 1000, { showIds: false });
   }
 
   protected label() {

@@ -3,7 +3,7 @@ import { type Emitter, memo } from "../model/emitter.ts";
 import { applyFilter, type Fields, isTimeRelative } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import type { Line } from "../render/style.ts";
-import { type Column, columnWidths, tableHeader, tableRow } from "../render/table.ts";
+import { type Column, columnWidths, sortRows, tableHeader, tableRow } from "../render/table.ts";
 import { TableWidget } from "../widgets/table.ts";
 import { listKeys } from "./listkeys.ts";
 import { Ticker, type View, type ViewContext, type ViewName } from "./view.ts";
@@ -27,12 +27,25 @@ export abstract class TableView<T> implements View {
       now: clock || Date.now(),
     });
   });
+  /** The column the rows are sorted on (by title; null: the view's own order), and which way. */
+  private sortTitle: string | null = null;
+  private descending = false;
+  /** Whether the ID column is shown (`I`). */
+  private showIds: boolean;
+  private readonly sorted = memo(
+    (rows: readonly T[], title: string | null, descending: boolean, _clock: number): readonly T[] => {
+      const column = title === null ? undefined : this.allColumns(Date.now()).find((c) => c.title === title);
+      return column ? sortRows(rows, column, descending) : rows;
+    },
+  );
 
   constructor(
     protected readonly ctx: ViewContext,
     tickMs: number | null,
+    opts: { showIds?: boolean } = {},
   ) {
     this.ticker = tickMs === null ? null : new Ticker(tickMs, () => ctx.requestRender());
+    this.showIds = opts.showIds ?? true;
   }
 
   protected abstract label(): string;
@@ -59,7 +72,47 @@ export abstract class TableView<T> implements View {
   rows(): readonly T[] {
     // A `since:1h` window slides with the clock: recomputed once a second, not on every frame.
     const clock = isTimeRelative(this.filterText) ? Math.floor(Date.now() / 1000) * 1000 : 0;
-    return this.filtered(this.store().version, this.filterText, clock, this.sourceKey());
+    const rows = this.filtered(this.store().version, this.filterText, clock, this.sourceKey());
+    // Sorting on a time-based column (an age, a heartbeat) is refreshed once a second as well.
+    return this.sorted(
+      rows,
+      this.sortTitle,
+      this.descending,
+      this.sortTitle ? Math.floor(Date.now() / 1000) : 0,
+    );
+  }
+
+  /** The columns shown: all of them, less the ID column unless it is toggled on. */
+  private shownColumns(now: number): Column<T>[] {
+    const all = this.allColumns(now);
+    return this.showIds ? all : all.filter((c) => c.title !== "ID");
+  }
+
+  private allColumns(now: number): Column<T>[] {
+    return this.columns(now);
+  }
+
+  /** Moves the sort to the next (or previous) sortable column; past the last, back to no sort. */
+  private moveSort(dir: 1 | -1): void {
+    const cols = this.shownColumns(Date.now()).filter((c) => c.sort);
+    const at = this.sortTitle === null ? -1 : cols.findIndex((c) => c.title === this.sortTitle);
+    const next = at + dir;
+    const target =
+      dir === 1
+        ? next >= cols.length
+          ? null
+          : cols[next]
+        : at === -1
+          ? cols.at(-1)
+          : next < 0
+            ? null
+            : cols[next];
+    this.sortTitle = target?.title ?? null;
+    this.descending = false;
+    this.ctx.stores.session.say(
+      this.sortTitle ? `sorted by ${this.sortTitle} (~ reverses)` : "in the view's own order",
+    );
+    this.ctx.requestRender();
   }
 
   /** Changes when `source()` would answer differently without the store changing (a toggle, time). */
@@ -87,7 +140,35 @@ export abstract class TableView<T> implements View {
       this.ctx.requestRender();
     };
     const page = () => this.table?.pageSize ?? 10;
-    return [...this.viewKeys(), ...listKeys(this.cursor, () => this.rows().length, page, moved)];
+    const tableKeys: KeyBinding[] = [
+      { key: ">", description: "sort by the next column", handler: () => this.moveSort(1) },
+      { key: "<", description: "sort by the previous column", handler: () => this.moveSort(-1) },
+      {
+        key: "~",
+        description: "reverse the sort",
+        handler: () => {
+          if (this.sortTitle === null) {
+            this.ctx.stores.session.say("not sorted: > or < picks a column", "error");
+            return;
+          }
+          this.descending = !this.descending;
+          this.ctx.requestRender();
+        },
+      },
+      {
+        key: "I",
+        description: "show or hide the ID column",
+        handler: () => {
+          this.showIds = !this.showIds;
+          this.ctx.requestRender();
+        },
+      },
+    ];
+    return [
+      ...this.viewKeys(),
+      ...tableKeys,
+      ...listKeys(this.cursor, () => this.rows().length, page, moved),
+    ];
   }
 
   start(): void {
@@ -115,10 +196,16 @@ export abstract class TableView<T> implements View {
     const current = rows[this.cursor.index];
     if (this.selectedId !== null && (!current || this.idOf(current) !== this.selectedId))
       this.cursor.seek(rows, (r) => this.idOf(r) === this.selectedId);
-    const columns = this.columns(now);
+    const columns = this.shownColumns(now);
     const widths = columnWidths(columns, table.width);
+    const sortIndex = this.sortTitle === null ? -1 : columns.findIndex((c) => c.title === this.sortTitle);
     table.draw({
-      header: tableHeader(columns, widths),
+      header: tableHeader(
+        columns,
+        widths,
+        undefined,
+        sortIndex >= 0 ? { index: sortIndex, descending: this.descending } : null,
+      ),
       count: rows.length,
       row: (i) => {
         const row = rows[i];
