@@ -175,6 +175,13 @@ export class FakeBackend implements Backend {
   async listJobs(q: { state?: JobState; limit: number }) {
     return this.jobs.filter((j) => !q.state || j.state === q.state);
   }
+  /** Pages over `jobs` in their order; the cursor is the index of the next one. */
+  async listJobPage(q: { state?: JobState; limit: number; cursor?: string }) {
+    const all = this.jobs.filter((j) => !q.state || j.state === q.state);
+    const from = q.cursor ? Number(q.cursor) : 0;
+    const items = all.slice(from, from + q.limit);
+    return { items, nextCursor: from + q.limit < all.length ? String(from + q.limit) : null };
+  }
   async getJob(id: string) {
     const j = this.jobs.find((x) => x.id === id);
     // As the real client's error for a 404: a status and the catalog code.

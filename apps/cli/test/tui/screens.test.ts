@@ -347,6 +347,33 @@ describe("the console's views", () => {
     expect(text).toMatch(/^ID\s+NAME/m);
   });
 
+  it("pages through all the jobs on the server with M, keeping the newest and the older ones", async () => {
+    const b = backendWithData();
+    const many = Array.from({ length: 1200 }, (_, i) =>
+      job({
+        id: `job_${String(i).padStart(5, "0")}`,
+        name: `bulk-${i}`,
+        createdAt: new Date(Date.parse("2026-01-01T00:00:00Z") - i * 1000).toISOString(),
+      }),
+    );
+    b.jobs = [...b.jobs, ...many];
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    let text = await c.waitForText("older jobs on the server: M loads 500 more");
+    expect(text).toContain("Jobs (500)");
+    await c.press("M");
+    text = await c.waitForText("loaded 500 older jobs");
+    expect(text).toContain("Jobs (1000)");
+    await c.press("M");
+    text = await c.waitForText("loaded 203 older jobs");
+    expect(text).toContain("Jobs (1203)");
+    expect(text).not.toContain("M loads 500 more");
+    await c.press("G");
+    await c.waitForText("bulk-1199");
+    await c.press("M");
+    await c.waitForText("every job is loaded: there are no older ones");
+  });
+
   it("flags queued jobs on a queue no online agent serves, in Overview and Jobs", async () => {
     const b = backendWithData();
     b.jobs.push(job({ id: "job_gpu", name: "train-model", queue: "gpu" }, "queued"));

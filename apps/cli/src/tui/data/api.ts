@@ -51,7 +51,11 @@ export class HttpBackend implements Backend {
   }
 
   async listJobs(query: { state?: JobState; limit: number }) {
-    return expectShape(JobPage, await this.client.get("/v1/jobs", query), "job list").items;
+    return (await this.listJobPage(query)).items;
+  }
+
+  async listJobPage(query: { state?: JobState; limit: number; cursor?: string }) {
+    return expectShape(JobPage, await this.client.get("/v1/jobs", query), "job list");
   }
 
   async getJob(id: string) {

@@ -40,6 +40,11 @@ export interface Backend {
   getAgent(id: string): Promise<Agent>;
   drainAgent(id: string, reason: string): Promise<void>;
   listJobs(query: { state?: JobState; limit: number }): Promise<Job[]>;
+  /** A page of jobs, newest first, and where the next (older) page starts; null when none is left. */
+  listJobPage(query: { state?: JobState; limit: number; cursor?: string }): Promise<{
+    items: Job[];
+    nextCursor: string | null;
+  }>;
   getJob(id: string): Promise<JobWithSteps>;
   cancelJob(id: string, reason: string): Promise<Job>;
   retryJob(id: string): Promise<Job>;

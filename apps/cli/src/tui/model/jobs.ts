@@ -32,16 +32,37 @@ function older(next: { epoch: number; state: JobState }, have: { epoch: number; 
  */
 export class JobStore extends Emitter {
   private readonly byId = new Map<string, Job>();
+  /** How many jobs are kept: CAP, plus every older page the operator asked for. */
+  private cap = CAP;
+  /** Where the next older page starts on the server (null: none left, or none asked for yet). */
+  olderCursor: string | null = null;
   private sorted: Job[] | null = null;
   private readonly stateCounts = new Map<JobState, number>();
 
-  load(jobs: readonly Job[]): void {
+  load(jobs: readonly Job[], olderCursor: string | null = null): void {
     this.byId.clear();
     this.stateCounts.clear();
+    this.cap = CAP;
+    this.olderCursor = olderCursor;
     for (const j of jobs) this.put(j);
     this.trim();
     this.sorted = null;
     this.changed();
+  }
+
+  /** An older page the operator asked for: kept in addition to the newest jobs, not in their place. */
+  addOlder(jobs: readonly Job[], nextCursor: string | null): number {
+    let added = 0;
+    for (const j of jobs) {
+      if (this.byId.has(j.id)) continue;
+      this.put(j);
+      added++;
+    }
+    this.cap += added;
+    this.olderCursor = nextCursor;
+    this.sorted = null;
+    this.changed();
+    return added;
   }
 
   upsert(job: Job): void {
@@ -124,11 +145,11 @@ export class JobStore extends Emitter {
   }
 
   private trim(): void {
-    if (this.byId.size <= CAP) return;
+    if (this.byId.size <= this.cap) return;
     const finished = [...this.byId.values()]
       .filter((j) => isFinal(j.state))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    for (const j of finished.slice(0, this.byId.size - CAP)) {
+    for (const j of finished.slice(0, this.byId.size - this.cap)) {
       this.byId.delete(j.id);
       this.count(j.state, -1);
     }

@@ -102,6 +102,17 @@ export class Sync {
     return this.loading;
   }
 
+  /**
+   * The next page of older jobs from the server (the console holds the newest ones): added to what
+   * is shown. Resolves to how many came, or null when there were none left to load.
+   */
+  async loadOlderJobs(): Promise<number | null> {
+    const cursor = this.s.jobs.olderCursor;
+    if (cursor === null) return null;
+    const page = await this.backend.listJobPage({ limit: JOB_PAGE, cursor });
+    return this.s.jobs.addOlder(page.items, page.nextCursor);
+  }
+
   refetchFleet(delayMs = 250): void {
     if (this.fleetTimer || this.stopped) return;
     this.fleetTimer = setTimeout(() => {
@@ -127,13 +138,15 @@ export class Sync {
     if (who) session.setWho(who);
     await Promise.all([
       b.listAgents().then((list) => agents.load(list), fail),
-      Promise.all([b.listJobs({ limit: JOB_PAGE }), b.listJobs({ state: "queued", limit: JOB_PAGE })]).then(
-        ([recent, queued]) => {
-          jobs.load([...recent, ...queued.filter((q) => !recent.some((r) => r.id === q.id))]);
-          metrics.queueDepth(jobs.countOf("queued"));
-        },
-        fail,
-      ),
+      Promise.all([
+        b.listJobPage({ limit: JOB_PAGE }),
+        b.listJobs({ state: "queued", limit: JOB_PAGE }),
+      ]).then(([page, queued]) => {
+        const recent = page.items;
+        const ids = new Set(recent.map((r) => r.id));
+        jobs.load([...recent, ...queued.filter((q) => !ids.has(q.id))], page.nextCursor);
+        metrics.queueDepth(jobs.countOf("queued"));
+      }, fail),
       b.getFleet().then((f) => fleet.set(f), fail),
       who?.role === "viewer"
         ? Promise.resolve(audit.deny("the audit log needs the operator role; this token is a viewer"))

@@ -60,8 +60,33 @@ export class JobsView extends TableView<Job> {
     return agents.size > 0 ? jobs.unserved(agents.servedQueues()) : new Map<string, number>();
   });
 
+  private loadingOlder = false;
+
+  private loadOlder(): void {
+    const { sync, stores } = this.ctx;
+    if (this.loadingOlder) return;
+    if (stores.jobs.olderCursor === null) {
+      stores.session.say("every job is loaded: there are no older ones");
+      return;
+    }
+    this.loadingOlder = true;
+    stores.session.say("loading older jobs…");
+    sync
+      .loadOlderJobs()
+      .then(
+        (n) => stores.session.say(n === null ? "there are no older jobs" : `loaded ${n} older jobs`),
+        (err) => stores.session.say(`could not load older jobs: ${(err as Error).message}`, "error"),
+      )
+      .finally(() => {
+        this.loadingOlder = false;
+        this.ctx.requestRender();
+      });
+  }
+
   override title(): Line {
     const line = super.title();
+    if (this.ctx.stores.jobs.olderCursor !== null)
+      line.push({ text: "  older jobs on the server: M loads 500 more", color: "gray" });
     const { jobs, agents } = this.ctx.stores;
     const text = unservedText(this.unserved(jobs.version, agents.version));
     if (text) line.push({ text: `  ⚠ ${text}`, color: "yellow" });
@@ -89,6 +114,11 @@ export class JobsView extends TableView<Job> {
         handler: withJob((j) => this.ctx.openJobDetail(j.id)),
       },
       ...jobActionKeys(actions, withJob),
+      {
+        key: "M",
+        description: "load the next 500 older jobs from the server",
+        handler: () => this.loadOlder(),
+      },
       {
         key: "n",
         description: "submit a job from a file",
