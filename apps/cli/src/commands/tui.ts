@@ -11,6 +11,10 @@ export function registerTui(program: Command): void {
     .option("--token <token>", "an API token (env SKIFF_TOKEN, else $SKIFF_HOME/admin.token)")
     .option("--read-only", "offer no action that changes the server")
     .option("--no-color", "no colours (also with NO_COLOR set)")
+    .option(
+      "--mouse",
+      "click a row to select it, scroll with the wheel (the terminal's own text selection then needs Shift)",
+    )
     .action(
       action(async (opts: TuiOptions) => {
         // blessed loads only for the console, not for every other command.

@@ -34,6 +34,8 @@ export interface AppOptions {
   confirmQuit?: string;
   /** `D` closes the console and leaves the process it belongs to running (`skiff up`). */
   detachable?: boolean;
+  /** Clicks select rows and the wheel scrolls (it takes text selection away from the terminal). */
+  mouse?: boolean;
 }
 
 interface Overlay {
@@ -192,6 +194,7 @@ export class App {
     return {
       region: chrome.body,
       color: this.palette,
+      mouse: this.opts.mouse === true,
       stores: this.stores,
       sync: this.sync,
       backend: this.opts.backend,

@@ -14,6 +14,8 @@ export interface TuiOptions extends ConnectionOptions {
    * keeps running, and the process is not ended when the console is.
    */
   embedded?: boolean;
+  /** Clicks select rows, the wheel scrolls (`--mouse`). */
+  mouse?: boolean;
 }
 
 export interface TuiResult {
@@ -66,6 +68,7 @@ export async function runTui(opts: TuiOptions): Promise<TuiResult> {
     policy: policyFromEnv(),
     ...(opts.confirmQuit ? { confirmQuit: opts.confirmQuit } : {}),
     detachable: opts.embedded === true,
+    mouse: opts.mouse === true,
   });
   let crash: unknown = null;
   const quit = () => app.stop();

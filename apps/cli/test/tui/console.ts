@@ -15,7 +15,14 @@ export interface TestConsole {
 /** The console in-process, drawing into a headless terminal. */
 export function startConsole(
   backend: Backend,
-  opts: { readOnly?: boolean; color?: boolean; cols?: number; rows?: number; confirmQuit?: string } = {},
+  opts: {
+    readOnly?: boolean;
+    color?: boolean;
+    cols?: number;
+    rows?: number;
+    confirmQuit?: string;
+    mouse?: boolean;
+  } = {},
 ): TestConsole {
   const screen = new HeadlessTerminal(opts.cols ?? 160, opts.rows ?? 48);
   const app = new App({
@@ -24,6 +31,7 @@ export function startConsole(
     color: opts.color ?? true,
     terminal: { input: screen.input, output: screen.output, terminal: "xterm-256color" },
     ...(opts.confirmQuit ? { confirmQuit: opts.confirmQuit } : {}),
+    mouse: opts.mouse === true,
   });
   app.start();
   const seen = (text: string, pattern: string | RegExp) =>

@@ -374,6 +374,41 @@ describe("the console's views", () => {
     await c.waitForText("every job is loaded: there are no older ones");
   });
 
+  it("with --mouse, a click selects a row and the wheel moves the selection; without, the mouse does nothing", async () => {
+    const selectedHas = (needle: string) =>
+      waitFor(`the selected row to hold "${needle}"`, async () => {
+        await c?.screen.flush();
+        return c?.screen.selectedLine()?.includes(needle) ?? false;
+      });
+    // SGR mouse reports, 1-based: a press and a release is a click; buttons 64 and 65 are the wheel.
+    // A terminal sends the press and the release as two reports.
+    const click = async (x: number, y: number) => {
+      await c?.press(`\x1b[<0;${x};${y}M`);
+      await c?.press(`\x1b[<0;${x};${y}m`);
+    };
+    const wheel = (down: boolean, x: number, y: number) => `\x1b[<${down ? 65 : 64};${x};${y}M`;
+    c = startConsole(backendWithData(), { mouse: true });
+    await c.press(":agents\r");
+    await c.waitForText("worker-gamma");
+    await selectedHas("worker-alpha");
+    // Row 1 is the title, row 2 the table's header, rows 3.. its rows: row 5 is the third agent.
+    await click(10, 5);
+    await selectedHas("worker-gamma");
+    await c.press(wheel(false, 10, 8));
+    await selectedHas("worker-alpha");
+    await c.press(wheel(true, 10, 8));
+    await selectedHas("worker-gamma");
+    c.close();
+
+    c = startConsole(backendWithData());
+    await c.press(":agents\r");
+    await c.waitForText("worker-gamma");
+    await selectedHas("worker-alpha");
+    await click(10, 5);
+    await new Promise((r) => setTimeout(r, 200));
+    await selectedHas("worker-alpha");
+  });
+
   it("flags queued jobs on a queue no online agent serves, in Overview and Jobs", async () => {
     const b = backendWithData();
     b.jobs.push(job({ id: "job_gpu", name: "train-model", queue: "gpu" }, "queued"));

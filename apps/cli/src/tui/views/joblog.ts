@@ -292,6 +292,22 @@ export class JobLogView implements View {
     this.body = new TableWidget(region, { top: 2, left: 0, width: "100%", height: "100%-2" }, color, {
       border: true,
       label: "log",
+      ...(this.ctx.mouse
+        ? {
+            mouse: {
+              click: (index: number) => {
+                if (index >= this.count()) return;
+                this.cursor.follow = false;
+                this.cursor.index = index;
+                this.ctx.requestRender();
+              },
+              wheel: (delta: number) => {
+                this.cursor.move(delta, this.count());
+                this.ctx.requestRender();
+              },
+            },
+          }
+        : {}),
     });
     this.unsubscribe = [
       this.log.subscribe(() => this.ctx.requestRender()),

@@ -4,7 +4,7 @@ import { applyFilter, type Fields, isTimeRelative } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import type { Line } from "../render/style.ts";
 import { type Column, columnWidths, sortRows, tableHeader, tableRow } from "../render/table.ts";
-import { TableWidget } from "../widgets/table.ts";
+import { type TableMouse, TableWidget } from "../widgets/table.ts";
 import { listKeys } from "./listkeys.ts";
 import { Ticker, type View, type ViewContext, type ViewName } from "./view.ts";
 
@@ -176,9 +176,29 @@ export abstract class TableView<T> implements View {
       this.ctx.region,
       { top: 0, left: 0, width: "100%", height: "100%" },
       this.ctx.color,
+      this.ctx.mouse ? { mouse: this.mouseHandlers() } : {},
     );
     this.unsubscribe = this.store().subscribe(() => this.ctx.requestRender());
     this.ticker?.start();
+  }
+
+  private mouseHandlers(): TableMouse {
+    const select = () => {
+      const row = this.selected();
+      this.selectedId = row ? this.idOf(row) : null;
+      this.ctx.requestRender();
+    };
+    return {
+      click: (index) => {
+        if (index >= this.rows().length) return;
+        this.cursor.index = index;
+        select();
+      },
+      wheel: (delta) => {
+        this.cursor.move(delta, this.rows().length);
+        select();
+      },
+    };
   }
 
   stop(): void {

@@ -13,6 +13,8 @@ export type ViewName = "overview" | "agents" | "jobs" | "log" | "job" | "fleet" 
 export interface ViewContext {
   region: Region;
   color: Palette;
+  /** Whether clicks and the wheel move the selection (`skiff tui --mouse`). */
+  mouse: boolean;
   stores: Stores;
   sync: Sync;
   backend: Backend;

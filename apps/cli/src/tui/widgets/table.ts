@@ -22,15 +22,24 @@ export interface TableSource {
  * A table that builds only the rows it shows, so ten thousand rows cost what forty do. Selection and
  * scrolling live in a `Cursor`; this draws them.
  */
+/** What a click or the wheel over a table does: select row `index`, or move the selection. */
+export interface TableMouse {
+  click(index: number): void;
+  wheel(delta: number): void;
+}
+
 export class TableWidget {
   private readonly box: blessed.Widgets.BoxElement;
   private readonly bordered: boolean;
+  /** The first row drawn and whether a header line sits above it, for mapping a click to a row. */
+  private drawnFrom = 0;
+  private headerRows = 0;
 
   constructor(
     parent: Region,
     pos: Pos,
     private readonly color: Palette,
-    opts: { label?: string; border?: boolean } = {},
+    opts: { label?: string; border?: boolean; mouse?: TableMouse } = {},
   ) {
     this.bordered = opts.border ?? false;
     this.box = blessed.box({
@@ -41,6 +50,19 @@ export class TableWidget {
       ...(this.bordered ? { border: "line" as const } : {}),
       ...(opts.label ? { label: ` ${opts.label} ` } : {}),
     });
+    const mouse = opts.mouse;
+    // Listening for mouse events is what turns mouse reporting on: only when it was asked for, since
+    // it takes text selection away from the terminal.
+    if (mouse) {
+      this.box.on("click", (data: { y: number }) => {
+        const top = (this.box as unknown as { lpos?: { yi: number } }).lpos?.yi;
+        if (top === undefined) return;
+        const row = data.y - top - (this.bordered ? 1 : 0) - this.headerRows;
+        if (row >= 0) mouse.click(this.drawnFrom + row);
+      });
+      this.box.on("wheeldown", () => mouse.wheel(3));
+      this.box.on("wheelup", () => mouse.wheel(-3));
+    }
   }
 
   /** Cells across the inside of the table. */
@@ -64,6 +86,8 @@ export class TableWidget {
   draw(src: TableSource): void {
     const height = Math.max(1, this.inner - (src.header ? 1 : 0));
     src.cursor.clamp(src.count, height);
+    this.drawnFrom = src.cursor.offset;
+    this.headerRows = src.header ? 1 : 0;
     const out: string[] = [];
     if (src.header) out.push(toTags(src.header, this.color));
     if (src.count === 0 && src.empty) out.push(toTags(src.empty, this.color));
