@@ -4,7 +4,7 @@
 import { pathToFileURL } from "node:url";
 import type { TestConsole } from "../apps/cli/test/tui/console.ts";
 import { startConsole } from "../apps/cli/test/tui/console.ts";
-import { agent, FakeBackend } from "../apps/cli/test/tui/fixtures.ts";
+import { agent, FakeBackend, job } from "../apps/cli/test/tui/fixtures.ts";
 import { percentile } from "./lib.ts";
 
 export interface TuiBenchOptions {
@@ -15,6 +15,8 @@ export interface TuiBenchOptions {
   frames?: number;
   /** How long to flood the console with heartbeats (1,000/s) to check the frame cap. */
   floodMs?: number;
+  /** Jobs paged into the Jobs view afterwards. */
+  jobs?: number;
 }
 
 export interface TuiBenchResult {
@@ -31,6 +33,13 @@ export interface TuiBenchResult {
   /** Resident memory of the whole process with the agents loaded, and before them (runtime, modules). */
   rssMb: number;
   rssBaselineMb: number;
+  /** Jobs paged into the Jobs view with `M`, 500 at a time, beside the agents. */
+  jobs: number;
+  /** Paging them all in, and a frame of the Jobs view once they are there (sorted by name). */
+  jobsPagingMs: number;
+  jobsFrameMs: { p50: number; p95: number; max: number };
+  /** Resident memory with the agents and the jobs loaded. */
+  jobsRssMb: number;
 }
 
 function fleetOf(n: number, now: number) {
@@ -44,6 +53,18 @@ function fleetOf(n: number, now: number) {
       },
       now,
     ),
+  );
+}
+
+/** Finished jobs, newest first, a second apart, as the API lists them. */
+function jobsOf(n: number) {
+  const start = Date.now();
+  return Array.from({ length: n }, (_, i) =>
+    job({
+      id: `job_${String(i).padStart(7, "0")}`,
+      name: `dependency-update-${i % 997}`,
+      createdAt: new Date(start - i * 1000).toISOString(),
+    }),
   );
 }
 
@@ -130,6 +151,30 @@ export async function benchTui(opts: TuiBenchOptions = {}): Promise<TuiBenchResu
     const cpu = process.cpuUsage();
     await new Promise((r) => setTimeout(r, idleMs));
     const idleCpuPercent = cpuPercent(cpu, idleMs);
+    const rssMb = process.memoryUsage().rss / 2 ** 20;
+
+    // Then 100,000 jobs, paged in as an operator would with M, and the Jobs view drawn over them.
+    const jobCount = opts.jobs ?? 100_000;
+    backend.jobs = jobsOf(jobCount);
+    await c.press(":jobs\r");
+    await c.app.sync.reload();
+    const pagingStart = performance.now();
+    while ((await c.app.sync.loadOlderJobs()) !== null) {
+      // every page until the server has no older ones
+    }
+    const jobsPagingMs = performance.now() - pagingStart;
+    backend.jobs = [];
+    await c.waitForText(`Jobs (${jobCount})`, 60_000);
+    await c.press(">");
+    await c.press(">");
+    const jobFrames: number[] = [];
+    for (let f = 0; f < 50; f++) {
+      if (f % 10 === 0) await c.press(f % 20 === 0 ? "G" : "g");
+      c.app.renderNow();
+      jobFrames.push(c.app.lastFrameMs);
+      await c.screen.flush();
+    }
+    jobFrames.sort((a, b) => a - b);
     return {
       agents: n,
       frameMs: { p50: percentile(times, 50), p95: percentile(times, 95), max: times.at(-1) ?? Number.NaN },
@@ -137,8 +182,16 @@ export async function benchTui(opts: TuiBenchOptions = {}): Promise<TuiBenchResu
       idleCpuPercent,
       floodFps: flooded.fps,
       floodCpuPercent: flooded.cpu,
-      rssMb: process.memoryUsage().rss / 2 ** 20,
+      rssMb,
       rssBaselineMb,
+      jobs: jobCount,
+      jobsPagingMs,
+      jobsFrameMs: {
+        p50: percentile(jobFrames, 50),
+        p95: percentile(jobFrames, 95),
+        max: jobFrames.at(-1) ?? Number.NaN,
+      },
+      jobsRssMb: process.memoryUsage().rss / 2 ** 20,
     };
   } finally {
     c.close();

@@ -114,8 +114,9 @@ export class JobStore extends Emitter {
   /** Newest first. */
   list(): readonly Job[] {
     if (!this.sorted)
+      // ISO times and ids compare as plain strings (no locale): cheap for a hundred thousand jobs.
       this.sorted = [...this.byId.values()].sort((a, b) =>
-        a.createdAt === b.createdAt ? b.id.localeCompare(a.id) : b.createdAt.localeCompare(a.createdAt),
+        a.createdAt === b.createdAt ? (b.id < a.id ? -1 : 1) : b.createdAt < a.createdAt ? -1 : 1,
       );
     return this.sorted;
   }

@@ -71,8 +71,8 @@ export function jobColumns(
       width: 12,
       align: "right",
       cell: (j) => formatAgo(j.createdAt, now),
-      // Newest first reads as "smallest age": sort by age, not by time.
-      sort: (j) => now - Date.parse(j.createdAt),
+      // Newest first reads as "smallest age": the later the time, the smaller the age.
+      sort: (j) => -Date.parse(j.createdAt),
     },
     {
       title: "TOOK",
@@ -80,6 +80,7 @@ export function jobColumns(
       align: "right",
       cell: (j) => jobDuration(j, now),
       sort: (j) => (j.startedAt ? elapsed(j.startedAt, j.finishedAt, now) : -1),
+      live: true,
     },
     {
       title: "EXIT",

@@ -12,6 +12,8 @@ export interface Column<T> {
   cell(row: T): Seg | string;
   /** The value rows are ordered by when the table is sorted on this column. */
   sort?: (row: T) => string | number;
+  /** The sort value moves with the clock (a running job's time so far): re-sorted once a second. */
+  live?: boolean;
 }
 
 const GAP = " ";
@@ -89,6 +91,9 @@ export function tableHeader<T>(
   return [{ text, bold: true, ...(color ? { color } : {}) }];
 }
 
+// One collator for every comparison: far cheaper than localeCompare with options on each call.
+const COLLATOR = new Intl.Collator(undefined, { numeric: true });
+
 /** Rows ordered by a column's sort value (stable: equal values keep their order). */
 export function sortRows<T>(rows: readonly T[], column: Column<T>, descending: boolean): T[] {
   const key = column.sort;
@@ -98,7 +103,7 @@ export function sortRows<T>(rows: readonly T[], column: Column<T>, descending: b
     const c =
       typeof a.k === "number" && typeof b.k === "number"
         ? a.k - b.k
-        : String(a.k).localeCompare(String(b.k), undefined, { numeric: true });
+        : COLLATOR.compare(String(a.k), String(b.k));
     return (descending ? -c : c) || a.i - b.i;
   });
   return keyed.map((x) => x.row);
