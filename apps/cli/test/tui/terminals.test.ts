@@ -59,7 +59,13 @@ describeWith(
     const sessions: TmuxSession[] = [];
     const screens = new Map<
       string,
-      { text: string; styled: string; overview: { text: string; styled: string } }
+      {
+        text: string;
+        styled: string;
+        overview: { text: string; styled: string };
+        detail: string;
+        log: string;
+      }
     >();
 
     beforeAll(async () => {
@@ -95,7 +101,17 @@ describeWith(
           await t.waitFor(":jobs");
           t.keys("Enter");
           const text = await t.waitFor("terminal-check", 30_000);
-          screens.set(label(c), { text, styled: t.captureStyled(), overview });
+          const styled = t.captureStyled();
+          // The same console's other screens on this terminal: the job in full, then its log searched.
+          t.type("i");
+          const detail = await t.waitFor(/Steps \(1\)/, 30_000);
+          t.type("l");
+          await t.waitFor(/step 1: hi/, 30_000);
+          t.type("/");
+          t.type("hi");
+          t.keys("Enter");
+          const log = await t.waitFor(/search: hi \(\d+ lines?; n\/N\)/, 30_000);
+          screens.set(label(c), { text, styled, overview, detail, log });
         }
       };
       await Promise.all([open(), open(), open(), open()]);
@@ -170,6 +186,24 @@ describeWith(
         const { text } = screen(c).overview;
         expect(text).toMatch(/Agents\s+2 online \(2 idle\)/);
         expect(text).toMatch(/Success\s+100% succeeded \(1 of 1 recent\)/);
+      });
+    });
+
+    describe.each(CASES)("%#: Job and Job log", (c) => {
+      it(`${label(c)}: the Job view shows the job whole, and the log's search works`, () => {
+        const { detail, log } = screen(c);
+        expect(detail).toMatch(/State\s+\S succeeded\s+exit 0/);
+        expect(detail).toMatch(/Agent\s+vm-embedded-\d/);
+        expect(detail).toMatch(/1\s+hi\s+\S ok\s+exit 0/);
+        // Esc-able and keyed: the footer offers the neighbours at either size.
+        expect(detail).toMatch(/l open the job's log/);
+        expect(log).toMatch(/hi/);
+        if (c.lang === "C")
+          for (const shown of [detail, log])
+            expect(
+              [...shown].filter((ch) => ch.charCodeAt(0) > 0x7e),
+              "non-ASCII characters",
+            ).toEqual([]);
       });
     });
 

@@ -118,9 +118,9 @@ export class JobLogView implements View {
   }
 
   title(): Line {
-    const line: Line = [{ text: " Job log ", bold: true }, { text: `${this.jobId}  ` }];
-    line.push(connectionCell(this.log.feedState, Date.now()));
-    line.push({ text: this.cursor.follow ? "  following" : "  paused (G or f to follow)" });
+    // What the operator set (search, filter, wrap) comes first: on 80 columns the rest may be cut,
+    // and the stream's own state is also in the status bar and the log's last line.
+    const line: Line = [{ text: " Job log ", bold: true }, { text: this.jobId }];
     if (this.search) {
       const n = this.matchCount(this.entries(), this.log.version, this.search);
       line.push({ text: `  search: ${this.search} (${n} ${n === 1 ? "line" : "lines"}; n/N)` });
@@ -128,6 +128,8 @@ export class JobLogView implements View {
     if (this.query) line.push({ text: `  filter: ${this.query}` });
     if (this.wrap) line.push({ text: "  wrapping long lines" });
     else if (this.hscroll > 0) line.push({ text: `  from column ${this.hscroll + 1}` });
+    line.push({ text: "  " }, connectionCell(this.log.feedState, Date.now()));
+    line.push({ text: this.cursor.follow ? "  following" : "  paused (G or f to follow)" });
     return line;
   }
 
