@@ -149,7 +149,8 @@ export function buildApi(deps: ApiDeps): Api {
   app.setErrorHandler(async (err, req, reply) => {
     const e = toSkiffError(err);
     const retry = (e.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if (e.code === "rate_limited" && retry) reply.header("retry-after", String(retry));
+    if ((e.code === "rate_limited" || e.code === "not_ready") && retry)
+      reply.header("retry-after", String(retry));
     // req.log carries reqId already: repeating it would print the key twice.
     if (e.status >= 500) req.log.error({ err }, "request failed");
     else req.log.info({ code: e.code, url: req.url }, e.message);

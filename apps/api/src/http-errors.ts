@@ -21,6 +21,41 @@ const INPUT_DATA_EXCEPTIONS = new Set([
   "22008", // datetime_field_overflow
 ]);
 
+/**
+ * The database could not take the request now: the pool's wait for a connection ran out (a burst
+ * larger than the pool on a loaded server), the server refused or dropped the connection, is
+ * shutting down or has no connection left, or picked this transaction as a deadlock's victim. Each
+ * is worth retrying in a moment, so it is a 503 with Retry-After, not an internal error.
+ */
+const DATABASE_BUSY_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+  "08000", // connection_exception
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "40P01", // deadlock_detected
+  "40001", // serialization_failure
+]);
+
+export function databaseBusy(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e?.code === "string" && DATABASE_BUSY_CODES.has(e.code)) return true;
+  return (
+    typeof e?.message === "string" &&
+    /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error/i.test(
+      e.message,
+    )
+  );
+}
+
 /** Maps whatever a request threw to a catalog error; anything unknown is an internal error. */
 export function toSkiffError(err: unknown): SkiffError {
   if (err instanceof SkiffError) return err;
@@ -61,5 +96,10 @@ export function toSkiffError(err: unknown): SkiffError {
   if (e?.statusCode === 400) return new SkiffError("invalid_input", e.message, { cause: err });
   if (e?.statusCode === 413) return new SkiffError("payload_too_large", e.message, { cause: err });
   if (e?.statusCode === 415) return new SkiffError("unsupported_media_type", e.message, { cause: err });
+  if (databaseBusy(err))
+    return new SkiffError("not_ready", "the database is busy or unreachable; retry in a moment", {
+      cause: err,
+      details: { retryAfterSeconds: 1 },
+    });
   return new SkiffError("internal", "internal error; the request id is in the server log", { cause: err });
 }

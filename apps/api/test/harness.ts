@@ -12,6 +12,8 @@ export interface TestApi {
   bus: Bus;
   url: string;
   tokens: Record<Role, string>;
+  /** The server's error log lines so far (the last 50), for a failing assertion to print. */
+  errors(): string[];
   /** Sends a request over real HTTP to the listening server. */
   call(
     method: string,
@@ -31,6 +33,8 @@ export interface TestApiOptions {
   /** Share an existing PostgreSQL database (two replicas); otherwise a fresh one per instance. */
   databaseUrl?: string;
   config?: ApiConfigInput;
+  /** Connections in the API's PostgreSQL pool (10 by default). */
+  poolSize?: number;
 }
 
 export async function createToken(store: Store, role: Role, name: string = role): Promise<string> {
@@ -46,8 +50,20 @@ export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
     database = await createTestDatabase();
     databaseUrl = database.url;
   }
-  const store = await openStore(opts.adapter === "pg" ? { databaseUrl, poolSize: 10 } : {});
-  const logger = pino({ level: process.env.TEST_LOG ?? "silent" });
+  const store = await openStore(opts.adapter === "pg" ? { databaseUrl, poolSize: opts.poolSize ?? 10 } : {});
+  // Quiet, but the server's errors are kept so a failing test can say what went wrong inside.
+  const errors: string[] = [];
+  const logger = process.env.TEST_LOG
+    ? pino({ level: process.env.TEST_LOG })
+    : pino(
+        { level: "error" },
+        {
+          write: (line: string) => {
+            errors.push(line.length > 2000 ? `${line.slice(0, 2000)}…` : line);
+            if (errors.length > 50) errors.shift();
+          },
+        },
+      );
   const bus = await createBus({ redisUrl: opts.redisUrl, prefix: opts.busPrefix ?? "skiff-test", logger });
   const api = buildApi({
     config: {
@@ -77,6 +93,7 @@ export async function startTestApi(opts: TestApiOptions): Promise<TestApi> {
     bus,
     url,
     tokens,
+    errors: () => [...errors],
     async call(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };
       const token = o.token === undefined ? tokens.admin : o.token;
