@@ -41,6 +41,12 @@ export class AgentStore extends Emitter {
   private readonly byId = new Map<string, AgentRecord>();
   private sorted: AgentRecord[] | null = null;
   skewMs = 0;
+  /**
+   * Changes when something other than a heartbeat's fields changed: an agent came, went, or changed
+   * status, version or sandbox. What is worked out over the whole fleet (versions, unsafe agents) is
+   * keyed on it, so a thousand heartbeats a second do not redo it each frame.
+   */
+  shape = 0;
 
   /** Replaces everything with a fresh list; `now` is when it was received, to measure clock skew. */
   load(agents: readonly Agent[], now = Date.now()): void {
@@ -53,6 +59,7 @@ export class AgentStore extends Emitter {
     skews.sort((x, y) => x - y);
     this.skewMs = skews[Math.floor(skews.length / 2)] ?? 0;
     this.sorted = null;
+    this.shape++;
     this.changed();
   }
 
@@ -65,6 +72,7 @@ export class AgentStore extends Emitter {
       this.byId.set(agent.id, r);
       if (this.sorted) this.sorted.splice(insertionPoint(this.sorted, r), 0, r);
     }
+    this.shape++;
     this.changed();
   }
 
@@ -76,7 +84,10 @@ export class AgentStore extends Emitter {
     a.activity = p.activity;
     a.running = p.running;
     if (p.resources) a.resources = p.resources;
-    a.status = "online";
+    if (a.status !== "online") {
+      a.status = "online";
+      this.shape++;
+    }
     this.changed();
     return true;
   }
@@ -87,6 +98,7 @@ export class AgentStore extends Emitter {
     a.status = p.status;
     a.activity = p.activity;
     if (p.activity === "draining") a.drainRequested = true;
+    this.shape++;
     this.changed();
     return true;
   }

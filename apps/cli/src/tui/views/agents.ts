@@ -1,4 +1,4 @@
-import type { Emitter } from "../model/emitter.ts";
+import { type Emitter, memo } from "../model/emitter.ts";
 import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import type { AgentRecord } from "../model/types.ts";
@@ -35,11 +35,25 @@ export class AgentsView extends TableView<AgentRecord> {
   /** Whether agents offline for longer than OLD_OFFLINE_MS are listed (O); by default they are not. */
   private showOld = false;
 
-  protected source() {
+  /** What the title and the rows need of the fleet, worked out again only when its shape changed. */
+  private readonly facts = memo((_version: number, key: string) => {
     const all = this.ctx.stores.agents.list();
-    if (this.showOld) return all;
     const cutoff = Date.now() - this.ctx.stores.agents.skewMs - OLD_OFFLINE_MS;
-    return all.filter((a) => a.status !== "offline" || Date.parse(a.lastHeartbeatAt) >= cutoff);
+    const visible =
+      key === "all"
+        ? all
+        : all.filter((a) => a.status !== "offline" || Date.parse(a.lastHeartbeatAt) >= cutoff);
+    let unsafe = 0;
+    for (const a of all) if (a.status !== "offline" && (a.unsafe || a.sandbox === "none")) unsafe++;
+    return { visible, hidden: all.length - visible.length, unsafe, versions: versionCounts(all) };
+  });
+
+  private fleetFacts() {
+    return this.facts(this.ctx.stores.agents.shape, this.sourceKey());
+  }
+
+  protected source() {
+    return this.fleetFacts().visible;
   }
 
   protected override sourceKey(): string {
@@ -48,13 +62,10 @@ export class AgentsView extends TableView<AgentRecord> {
 
   override title(): Line {
     const line = super.title();
-    const all = this.ctx.stores.agents.list();
-    const hidden = all.length - this.source().length;
+    const { hidden, unsafe, versions } = this.fleetFacts();
     if (hidden > 0)
       line.push({ text: `  ${hidden} offline for over ${OLD_OFFLINE_MIN}m hidden (O shows)`, color: "gray" });
-    const unsafe = all.filter((a) => a.status !== "offline" && (a.unsafe || a.sandbox === "none")).length;
     if (unsafe > 0) line.push({ text: `  ⚠ ${unsafe} UNSAFE: no sandbox`, color: "red", bold: true });
-    const versions = versionCounts(all);
     if (versions.length > 1)
       line.push({
         text: `  versions differ: ${versions.map(([v, n]) => `${v} (${n})`).join(", ")}`,
@@ -79,7 +90,7 @@ export class AgentsView extends TableView<AgentRecord> {
   }
 
   protected columns(now: number): Column<AgentRecord>[] {
-    const common = versionCounts(this.ctx.stores.agents.list())[0]?.[0] ?? null;
+    const common = this.fleetFacts().versions[0]?.[0] ?? null;
     return agentColumns(now, this.ctx.stores.agents.skewMs, this.ctx.policy, common);
   }
 
