@@ -65,6 +65,8 @@ describeWith(
         overview: { text: string; styled: string };
         detail: string;
         log: string;
+        sorted: string;
+        audit: string;
       }
     >();
 
@@ -111,7 +113,22 @@ describeWith(
           t.type("hi");
           t.keys("Enter");
           const log = await t.waitFor(/search: hi \(\d+ lines?; n\/N\)/, 30_000);
-          screens.set(label(c), { text, styled, overview, detail, log });
+          // Back to Jobs (Esc twice), sorted by name; then Audit filtered by time.
+          t.keys("Escape");
+          await t.waitFor(/Steps \(1\)/, 30_000);
+          t.keys("Escape");
+          await t.waitFor(/ Jobs \(\d+\)/, 30_000);
+          t.type(">");
+          t.type(">");
+          const sorted = await t.waitFor(/NAME\S/, 30_000);
+          t.type(":audit");
+          await t.waitFor(":audit");
+          t.keys("Enter");
+          await t.waitFor("job.submit", 30_000);
+          t.type("/since:1h action:job");
+          t.keys("Enter");
+          const audit = await t.waitFor("filter: since:1h action:job", 30_000);
+          screens.set(label(c), { text, styled, overview, detail, log, sorted, audit });
         }
       };
       await Promise.all([open(), open(), open(), open()]);
@@ -204,6 +221,15 @@ describeWith(
               [...shown].filter((ch) => ch.charCodeAt(0) > 0x7e),
               "non-ASCII characters",
             ).toEqual([]);
+      });
+    });
+
+    describe.each(CASES)("%#: sorting and Audit's time filter", (c) => {
+      it(`${label(c)}: Jobs sorts by name with its arrow in the header; Audit keeps only the last hour's job entries`, () => {
+        const { sorted, audit } = screen(c);
+        expect(sorted).toMatch(c.lang === "C" ? /NAME\^/ : /NAME↑/);
+        expect(audit).toMatch(/job\.submit/);
+        expect(audit).not.toMatch(/agent\.register/);
       });
     });
 
