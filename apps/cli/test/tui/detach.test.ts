@@ -10,6 +10,7 @@ const root = new URL("../../../../", import.meta.url).pathname;
 describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
   const home = emptyHome();
   let tmux: TmuxSession | null = null;
+  let firstJob = "";
 
   afterAll(() => {
     tmux?.kill();
@@ -42,8 +43,31 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
     }
     expect(pane).not.toContain("up exited");
 
+    // Ctrl-C in that terminal drains: a running job finishes rather than dying of the same SIGINT
+    // (the steps run in a process group of their own, outside the terminal's).
+    const token = readFileSync(join(home, "admin.token"), "utf8").trim();
+    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const created = (await (
+      await fetch(`${url}/v1/jobs`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          name: "through-ctrl-c",
+          steps: [{ name: "wait", run: "sleep 4; echo done" }],
+        }),
+      })
+    ).json()) as { id: string };
+    await waitFor(
+      "the job to run",
+      async () =>
+        ((await (await fetch(`${url}/v1/jobs/${created.id}`, { headers })).json()) as { state: string })
+          .state === "running",
+      30_000,
+      100,
+    );
     t.keys("C-c");
     await t.waitFor(/up exited 0/, 60_000);
+    firstJob = created.id;
     await waitFor(
       "the port to close",
       async () => {
@@ -106,6 +130,8 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
     );
     const after = await api("GET", `/v1/jobs/${job.id}`);
     expect(after.state).toBe("succeeded");
+    // And the job that was running when Ctrl-C reached the detached node.
+    expect((await api("GET", `/v1/jobs/${firstJob}`)).state).toBe("succeeded");
     tmux.keys("C-c");
   }, 240_000);
 });

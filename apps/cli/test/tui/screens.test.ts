@@ -285,7 +285,7 @@ describe("the console's views", () => {
     await c.press("/beta\r");
     await c.waitForText("Agents (1/");
     await c.press("J");
-    text = await c.waitForText("filter: agent:worker-beta");
+    text = await c.waitForText("filter: agentid:agt_2");
     expect(text).toContain("job_again");
     expect(text).not.toContain("job_run");
     // A retry leads to the job it retried.
@@ -407,6 +407,39 @@ describe("the console's views", () => {
     await click(10, 5);
     await new Promise((r) => setTimeout(r, 200));
     await selectedHas("worker-alpha");
+  });
+
+  it("hostile names (escape sequences, line breaks, emoji) from submitters and agents are drawn cleaned, never raw", async () => {
+    const b = backendWithData();
+    b.jobs.push(
+      job({ id: "job_evil", name: "esc-\x1b[31mred\x1b[0m first\nsecond\tthird 😀 end" }, "succeeded"),
+    );
+    b.agents.push(
+      agent({
+        id: "agt_evil",
+        name: "\x1b[31mevil\x1b[0m\x1b]0;PWN\x07 😀名前",
+        labels: { zone: "a\x1b[8mhidden" },
+      }),
+    );
+    b.audit.unshift({ ...auditEntry(9, "agent.register", "\x1b[8mghost"), target: "agt_evil\nforged line" });
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    let text = await c.waitForText("job_evil");
+    // One row, the id intact, no escape bytes reaching the terminal, the emoji as one replacement character.
+    const evilRow = text.split("\n").find((l) => l.includes("job_evil")) ?? "";
+    expect(evilRow).toMatch(/^job_evil\s+esc-red first second {4}third (\uFFFD end|…)\s+✓ succeeded/);
+    await c.press(":agents\r");
+    text = await c.waitForText("名前");
+    // The title-setting sequence is removed whole; the colour codes too.
+    expect(text).toMatch(/^evil \uFFFD名前\s+idle/m);
+    expect(text).not.toContain("PWN");
+    expect(text).toContain("zone=ahidden");
+    await c.press(":audit\r");
+    text = await c.waitForText("ghost");
+    expect(text).toMatch(/ghost\s+admin\s+agent\.register\s+agt_evil forged line/);
+    // Nothing on screen was coloured by a name: only our own colours (red is the failed job's).
+    const rows = text.split("\n").filter((l) => l.includes("ghost"));
+    expect(rows).toHaveLength(1);
   });
 
   it("flags queued jobs on a queue no online agent serves, in Overview and Jobs", async () => {

@@ -314,7 +314,9 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared:
     "pipe",
   ];
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
-  const spawnOpts = { env, stdio, cwd: "/" };
+  // A process group of its own: Ctrl-C in the terminal that runs the worker (`skiff up`) goes to the
+  // worker, which drains, and not straight to the step, which would die of it mid-job.
+  const spawnOpts = { env, stdio, cwd: "/", detached: true };
   // Join the cgroup before bwrap starts so that every process of the step is inside it from the start.
   let child: ChildProcess;
   try {

@@ -1,5 +1,5 @@
 import type { Color, Line, Seg } from "./style.ts";
-import { displayWidth, fitText } from "./text.ts";
+import { displayWidth, fitText, sanitize } from "./text.ts";
 
 /** A table column: a fixed width, or a share of what the fixed ones leave (`flex`). */
 export interface Column<T> {
@@ -63,6 +63,11 @@ function asSeg(cell: Seg | string): Seg {
   return typeof cell === "string" ? { text: cell } : cell;
 }
 
+function cleanSeg(cell: Seg | string): Seg {
+  const s = asSeg(cell);
+  return { ...s, text: sanitize(s.text) };
+}
+
 /** One row: each cell cut or padded to its column's width, columns one space apart. */
 export function tableRow<T>(columns: readonly Column<T>[], widths: readonly number[], row: T): Line {
   const line: Line = [];
@@ -70,7 +75,8 @@ export function tableRow<T>(columns: readonly Column<T>[], widths: readonly numb
     const col = columns[i];
     if (!col) return;
     const cell = asSeg(col.cell(row));
-    const s: Seg = { ...cell, text: fitText(cell.text, w, col.align) };
+    // Names and labels come from submitters and agents: cleaned before they are measured and cut.
+    const s: Seg = { ...cell, text: fitText(sanitize(cell.text), w, col.align) };
     if (i > 0) line.push({ text: GAP });
     line.push(s);
   });
@@ -114,6 +120,6 @@ export function fieldLines(fields: readonly [string, Seg | string][]): Line[] {
   const labelWidth = Math.max(0, ...fields.map(([l]) => displayWidth(l)));
   return fields.map(([label, value]) => [
     { text: `${label.padEnd(labelWidth)}  `, bold: true },
-    asSeg(value),
+    cleanSeg(value),
   ]);
 }

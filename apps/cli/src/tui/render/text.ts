@@ -90,13 +90,20 @@ const ANSI = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_]
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
 
 /**
- * Program output made safe to draw: escape sequences removed (a job's colours or cursor moves must not
- * move ours), tabs expanded, line breaks made spaces, other control characters (C1 too: U+009B is an
- * escape to some terminals) shown as `�`.
+ * Text from outside made safe to draw (program output, and every name, label, target or detail the
+ * server hands on, which a submitter or an agent chose): escape sequences removed (a job's colours or
+ * cursor moves must not move ours), tabs expanded, line breaks made spaces, other control characters
+ * (C1 too: U+009B is an escape to some terminals) shown as `�`.
  */
 export function sanitize(text: string): string {
   const noAnsi = text.includes("\x1b") ? text.replace(ANSI, "") : text;
   const tabs = noAnsi.includes("\t") ? noAnsi.replace(/\t/g, "    ") : noAnsi;
   const oneLine = /[\r\n]/.test(tabs) ? tabs.replace(/[\r\n]+/g, " ") : tabs;
-  return oneLine.replace(CONTROL, "\uFFFD");
+  const clean = oneLine.replace(CONTROL, "\uFFFD");
+  // Characters beyond the basic plane (emoji) are drawn at a width terminals and blessed disagree on,
+  // which shifts everything after them on the row: shown as one replacement character instead.
+  return ASTRAL.test(clean) ? clean.replace(ASTRAL_ALL, "\uFFFD") : clean;
 }
+
+const ASTRAL = /[\u{10000}-\u{10FFFF}]/u;
+const ASTRAL_ALL = /[\u{10000}-\u{10FFFF}]/gu;

@@ -119,7 +119,8 @@ export class AgentsView extends TableView<AgentRecord> {
         hint: true,
         handler: () => {
           const a = this.selected();
-          if (a) this.ctx.jump("jobs", `agent:${a.name}`);
+          // By id: a name can be a prefix of another's (vm-1, vm-11) or reused by a new agent.
+          if (a) this.ctx.jump("jobs", `agentid:${a.id}`);
           else this.ctx.stores.session.say("no agent selected", "error");
         },
       },

@@ -23,7 +23,14 @@ export class JobView implements View {
     readonly jobId: string,
   ) {
     this.detail = new JobDetailStore(ctx.backend, jobId);
-    this.ticker = new Ticker(1000, () => ctx.requestRender());
+    // Steps move on without a job.state event: a job in flight is fetched again every other second.
+    let tick = 0;
+    this.ticker = new Ticker(1000, () => {
+      const state = this.detail.job?.state;
+      if ((state === "running" || state === "assigned" || state === "canceling") && ++tick % 2 === 0)
+        this.detail.jobChanged();
+      ctx.requestRender();
+    });
   }
 
   title(): Line {

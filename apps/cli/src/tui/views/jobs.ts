@@ -45,6 +45,7 @@ export class JobsView extends TableView<Job> {
       state: j.state,
       queue: j.queue,
       agent: j.agentId ? this.ctx.stores.agents.nameOf(j.agentId) : "",
+      agentid: j.agentId ?? "",
       by: j.createdBy,
     };
   }

@@ -1,4 +1,5 @@
 import type { Line, Palette } from "../render/style.ts";
+import { sanitize } from "../render/text.ts";
 
 function escapeTags(text: string): string {
   return text.replace(/[{}]/g, (c) => (c === "{" ? "{open}" : "{close}"));
@@ -26,7 +27,8 @@ export function toTags(line: Line, color: Palette): string {
       open += `{${s.color}-fg}`;
       close = `{/${s.color}-fg}${close}`;
     }
-    out += open + escapeTags(s.text) + close;
+    // The last guard: whatever a render function forgot to clean never reaches the terminal raw.
+    out += open + escapeTags(sanitize(s.text)) + close;
   }
   return out;
 }
