@@ -12,6 +12,19 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
   let tmux: TmuxSession | null = null;
   let firstJob = "";
 
+  /** `skiff up` with its console attached, in a tmux pane of its own, once its worker is online. */
+  async function attachedUp(port: number): Promise<TmuxSession> {
+    tmux?.kill();
+    const t = new TmuxSession(
+      `node --import tsx apps/cli/src/main.ts up --port ${port} --workers 1; echo "up exited $?"; sleep 600`,
+      { cwd: root, cols: 160, rows: 45, env: { SKIFF_HOME: home, TERM: "xterm-256color", LANG: "C.UTF-8" } },
+    );
+    tmux = t;
+    await t.waitFor("● live", 90_000);
+    await t.waitFor(/Agents\s+1 online/, 60_000);
+    return t;
+  }
+
   afterAll(() => {
     tmux?.kill();
     rmSync(home, { recursive: true, force: true });
@@ -20,13 +33,7 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
   it("q offers detaching; D closes the console and the node keeps serving until Ctrl-C, which stops it", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    tmux = new TmuxSession(
-      `node --import tsx apps/cli/src/main.ts up --port ${port} --workers 1; echo "up exited $?"; sleep 600`,
-      { cwd: root, cols: 160, rows: 45, env: { SKIFF_HOME: home, TERM: "xterm-256color", LANG: "C.UTF-8" } },
-    );
-    const t = tmux;
-    await t.waitFor("● live", 90_000);
-    await t.waitFor(/Agents\s+1 online/, 60_000);
+    const t = await attachedUp(port);
     t.type("q");
     await t.waitFor("Quit and stop skiff up (its workers drain and exit)? (D detaches instead)");
     t.type("n");
@@ -86,14 +93,7 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
   it("q then y lets a running job finish before the node stops (the console does not cut the drain short)", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    tmux?.kill();
-    tmux = new TmuxSession(
-      `node --import tsx apps/cli/src/main.ts up --port ${port} --workers 1; echo "up exited $?"; sleep 600`,
-      { cwd: root, cols: 160, rows: 45, env: { SKIFF_HOME: home, TERM: "xterm-256color", LANG: "C.UTF-8" } },
-    );
-    const t = tmux;
-    await t.waitFor("● live", 90_000);
-    await t.waitFor(/Agents\s+1 online/, 60_000);
+    const t = await attachedUp(port);
     const token = readFileSync(join(home, "admin.token"), "utf8").trim();
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const api = async (method: string, path: string, body?: unknown) => {
@@ -117,7 +117,7 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
     await t.waitFor(/up exited 0/, 60_000);
 
     // Start the node again on the same data and read how the job ended.
-    tmux.kill();
+    t.kill();
     tmux = new TmuxSession(
       `node --import tsx apps/cli/src/main.ts up --no-tui --port ${port} --workers 0; sleep 600`,
       { cwd: root, env: { SKIFF_HOME: home } },

@@ -1,20 +1,9 @@
-import type { Job, JobState } from "@skiff/protocol";
+// The protocol lists the states in the order a job passes through them: the order to sort by.
+import { JOB_STATES, type Job } from "@skiff/protocol";
 import { elapsed, formatAgo, formatDuration } from "./format.ts";
 import { exitCodeCell, jobStateLabel } from "./jobstate.ts";
 import type { Seg } from "./style.ts";
 import type { Column } from "./table.ts";
-
-/** States in the order a job passes through them, for sorting by state. */
-const STATE_ORDER: readonly JobState[] = [
-  "queued",
-  "assigned",
-  "running",
-  "canceling",
-  "succeeded",
-  "failed",
-  "timed_out",
-  "canceled",
-];
 
 /** A job's run time so far (or in all, once finished); `-` before it started. */
 export function jobDuration(job: Job, now: number): string {
@@ -48,7 +37,7 @@ export function jobColumns(
       title: "STATE",
       width: 11,
       cell: (j) => jobStateLabel(j.state),
-      sort: (j) => STATE_ORDER.indexOf(j.state),
+      sort: (j) => JOB_STATES.indexOf(j.state),
     },
     { title: "QUEUE", width: 10, flex: 1, max: 24, cell: (j) => queueCell(j, served), sort: (j) => j.queue },
     {
