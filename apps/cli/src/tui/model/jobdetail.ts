@@ -2,7 +2,7 @@ import type { JobWithSteps } from "@skiff/protocol";
 import { type Backend, isGone } from "../data/backend.ts";
 import { Emitter } from "./emitter.ts";
 
-/** One job with its steps while its detail view is open, fetched again whenever the job changes. */
+/** One job with its steps while a view shows it (Job, Job log), fetched again whenever the job changes. */
 export class JobDetailStore extends Emitter {
   job: JobWithSteps | null = null;
   error: string | null = null;
@@ -30,12 +30,12 @@ export class JobDetailStore extends Emitter {
   }
 
   /** A `job.state` event for this job: fetch it again shortly (several events come as one fetch). */
-  jobChanged(): void {
+  jobChanged(delayMs = 200): void {
     if (this.timer || this.stopped || this.gone) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.fetch();
-    }, 200);
+    }, delayMs);
   }
 
   private async fetch(): Promise<void> {

@@ -1,7 +1,8 @@
 import { attemptOfSeq, type JobWithSteps, LogLine } from "@skiff/protocol";
-import { type Backend, type Feed, isGone } from "../data/backend.ts";
+import type { Backend, Feed } from "../data/backend.ts";
 import { type LogEnd, LogEnd as LogEndSchema } from "../data/schemas.ts";
 import { Emitter } from "./emitter.ts";
+import { JobDetailStore } from "./jobdetail.ts";
 import type { FeedState } from "./types.ts";
 
 export type LogEntry =
@@ -20,29 +21,46 @@ const MAX_ENTRIES = 200_000;
  * when a step starts or the job ends so markers and header show states and exit codes.
  */
 export class JobLogStore extends Emitter {
-  job: JobWithSteps | null = null;
   entries: LogEntry[] = [];
   dropped = 0;
   end: LogEnd | null = null;
   feedState: FeedState = { kind: "connecting" };
-  error: string | null = null;
   private lastSeq = 0;
   private lastStep: number | null = null;
   private lastAttempt: number | null = null;
   private feed: Feed | null = null;
-  private refetchTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The job itself, as the Job view holds it. */
+  private readonly detail: JobDetailStore;
 
   constructor(
     private readonly backend: Backend,
     readonly jobId: string,
   ) {
     super();
+    this.detail = new JobDetailStore(backend, jobId);
+    this.detail.subscribe(() => {
+      // No such job: following its log would only retry forever. Say so once and stop.
+      if (this.detail.gone && this.feed) {
+        this.feed.close();
+        this.feed = null;
+        this.feedState = { kind: "ended" };
+      }
+      this.changed();
+    });
+  }
+
+  get job(): JobWithSteps | null {
+    return this.detail.job;
+  }
+
+  get error(): string | null {
+    return this.detail.error;
   }
 
   start(): void {
     this.stopped = false;
-    void this.fetchJob();
+    this.detail.start();
     this.feed = this.backend.jobLog(this.jobId, {
       onEvent: (name, data) => this.onEvent(name, data),
       onState: (state) => {
@@ -55,14 +73,14 @@ export class JobLogStore extends Emitter {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.refetchTimer);
+    this.detail.stop();
     this.feed?.close();
     this.feed = null;
   }
 
   /** The job changed state elsewhere (a `job.state` event): its steps and exit codes are worth a look. */
   jobChanged(): void {
-    this.scheduleRefetch();
+    this.detail.jobChanged(300);
   }
 
   append(line: LogLine): void {
@@ -78,7 +96,7 @@ export class JobLogStore extends Emitter {
     if (line.step !== null && line.step !== this.lastStep) {
       this.entries.push({ kind: "step", step: line.step, attempt });
       this.lastStep = line.step;
-      this.scheduleRefetch();
+      this.detail.jobChanged(300);
     }
     this.entries.push({ kind: "line", line });
     if (this.entries.length > MAX_ENTRIES) {
@@ -97,36 +115,8 @@ export class JobLogStore extends Emitter {
     } else if (name === "end") {
       const end = LogEndSchema.safeParse(data);
       if (end.success) this.end = end.data;
-      this.scheduleRefetch(0);
+      this.detail.jobChanged(0);
       this.changed();
     }
-  }
-
-  private scheduleRefetch(delayMs = 300): void {
-    if (this.refetchTimer || this.stopped) return;
-    this.refetchTimer = setTimeout(() => {
-      this.refetchTimer = undefined;
-      void this.fetchJob();
-    }, delayMs);
-  }
-
-  private async fetchJob(): Promise<void> {
-    try {
-      const job = await this.backend.getJob(this.jobId);
-      if (this.stopped) return;
-      this.job = job;
-      this.error = null;
-    } catch (err) {
-      if (this.stopped) return;
-      this.error = (err as Error).message;
-      // No such job: following its log would only retry forever. Say so once and stop.
-      if (isGone(err)) {
-        this.error = `no job ${this.jobId}: check the id (Esc goes back)`;
-        this.feed?.close();
-        this.feed = null;
-        this.feedState = { kind: "ended" };
-      }
-    }
-    this.changed();
   }
 }
