@@ -218,6 +218,16 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
   if (attach) {
     const { runTui } = await import("../tui/index.ts");
     const token = readFileSync(running.adminTokenFile, "utf8").trim();
+    // Between the console removing its signal handlers and the stop installing its own, SIGINT
+    // would have no listener and its default action would kill us (exit 130) mid-handover: a
+    // repeat of the signal that closed the console lands there. This one bridges the gap.
+    const bridge = () => {};
+    process.on("SIGINT", bridge);
+    process.on("SIGTERM", bridge);
+    const unbridge = () => {
+      process.off("SIGINT", bridge);
+      process.off("SIGTERM", bridge);
+    };
     const { detached } = await runTui({
       baseUrl: running.url,
       token,
@@ -229,11 +239,15 @@ async function serve(mode: "up" | "api", flags: ServeOptions, cmd: Command): Pro
         `skiff ${mode}: console detached; still serving at ${running.url} (logs in ${shown(logFile ?? "")}).\n` +
           `  attach again: skiff tui --api-url ${running.url}   stop: Ctrl-C or SIGTERM\n`,
       );
-      await onShutdownSignals(`skiff ${mode}`, shutdown);
+      const signalled = onShutdownSignals(`skiff ${mode}`, shutdown);
+      unbridge();
+      await signalled;
     } else {
       process.stderr.write(`skiff ${mode}: console closed; draining workers and stopping\n`);
       // The console's own signal handlers are gone now; the stop is guarded as a signalled one is.
-      await stopGuarded(`skiff ${mode}`, shutdown);
+      const stopping = stopGuarded(`skiff ${mode}`, shutdown);
+      unbridge();
+      await stopping;
     }
   } else {
     await onShutdownSignals(`skiff ${mode}`, shutdown);
