@@ -68,10 +68,12 @@ export class UsageError extends Error {
 export function onShutdownSignals(what: string, stop: () => Promise<void>): Promise<void> {
   return new Promise((resolveDone) => {
     const first = (signal: NodeJS.Signals) => {
+      process.stderr.write(`\n${what}: ${signal} received, shutting down (again to force)\n`);
+      // The guard's listeners go on before these come off: with none at all for an instant, a
+      // repeat arriving then would meet the default action (killed, 130).
+      resolveDone(stopGuarded(what, stop));
       process.off("SIGINT", first);
       process.off("SIGTERM", first);
-      process.stderr.write(`\n${what}: ${signal} received, shutting down (again to force)\n`);
-      resolveDone(stopGuarded(what, stop));
     };
     process.on("SIGINT", first);
     process.on("SIGTERM", first);
