@@ -68,6 +68,8 @@ export async function sampleRequest(t: TestApi, route: RouteDef): Promise<Sample
       return { path: "/v1/fleet", body: { mode: "manual", replicas: 2 } };
     case "GET /v1/audit":
       return { path: "/v1/audit?limit=5" };
+    case "GET /v1/stats/jobs":
+      return { path: "/v1/stats/jobs" };
     case "GET /v1/stats/history":
       return { path: "/v1/stats/history?bucketSeconds=5&buckets=12" };
     case "GET /v1/audit/verify":

@@ -35,6 +35,7 @@ const TABLE: Record<string, [Expect, Expect, Expect, Expect, Expect, Expect]> = 
   "GET /v1/agents/:id": [401, 401, OK, OK, OK, 403],
   "GET /v1/fleet": [401, 401, OK, OK, OK, 403],
   "GET /v1/stats/history": [401, 401, OK, OK, OK, 403],
+  "GET /v1/stats/jobs": [401, 401, OK, OK, OK, 403],
   "POST /v1/jobs": [401, 401, 403, OK, OK, 403],
   "POST /v1/jobs/:id/cancel": [401, 401, 403, OK, OK, 403],
   "POST /v1/jobs/:id/retry": [401, 401, 403, OK, OK, 403],

@@ -140,6 +140,27 @@ describe("SSE streams [pglite]", () => {
       attempt: job.attempt,
       maxAttempts: job.maxAttempts,
       exitCode: null,
+      startedAt: null,
+      finishedAt: null,
+    });
+  });
+
+  it("a job's state events carry its stored start and finish times, not the time they were told", async () => {
+    const jobs = await sse("/v1/events?topics=jobs");
+    await ready(jobs);
+    const run = await runningJob(t, "times");
+    await run.upload(1, 1, 10); // the first output starts the job
+    await run.finish();
+    const stored = (await t.call("GET", `/v1/jobs/${run.job.id}`, { token: t.tokens.viewer })).body;
+    expect(stored.startedAt).toEqual(expect.any(String));
+    const mine = () => jobs.events.filter((e) => e.event === "job.state" && e.data.jobId === run.job.id);
+    await jobs.waitUntil("the finish", () => mine().some((e) => e.data.state === "succeeded"));
+    const byState = new Map(mine().map((e) => [e.data.state, e.data]));
+    expect(byState.get("queued")).toMatchObject({ startedAt: null, finishedAt: null });
+    expect(byState.get("running")).toMatchObject({ startedAt: stored.startedAt, finishedAt: null });
+    expect(byState.get("succeeded")).toMatchObject({
+      startedAt: stored.startedAt,
+      finishedAt: stored.finishedAt,
     });
   });
 

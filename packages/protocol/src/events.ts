@@ -48,6 +48,9 @@ export const EVENT_SCHEMAS = {
     maxAttempts: z.number().int().optional(),
     exitCode: z.number().int().nullable().optional(),
     reason: z.string().optional(),
+    /** The job's own times as stored (absent from older APIs): a console need not stamp arrival. */
+    startedAt: z.string().nullable().optional(),
+    finishedAt: z.string().nullable().optional(),
   }),
   "fleet.changed": FleetSettings.partial().extend({
     reason: z.string().optional(),

@@ -41,6 +41,7 @@ import {
   EventsReady,
   FleetView,
   HealthResponse,
+  JobCounts,
   JobHistory,
   JobListResponse,
   JobLogsResponse,
@@ -128,6 +129,7 @@ const BASE_RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   AuditListResponse,
   AuditCheckpointList,
   AuditVerifyResult,
+  JobCounts,
   JobHistory,
   TokenInfo,
   TokenCreateResponse,
@@ -314,6 +316,12 @@ export const API_OPERATIONS: Record<OperationKey, OperationDoc> = {
       "Finished, succeeded and queued jobs per time bucket, oldest first: what a console charts on attach.",
     query: HistoryQuery,
     ok: { status: 200, schema: "JobHistory" },
+  },
+  "GET /v1/stats/jobs": {
+    id: "jobCounts",
+    tag: "jobs",
+    summary: "Jobs per state and queued jobs per queue, over the whole table: what a console counts.",
+    ok: { status: 200, schema: "JobCounts" },
   },
   "GET /v1/audit": {
     id: "listAudit",

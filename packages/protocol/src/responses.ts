@@ -121,3 +121,10 @@ export const JobHistory = z.strictObject({
   ),
 });
 export type JobHistory = z.infer<typeof JobHistory>;
+
+/** How many jobs are in each state, and how many wait on each queue: the whole table, not a page. */
+export const JobCounts = z.strictObject({
+  states: z.record(z.string(), z.number().int()),
+  queued: z.record(z.string(), z.number().int()),
+});
+export type JobCounts = z.infer<typeof JobCounts>;

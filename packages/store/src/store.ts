@@ -129,6 +129,10 @@ export class Store {
     return jobs.countJobsByState(this.db);
   }
 
+  countQueuedByQueue() {
+    return jobs.countQueuedByQueue(this.db);
+  }
+
   countQueuedOn(queues: readonly string[]) {
     return jobs.countQueuedOn(this.db, queues);
   }

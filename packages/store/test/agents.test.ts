@@ -127,6 +127,26 @@ describeEachAdapter("agents, tokens and fleet", (store) => {
     }).toEqual({ finished: 2, succeeded: 1, queued: 1 });
   });
 
+  it("job counts: every state and every queue's queued jobs over the whole table, not a page", async () => {
+    const before = { states: await store().countJobsByState(), queued: await store().countQueuedByQueue() };
+    const agent = await register("w-counts", ["q-counts-a"]);
+    for (let i = 0; i < 3; i++)
+      await store().submitJob(spec({ queue: "q-counts-a", name: `ca-${i}` }), alice);
+    for (let i = 0; i < 2; i++)
+      await store().submitJob(spec({ queue: "q-counts-b", name: `cb-${i}` }), alice);
+    const [claim] = await store().claimJobs(agent.id, agent.queues, 1);
+    if (!claim) throw new Error("one claim");
+    const states = await store().countJobsByState();
+    const queued = await store().countQueuedByQueue();
+    expect(states.queued - before.states.queued).toBe(4);
+    expect(states.assigned - before.states.assigned).toBe(1);
+    expect(queued["q-counts-a"]).toBe((before.queued["q-counts-a"] ?? 0) + 2);
+    expect(queued["q-counts-b"]).toBe((before.queued["q-counts-b"] ?? 0) + 2);
+    // A queue with nothing waiting is absent, not zero.
+    await store().cancelJob(claim.job.id, "done with it", alice);
+    expect(Object.values(await store().countQueuedByQueue()).every((n) => n > 0)).toBe(true);
+  });
+
   it("a job lost with its last attempt fails with agent_lost, and its log says so", async () => {
     const agent = await register("w3b", ["q-last"]);
     const job = (await store().submitJob(spec({ queue: "q-last", maxAttempts: 1 }), alice)).value;

@@ -142,6 +142,15 @@ export function operatorRoutes(ctx: ApiContext): RouteDef[] {
     },
     {
       method: "GET",
+      url: "/v1/stats/jobs",
+      role: "viewer",
+      async handler() {
+        const [states, queued] = await Promise.all([store.countJobsByState(), store.countQueuedByQueue()]);
+        return { states, queued };
+      },
+    },
+    {
+      method: "GET",
       url: "/v1/audit/checkpoints",
       role: "operator",
       async handler() {

@@ -173,7 +173,8 @@ export class FakeBackend implements Backend {
     this.calls.push({ method: "drainAgent", args: [id, reason] });
   }
   async listJobs(q: { state?: JobState; limit: number }) {
-    return this.jobs.filter((j) => !q.state || j.state === q.state);
+    // At most `limit`, as the API answers: a console that trusted one list to be whole would miss the rest.
+    return this.jobs.filter((j) => !q.state || j.state === q.state).slice(0, q.limit);
   }
   /** Pages over `jobs` in their order; the cursor is the index of the next one. */
   async listJobPage(q: { state?: JobState; limit: number; cursor?: string }) {
@@ -215,6 +216,17 @@ export class FakeBackend implements Backend {
   history: { at: string; finished: number; succeeded: number; queued: number }[] = [];
   async jobHistory() {
     return this.history;
+  }
+  countsAsked = 0;
+  async jobCounts() {
+    this.countsAsked++;
+    const states: Record<string, number> = {};
+    const queued: Record<string, number> = {};
+    for (const j of this.jobs) {
+      states[j.state] = (states[j.state] ?? 0) + 1;
+      if (j.state === "queued") queued[j.queue] = (queued[j.queue] ?? 0) + 1;
+    }
+    return { states, queued };
   }
   verifications = 0;
   async verifyAudit() {

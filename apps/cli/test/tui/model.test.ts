@@ -73,7 +73,8 @@ describe("Sync", () => {
     b.eventFeeds[0]?.emit("job.created", { jobId: "j1", name: "one", queue: "default" }, 2);
     await waitFor("the agent and the job", () => s.agents.has("late") && s.jobs.has("j1"));
     expect(s.jobs.countOf("queued")).toBe(1);
-    expect(s.metrics.series().queueDepth.at(-1)).toBe(1);
+    // The depth is the server's count, asked again shortly after job events.
+    await waitFor("the depth from the server's counts", () => s.metrics.series().queueDepth.at(-1) === 1);
     b.eventFeeds[0]?.emit(
       "job.state",
       { jobId: "j1", state: "succeeded", queue: "default", agentId: "late", epoch: 1 },
@@ -183,7 +184,7 @@ describe("Sync of a burst", () => {
       b.eventFeeds[0]?.emit("job.created", { jobId: j.id, name: j.name, queue: "default" }, i + 1);
     await waitFor("all 300 jobs", () => s.jobs.countOf("queued") === 300, 10_000);
     expect(failures).toBe(2);
-    expect(s.metrics.series().queueDepth.at(-1)).toBe(300);
+    await waitFor("the depth from the server's counts", () => s.metrics.series().queueDepth.at(-1) === 300);
     sync.stop();
   });
 });
@@ -218,6 +219,43 @@ describe("JobStore", () => {
     expect(store.get("job_a")).toMatchObject({ state: "running", epoch: 4 });
     store.upsert(job({ id: "job_a", name: "a", epoch: 4, attempt: 4, exitCode: 1 }, "failed"));
     expect(store.get("job_a")).toMatchObject({ state: "failed", exitCode: 1 });
+  });
+
+  it("takes a job's start and finish from its events, not from when they arrived (a lagging stream)", () => {
+    const store = new JobStore();
+    store.load([job({ id: "job_a", name: "a", epoch: 1, attempt: 1 }, "assigned")]);
+    const late = Date.parse("2026-01-01T12:10:00.000Z"); // delivered ten minutes after the fact
+    store.state({ ...ev("running", 1), startedAt: "2026-01-01T12:00:00.000Z", finishedAt: null }, late);
+    store.state(
+      {
+        ...ev("succeeded", 1),
+        startedAt: "2026-01-01T12:00:00.000Z",
+        finishedAt: "2026-01-01T12:00:04.980Z",
+      },
+      late + 1000,
+    );
+    expect(store.get("job_a")).toMatchObject({
+      startedAt: "2026-01-01T12:00:00.000Z",
+      finishedAt: "2026-01-01T12:00:04.980Z",
+    });
+    // An older API's events carry neither: those are stamped on arrival, as before.
+    store.load([job({ id: "job_b", name: "b", epoch: 1, attempt: 1, startedAt: null }, "assigned")]);
+    store.state({ ...ev("running", 1), jobId: "job_b" }, late);
+    expect(store.get("job_b")?.startedAt).toBe(new Date(late).toISOString());
+  });
+
+  it("moves a held job in the server's counts at once, and takes the server's counts when they come", () => {
+    const store = new JobStore();
+    store.load([job({ id: "job_a", name: "a", epoch: 1, attempt: 1, queue: "gpu" }, "queued")]);
+    store.setTotals({ states: { queued: 900, running: 3 }, queued: { gpu: 700, default: 200 } });
+    expect(store.total("queued")).toBe(900);
+    expect(store.unserved(new Set(["default"]))).toEqual(new Map([["gpu", 700]]));
+    store.state({ ...ev("assigned", 2), queue: "gpu" });
+    expect([store.total("queued"), store.total("assigned")]).toEqual([899, 1]);
+    expect(store.unserved(new Set(["default"]))).toEqual(new Map([["gpu", 699]]));
+    store.setTotals({ states: { queued: 950 }, queued: { gpu: 750, default: 200 } });
+    expect(store.total("queued")).toBe(950);
+    expect(store.serverTotal()).toBe(950);
   });
 });
 

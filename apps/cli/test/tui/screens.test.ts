@@ -455,6 +455,63 @@ describe("the console's views", () => {
     expect(text).toMatch(/job_q\s+deploy-docs\s+· queued\s+default/);
   });
 
+  it("counts every job on the server, not the 500 it loaded: 1,200 queued on an unserved queue", async () => {
+    const b = backendWithData();
+    for (let i = 0; i < 1200; i++)
+      b.jobs.push(
+        job({ id: `job_gpu${String(i).padStart(4, "0")}`, name: `train-${i}`, queue: "gpu" }, "queued"),
+      );
+    const onServer = b.jobs.length;
+    c = startConsole(b);
+    await c.waitForText(/Jobs\s+1201 queued, 1 running; 1200 unserved \(gpu\)/);
+    expect(b.countsAsked).toBeGreaterThan(0);
+    await c.press(":jobs\r");
+    const text = await c.waitForText("1200 queued on a queue no online agent serves (gpu)");
+    // The table holds the page it loaded and says how many more the server has.
+    expect(text).toMatch(new RegExp(`Jobs \\(\\d+\\) of ${onServer} on the server`));
+    // A job the console never loaded is canceled: the event has it ask the server's counts again.
+    expect(text).not.toContain("job_gpu1199");
+    const asked = b.countsAsked;
+    const far = b.jobs.find((j) => j.id === "job_gpu1199");
+    if (!far) throw new Error("no job_gpu1199");
+    Object.assign(far, { state: "canceled", epoch: 2 });
+    b.eventFeeds[0]?.emit(
+      "job.state",
+      { jobId: "job_gpu1199", state: "canceled", queue: "gpu", agentId: null, epoch: 2 },
+      9,
+    );
+    await c.waitForText("1199 queued on a queue no online agent serves (gpu)");
+    expect(b.countsAsked).toBeGreaterThan(asked);
+    // A job it holds moves in the counts at once, before the server is asked again.
+    b.eventFeeds[0]?.emit(
+      "job.state",
+      { jobId: "job_q", state: "running", queue: "default", agentId: "agt_2", epoch: 1 },
+      10,
+    );
+    await c.press(":overview\r");
+    await c.waitForText(/Jobs\s+1199 queued, 2 running/);
+  });
+
+  it("M while the first list is still loading says so, rather than that every job is loaded", async () => {
+    const b = backendWithData();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const page = b.listJobPage.bind(b);
+    b.listJobPage = async (q) => {
+      await gate;
+      return page(q);
+    };
+    c = startConsole(b);
+    await c.press(":jobs\r");
+    await c.waitForText(/ Jobs \(0\)/);
+    await c.press("M");
+    await c.waitForText("the job list is still loading; M pages older jobs once it is in");
+    release();
+    await c.waitForText("deploy-docs");
+  });
+
   it("Fleet shows mode, desired against actual, leader and decisions", async () => {
     c = startConsole(backendWithData());
     await c.press(":fleet\r");

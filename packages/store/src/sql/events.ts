@@ -17,7 +17,7 @@ export interface StoredEvent {
  */
 export function jobStateSql(alias: string, reason: string): string {
   const c = (col: string) => `${alias}.${col}`;
-  return `skiff_job_state(${c("id")}, ${c("state")}, ${c("queue")}, ${c("agent_id")}, ${c("epoch")}, ${c("attempt")}, ${c("max_attempts")}, ${c("exit_code")}, ${reason})`;
+  return `skiff_job_state(${c("id")}, ${c("state")}, ${c("queue")}, ${c("agent_id")}, ${c("epoch")}, ${c("attempt")}, ${c("max_attempts")}, ${c("exit_code")}, ${reason}, ${c("started_at")}, ${c("finished_at")})`;
 }
 
 /** Records events in the caller's transaction, in the order given. */

@@ -93,6 +93,16 @@ export async function countQueuedOn(q: Queryable, queues: readonly string[]): Pr
   return Number(res.rows[0]?.n ?? 0);
 }
 
+/** Queued jobs per queue: what the console weighs against the queues its agents serve. */
+export async function countQueuedByQueue(q: Queryable): Promise<Record<string, number>> {
+  const res = await q.query<{ queue: string; n: number }>(
+    "select queue, count(*)::int as n from jobs where state = 'queued' group by queue",
+  );
+  const out: Record<string, number> = {};
+  for (const r of res.rows) out[r.queue] = Number(r.n);
+  return out;
+}
+
 export async function countJobsByState(q: Queryable): Promise<Record<JobState, number>> {
   const res = await q.query<{ state: JobState; n: number }>(
     "select state, count(*)::int as n from jobs group by state",

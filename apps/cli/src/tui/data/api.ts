@@ -4,6 +4,7 @@ import {
   AuditVerifyResult,
   type FleetUpdateBody,
   Job,
+  JobCounts,
   JobHistory,
   type JobState,
   JobWithSteps,
@@ -96,6 +97,10 @@ export class HttpBackend implements Backend {
       await this.client.get("/v1/stats/history", { bucketSeconds, buckets }),
       "job history",
     ).buckets;
+  }
+
+  async jobCounts() {
+    return expectShape(JobCounts, await this.client.get("/v1/stats/jobs"), "job counts");
   }
 
   async verifyAudit() {

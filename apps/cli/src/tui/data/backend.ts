@@ -4,6 +4,7 @@ import type {
   AuditVerifyResult,
   FleetUpdateBody,
   Job,
+  JobCounts,
   JobHistory,
   JobState,
   JobWithSteps,
@@ -54,6 +55,8 @@ export interface Backend {
   listAudit(limit: number): Promise<AuditEntry[]>;
   /** Finished, succeeded and queued jobs per bucket, oldest first, for the Overview's charts. */
   jobHistory(bucketSeconds: number, buckets: number): Promise<JobHistory["buckets"]>;
+  /** Jobs per state and queued jobs per queue over the whole table. */
+  jobCounts(): Promise<JobCounts>;
   verifyAudit(): Promise<AuditVerifyResult>;
   /** `/v1/events` for the topics, reconnecting by itself and resuming from the last event id. */
   events(topics: readonly string[], handlers: FeedHandlers): Feed;

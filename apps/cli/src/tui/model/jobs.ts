@@ -1,4 +1,4 @@
-import { type EventPayload, isFinal, type Job, type JobState } from "@skiff/protocol";
+import { type EventPayload, isFinal, type Job, type JobCounts, type JobState } from "@skiff/protocol";
 import { Emitter } from "./emitter.ts";
 
 /** How many jobs the console keeps; the oldest finished ones go first, queued ones never. */
@@ -38,8 +38,32 @@ export class JobStore extends Emitter {
   olderCursor: string | null = null;
   private sorted: Job[] | null = null;
   private readonly stateCounts = new Map<JobState, number>();
+  /**
+   * The server's counts over the whole table (`/v1/stats/jobs`), refreshed shortly after job events:
+   * the console holds a window of jobs, so counting its own rows would stop at that window.
+   */
+  private totals: JobCounts | null = null;
+
+  setTotals(totals: JobCounts): void {
+    this.totals = { states: { ...totals.states }, queued: { ...totals.queued } };
+    this.changed();
+  }
+
+  /** How many jobs the server holds in all, when its counts are known. */
+  serverTotal(): number | null {
+    return this.totals ? Object.values(this.totals.states).reduce((a, b) => a + b, 0) : null;
+  }
+
+  /** Jobs in `state` on the server (the rows held here until the server's counts arrive). */
+  total(state: JobState): number {
+    return this.totals ? (this.totals.states[state] ?? 0) : this.countOf(state);
+  }
+
+  /** Whether a list has come from the server yet (until then there is nothing to page from). */
+  loaded = false;
 
   load(jobs: readonly Job[], olderCursor: string | null = null): void {
+    this.loaded = true;
     this.byId.clear();
     this.stateCounts.clear();
     this.cap = CAP;
@@ -70,6 +94,7 @@ export class JobStore extends Emitter {
     if (existing && older(job, existing)) return;
     if (existing) {
       this.count(existing.state, -1);
+      this.moveTotal(existing, job.state);
       Object.assign(existing, job);
       this.count(job.state, 1);
     } else {
@@ -87,6 +112,7 @@ export class JobStore extends Emitter {
     if (older(p, j)) return true;
     const at = new Date(now).toISOString();
     this.count(j.state, -1);
+    this.moveTotal(j, p.state);
     j.state = p.state;
     this.count(p.state, 1);
     j.agentId = p.agentId;
@@ -95,9 +121,13 @@ export class JobStore extends Emitter {
     if (p.attempt !== undefined) j.attempt = p.attempt;
     if (p.maxAttempts !== undefined) j.maxAttempts = p.maxAttempts;
     if (p.exitCode !== undefined) j.exitCode = p.exitCode;
-    if (p.state === "running" && !j.startedAt) j.startedAt = at;
-    if (p.state === "queued") j.startedAt = null;
-    if (isFinal(p.state) && !j.finishedAt) j.finishedAt = at;
+    // The server's times when the event has them; an older API's events are stamped on arrival
+    // and replaced by the server's on the next fetch of the job.
+    if (p.startedAt !== undefined) j.startedAt = p.startedAt;
+    else if (p.state === "running" && !j.startedAt) j.startedAt = at;
+    else if (p.state === "queued") j.startedAt = null;
+    if (p.finishedAt !== undefined) j.finishedAt = p.finishedAt;
+    else if (isFinal(p.state) && !j.finishedAt) j.finishedAt = at;
     if (p.state === "canceling" || p.state === "canceled") j.cancelReason = p.reason ?? j.cancelReason;
     this.changed();
     return true;
@@ -127,6 +157,11 @@ export class JobStore extends Emitter {
    */
   unserved(served: ReadonlySet<string>): Map<string, number> {
     const out = new Map<string, number>();
+    if (this.totals) {
+      for (const [queue, n] of Object.entries(this.totals.queued))
+        if (n > 0 && !served.has(queue)) out.set(queue, n);
+      return out;
+    }
     for (const j of this.list())
       if (j.state === "queued" && !served.has(j.queue)) out.set(j.queue, (out.get(j.queue) ?? 0) + 1);
     return out;
@@ -134,6 +169,19 @@ export class JobStore extends Emitter {
 
   countOf(state: JobState): number {
     return this.stateCounts.get(state) ?? 0;
+  }
+
+  /**
+   * Moves a job the console knows from its state to `to` in the server's counts too, so they answer
+   * at once; the refetch that every job event schedules then replaces them with the server's own.
+   */
+  private moveTotal(j: Job, to: JobState): void {
+    const t = this.totals;
+    if (!t || j.state === to) return;
+    t.states[j.state] = Math.max(0, (t.states[j.state] ?? 0) - 1);
+    t.states[to] = (t.states[to] ?? 0) + 1;
+    if (j.state === "queued") t.queued[j.queue] = Math.max(0, (t.queued[j.queue] ?? 0) - 1);
+    if (to === "queued") t.queued[j.queue] = (t.queued[j.queue] ?? 0) + 1;
   }
 
   private put(j: Job): void {

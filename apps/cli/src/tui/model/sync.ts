@@ -46,6 +46,7 @@ export class Sync {
   private fetchDelay = FETCH_RETRY_MS;
   private fetchTimer: NodeJS.Timeout | undefined;
   private fleetTimer: NodeJS.Timeout | undefined;
+  private countsTimer: NodeJS.Timeout | undefined;
   private readonly jobListeners = new Set<(jobId: string) => void>();
   private stopped = false;
 
@@ -76,6 +77,7 @@ export class Sync {
     this.stopped = true;
     clearTimeout(this.fetchTimer);
     clearTimeout(this.fleetTimer);
+    clearTimeout(this.countsTimer);
     this.feed?.close();
     this.feed = null;
   }
@@ -84,6 +86,11 @@ export class Sync {
   onJobChange(fn: (jobId: string) => void): () => void {
     this.jobListeners.add(fn);
     return () => this.jobListeners.delete(fn);
+  }
+
+  /** Whether the lists are being loaded (at the start, or again after a reset). */
+  get loadingLists(): boolean {
+    return this.loading !== null;
   }
 
   /** Loads every list again; overlapping calls fold into one more run. */
@@ -124,6 +131,23 @@ export class Sync {
     }, delayMs);
   }
 
+  /** The server's job counts again, at most once per `delayMs` however many job events arrive. */
+  refetchCounts(delayMs = 1000): void {
+    if (this.countsTimer || this.stopped) return;
+    this.countsTimer = setTimeout(() => {
+      this.countsTimer = undefined;
+      this.backend.jobCounts().then(
+        (c) => {
+          if (this.stopped) return;
+          this.s.jobs.setTotals(c);
+          this.s.metrics.queueDepth(this.s.jobs.total("queued"));
+        },
+        // Not answered (the API restarting): the next job event, or the reload after it, asks again.
+        () => {},
+      );
+    }, delayMs);
+  }
+
   private async loadAll(): Promise<void> {
     const { session, agents, jobs, fleet, audit, metrics } = this.s;
     const b = this.backend;
@@ -145,9 +169,17 @@ export class Sync {
         const recent = page.items;
         const ids = new Set(recent.map((r) => r.id));
         jobs.load([...recent, ...queued.filter((q) => !ids.has(q.id))], page.nextCursor);
-        metrics.queueDepth(jobs.countOf("queued"));
+        metrics.queueDepth(jobs.total("queued"));
       }, fail),
       b.getFleet().then((f) => fleet.set(f), fail),
+      // An older API has no such route: the counts are then the console's own rows, as before.
+      b
+        .jobCounts()
+        .then((c) => {
+          jobs.setTotals(c);
+          metrics.queueDepth(jobs.total("queued"));
+        })
+        .catch(() => {}),
       who?.role === "viewer"
         ? Promise.resolve(audit.deny("the audit log needs the operator role; this token is a viewer"))
         : b.listAudit(AUDIT_PAGE).then((list) => {
@@ -227,13 +259,15 @@ export class Sync {
       case "job.created": {
         const jobId = (p as { jobId: string }).jobId;
         if (!jobs.has(jobId)) this.fetchJob(jobId);
+        this.refetchCounts();
         return;
       }
       case "job.state": {
         const js = p as Parameters<JobStore["state"]>[0];
         if (!jobs.state(js)) this.fetchJob(js.jobId);
+        this.refetchCounts();
         if (isFinal(js.state)) metrics.jobFinished(js.state === "succeeded");
-        metrics.queueDepth(jobs.countOf("queued"));
+        metrics.queueDepth(jobs.total("queued"));
         for (const fn of this.jobListeners) fn(js.jobId);
         return;
       }
@@ -300,7 +334,7 @@ export class Sync {
       settle(results, chunk, failed.jobs);
     }
     if (this.stopped) return;
-    if (jobIds.length > 0) metrics.queueDepth(jobs.countOf("queued"));
+    if (jobIds.length > 0) metrics.queueDepth(jobs.total("queued"));
     for (const id of failed.agents) if (!agents.has(id)) this.missingAgents.add(id);
     for (const id of failed.jobs) if (!jobs.has(id)) this.missingJobs.add(id);
     const anyFailed = failed.agents.length + failed.jobs.length > 0;

@@ -66,6 +66,10 @@ export class JobsView extends TableView<Job> {
   private loadOlder(): void {
     const { sync, stores } = this.ctx;
     if (this.loadingOlder) return;
+    if (!stores.jobs.loaded || sync.loadingLists) {
+      stores.session.say("the job list is still loading; M pages older jobs once it is in", "error");
+      return;
+    }
     if (stores.jobs.olderCursor === null) {
       stores.session.say("every job is loaded: there are no older ones");
       return;
@@ -86,6 +90,9 @@ export class JobsView extends TableView<Job> {
 
   override title(): Line {
     const line = super.title();
+    const onServer = this.ctx.stores.jobs.serverTotal();
+    if (onServer !== null && onServer > this.source().length)
+      line.push({ text: ` of ${onServer} on the server`, color: "gray" });
     if (this.ctx.stores.jobs.olderCursor !== null)
       line.push({ text: "  older jobs on the server: M loads 500 more", color: "gray" });
     const { jobs, agents } = this.ctx.stores;

@@ -78,8 +78,8 @@ export class OverviewView implements View {
     this.summary?.setLines(
       overviewLines({
         agents: counts,
-        queued: jobs.countOf("queued"),
-        running: jobs.countOf("running") + jobs.countOf("assigned") + jobs.countOf("canceling"),
+        queued: jobs.total("queued"),
+        running: jobs.total("running") + jobs.total("assigned") + jobs.total("canceling"),
         rate,
         fleet: f,
         unserved: this.unserved(jobs.version, agents.version),
