@@ -246,6 +246,22 @@ for (const adapter of ["pg", "pglite"] as const) {
         });
         expect(res).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
       });
+
+      it("the fleet's actual is the controller's count of its workers; agents started beside it are only online", async () => {
+        const fleet = async () => (await t.call("GET", "/v1/fleet", { token: t.tokens.viewer })).body;
+        // No controller has counted yet: every online agent, as before.
+        const before = await fleet();
+        expect(before.actual).toBe(before.online);
+        const lead = (await t.store.takeLeadership("ctl-flow")).value;
+        expect(await t.store.reportWorkers(lead.epoch, 2)).toBe(true);
+        expect(await t.store.reportWorkers(lead.epoch, 2)).toBe(false); // unchanged: nothing written
+        await registerAgent(t, "beside-the-fleet");
+        const after = await fleet();
+        expect(after).toMatchObject({ actual: 2, online: before.online + 1, leader: { holder: "ctl-flow" } });
+        // A new leader has not counted yet: the old one's count is not taken as its own.
+        await t.store.takeLeadership("ctl-next");
+        expect(await fleet()).toMatchObject({ actual: after.online, online: after.online });
+      });
     },
   );
 }

@@ -41,6 +41,8 @@ export class Controller {
   private stopped = true;
   private state: DecideState = { current: 0, lastUpAt: 0, lastDownAt: 0, wantLessSince: null };
   private lastDesired: number | null = null;
+  /** The worker count last stored, and under which epoch (a new epoch stores it afresh). */
+  private reported: { epoch: number; workers: number } | null = null;
   private readonly draining = new Set<string>();
   private readonly decisions: (Decision & { at: string })[] = [];
   readonly leader: LeaderElector;
@@ -97,6 +99,11 @@ export class Controller {
       // or left behind), without a busy victim.
       if (this.scaler.release) await this.scaler.release(name);
       this.draining.delete(name);
+    }
+    // What the fleet runs now, draining workers included until they are gone: the consoles' "actual".
+    if (this.reported?.epoch !== lead.epoch || this.reported.workers !== managed.size) {
+      await this.store.reportWorkers(lead.epoch, managed.size);
+      this.reported = { epoch: lead.epoch, workers: managed.size };
     }
     const mine = agents.filter((a) => managed.has(a.name));
     const busy = mine.filter((a) => a.runningJobs.length > 0 || a.activity === "busy").length;

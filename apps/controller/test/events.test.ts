@@ -111,6 +111,39 @@ describe("the controller's changes are in the event log, each in its own transac
     ).toEqual(written.map((a) => a.seq).sort((x, y) => x - y));
   });
 
+  it("reports how many workers its scaler runs, which an agent started beside the fleet is not among", async () => {
+    const mine = scaler.names.size;
+    expect(mine).toBeGreaterThan(0);
+    await store.registerAgent(
+      {
+        name: "by-hand",
+        version: "0.1.0",
+        slots: 1,
+        labels: {},
+        queues: ["default"],
+        sandbox: "bwrap",
+        resources: {},
+        tokenId: null,
+      },
+      { actor: "by-hand", role: "agent" },
+    );
+    // Every worker the scaler runs (draining ones too, until they are gone), not the one by hand.
+    await waitFor(
+      "the scaler's count",
+      async () => (await store.getLeadership()).workers === mine,
+      10_000,
+      50,
+    );
+    expect((await store.listAgents({ includeOffline: false })).length).toBeGreaterThan(mine);
+    await read();
+    const told = published("fleet.changed").map((e) => e.payload as { actual?: number; desired?: number });
+    expect(told.filter((p) => p.desired === undefined).at(-1)).toMatchObject({ actual: mine });
+    // A fenced (deposed) leader's count is not stored.
+    const lead = await store.getLeadership();
+    expect(await store.reportWorkers(lead.epoch - 1, 9)).toBe(false);
+    expect((await store.getLeadership()).workers).toBe(mine);
+  });
+
   it("a decision and its audit entry are one transaction: a fenced decision writes no entry", async () => {
     const before = (await store.listAudit({ limit: 1 }))[0]?.seq ?? 0;
     const { value, audit } = await store.recordScaleDecision(

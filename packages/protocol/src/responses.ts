@@ -59,6 +59,8 @@ export const FleetView = z.strictObject({
   mode: FleetMode,
   desired: z.number().int(),
   actual: z.number().int(),
+  /** Every online agent, the fleet's workers and any started beside it. */
+  online: z.number().int(),
   replicas: z.number().int(),
   min: z.number().int(),
   max: z.number().int(),

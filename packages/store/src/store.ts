@@ -476,6 +476,20 @@ export class Store {
     return fleet.getLeadership(this.db);
   }
 
+  /**
+   * The leading controller's count of the workers its scaler runs, and a `fleet.changed` event
+   * with it when it changed; nothing when `epoch` no longer leads.
+   */
+  async reportWorkers(epoch: number, workers: number): Promise<boolean> {
+    const changed = await this.db.tx(async (q) => {
+      const ok = await fleet.reportWorkers(q, epoch, workers);
+      if (ok)
+        await recordEvents(q, [{ name: "fleet.changed", payload: { actual: workers, leaderEpoch: epoch } }]);
+      return ok;
+    });
+    return changed ? this.wrote(changed) : changed;
+  }
+
   recordDecision(d: Omit<fleet.FleetDecision, "at">) {
     return fleet.recordDecision(this.db, d);
   }

@@ -204,7 +204,10 @@ async function fleetView(ctx: ApiContext) {
     ctx.store.recentDecisions(20),
     ctx.store.countAgents(),
   ]);
-  const actual = (counts.idle ?? 0) + (counts.busy ?? 0) + (counts.draining ?? 0) + (counts.degraded ?? 0);
+  const online = (counts.idle ?? 0) + (counts.busy ?? 0) + (counts.draining ?? 0) + (counts.degraded ?? 0);
+  // The workers the leader's scaler runs; agents started by hand beside the fleet are not among
+  // them. With no controller's count yet, every online agent, as before.
+  const actual = leader.holder && leader.workers !== null ? leader.workers : online;
   const latest = decisions[0];
   const desired = settings.mode === "manual" ? settings.replicas : (latest?.desired ?? settings.min);
   const scaler = typeof latest?.inputs.scaler === "string" ? latest.inputs.scaler : null;
@@ -212,6 +215,7 @@ async function fleetView(ctx: ApiContext) {
     mode: settings.mode,
     desired,
     actual,
+    online,
     replicas: settings.replicas,
     min: settings.min,
     max: settings.max,

@@ -522,6 +522,22 @@ describe("the console's views", () => {
     expect(text).toContain("manual: 3 replicas");
   });
 
+  it("an agent started beside the fleet is not counted as the fleet's: converged, not 'scaling down'", async () => {
+    const b = backendWithData();
+    // Two online agents; the controller runs one worker, which is all it was asked for.
+    b.fleet = { ...b.fleet, mode: "manual", replicas: 1, desired: 1, actual: 1, online: 2 };
+    c = startConsole(b);
+    let text = await c.waitForText(/Fleet\s+desired 1\s+actual 1\s+✓ converged/);
+    expect(text).not.toContain("scaling down");
+    expect(text).toContain("fleet 1 of 1 workers");
+    await c.press(":fleet\r");
+    text = await c.waitForText("not the fleet's");
+    expect(text).toMatch(/Online agents\s+2 \(1 not the fleet's: started beside it\)/);
+    // The controller's next count arrives as an event and is shown as it is.
+    b.eventFeeds[0]?.emit("fleet.changed", { actual: 0, leaderEpoch: 4 }, 20);
+    await c.waitForText(/desired 1\s+actual 0\s+↑ scaling up/);
+  });
+
   it("Audit lists entries with their actor, and verifies the chain", async () => {
     const b = backendWithData();
     c = startConsole(b);

@@ -39,17 +39,34 @@ export interface Leadership {
   epoch: number;
   holder: string;
   acquiredAt: string;
+  /** The workers the leader's scaler runs, as it last reported them; null until it has. */
+  workers: number | null;
+}
+
+function toLeadership(row: {
+  epoch: number;
+  holder: string;
+  acquired_at: Date;
+  workers?: number | null;
+}): Leadership {
+  return {
+    epoch: Number(row.epoch),
+    holder: row.holder,
+    acquiredAt: iso(row.acquired_at),
+    workers: row.workers === null || row.workers === undefined ? null : Number(row.workers),
+  };
 }
 
 /** Records a new leader: the epoch goes up by one, fencing every write of the previous leader. */
 export async function takeLeadership(q: Queryable, holder: string): Promise<Leadership> {
   const res = await q.query<{ epoch: number; holder: string; acquired_at: Date }>(
-    "update controller_leader set epoch = epoch + 1, holder = $1, acquired_at = now() where id = 1 returning *",
+    // A new leader has not counted its workers yet: the previous leader's count is not its own.
+    "update controller_leader set epoch = epoch + 1, holder = $1, acquired_at = now(), workers = null where id = 1 returning *",
     [holder],
   );
   const row = res.rows[0];
   if (!row) throw new Error("controller_leader row is missing: run `skiff migrate`");
-  return { epoch: Number(row.epoch), holder: row.holder, acquiredAt: iso(row.acquired_at) };
+  return toLeadership(row);
 }
 
 export async function getLeadership(q: Queryable): Promise<Leadership> {
@@ -58,7 +75,19 @@ export async function getLeadership(q: Queryable): Promise<Leadership> {
   );
   const row = res.rows[0];
   if (!row) throw new Error("controller_leader row is missing: run `skiff migrate`");
-  return { epoch: Number(row.epoch), holder: row.holder, acquiredAt: iso(row.acquired_at) };
+  return toLeadership(row);
+}
+
+/**
+ * The leader's count of its workers, stored only while `epoch` still leads: true when it changed
+ * (the caller then tells the consoles), false when unchanged or fenced by a newer leader.
+ */
+export async function reportWorkers(q: Queryable, epoch: number, workers: number): Promise<boolean> {
+  const res = await q.query(
+    "update controller_leader set workers = $2 where id = 1 and epoch = $1 and workers is distinct from $2",
+    [epoch, workers],
+  );
+  return res.rowCount > 0;
 }
 
 export interface FleetDecision {

@@ -19,6 +19,8 @@ export type FleetDecision = ReturnType<typeof FleetDecision.parse>;
 export const FleetView = FleetSettings.omit({ leaderEpoch: true }).extend({
   desired: Count,
   actual: Count,
+  /** Absent from older APIs, whose `actual` was every online agent. */
+  online: Count.optional(),
   scaler: Text.nullable(),
   leader: FleetLeader.nullable(),
   decisions: FleetDecision.array(),

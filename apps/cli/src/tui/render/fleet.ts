@@ -9,11 +9,26 @@ export function modeText(f: FleetView): string {
     : `auto, min ${f.min} max ${f.max} warm ${f.warm}`;
 }
 
+/**
+ * The fleet's workers now: what the controller counts as its own (an API that reports `online`), or
+ * else every online agent the console sees (an older API, which had nothing better).
+ */
+export function fleetActual(f: FleetView, onlineAgents: number): number {
+  return f.online === undefined ? onlineAgents : f.actual;
+}
+
 /** Desired against actual, marked when they differ (the controller is still converging). */
 export function workersCell(desired: number, actual: number): Seg {
   const text = `desired ${desired}  actual ${actual}`;
   if (desired === actual) return { text: `${text}  ✓ converged`, color: "green" };
   return { text: `${text}  ${actual < desired ? "↑ scaling up" : "↓ scaling down"}`, color: "yellow" };
+}
+
+function onlineText(f: FleetView, onlineAgents: number): string {
+  const outside = f.online === undefined ? 0 : onlineAgents - f.actual;
+  return outside > 0
+    ? `${onlineAgents} (${outside} not the fleet's: started beside it)`
+    : String(onlineAgents);
 }
 
 export function fleetSummary(f: FleetView, onlineAgents: number, now: number): Line[] {
@@ -22,8 +37,8 @@ export function fleetSummary(f: FleetView, onlineAgents: number, now: number): L
     : { text: "none: no controller is running", color: "red" as const };
   return fieldLines([
     ["Mode", modeText(f)],
-    ["Workers", workersCell(f.desired, f.actual)],
-    ["Online agents", String(onlineAgents)],
+    ["Workers", workersCell(f.desired, fleetActual(f, onlineAgents))],
+    ["Online agents", onlineText(f, onlineAgents)],
     ["Scaler", f.scaler ?? "-"],
     ["Leader", leader],
     ["Updated", `by ${f.updatedBy} ${formatAgo(f.updatedAt, now)}`],

@@ -2,7 +2,7 @@ import type { Job } from "@skiff/protocol";
 import type { FleetView } from "../data/schemas.ts";
 import type { AgentCounts } from "../model/agents.ts";
 import type { RecentEvent } from "../model/metrics.ts";
-import { workersCell } from "./fleet.ts";
+import { fleetActual, workersCell } from "./fleet.ts";
 import { formatClock, formatPercent } from "./format.ts";
 import type { Color, Line, Seg } from "./style.ts";
 import { fieldLines } from "./table.ts";
@@ -67,7 +67,7 @@ export function overviewLines(o: OverviewInput): Line[] {
     ["Agents", agents],
     ["Jobs", jobsCell(o)],
     ["Success", { text: rateText, color: rateColor }],
-    ["Fleet", o.fleet ? workersCell(o.fleet.desired, a.online) : "-"],
+    ["Fleet", o.fleet ? workersCell(o.fleet.desired, fleetActual(o.fleet, a.online)) : "-"],
     [
       "Mode",
       o.fleet

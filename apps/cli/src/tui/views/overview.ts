@@ -1,6 +1,7 @@
 import type { Job } from "@skiff/protocol";
 import { memo } from "../model/emitter.ts";
 import type { KeyBinding } from "../model/keys.ts";
+import { fleetActual } from "../render/fleet.ts";
 import { formatClock } from "../render/format.ts";
 import { overviewLines, recentEventLine, successRate } from "../render/overview.ts";
 import type { Line } from "../render/style.ts";
@@ -86,7 +87,7 @@ export class OverviewView implements View {
       }),
     );
     const desired = f?.desired ?? 0;
-    const actual = counts.online;
+    const actual = f ? fleetActual(f, counts.online) : counts.online;
     this.gauge?.set(
       desired > 0 ? (actual / desired) * 100 : 0,
       f ? `fleet ${actual} of ${desired} workers` : "fleet: loading",
