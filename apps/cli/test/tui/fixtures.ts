@@ -210,8 +210,13 @@ export class FakeBackend implements Backend {
       this.fleet = { ...this.fleet, mode: "manual", replicas: body.replicas, desired: body.replicas };
     return this.fleet;
   }
-  async listAudit() {
-    return this.audit;
+  /** Pages newest first, as the API does; the cursor is the seq below which the next page starts. */
+  async listAudit(q: { limit: number; cursor?: string }) {
+    const below = q.cursor ? Number(q.cursor) : Number.POSITIVE_INFINITY;
+    const all = [...this.audit].sort((a, b) => b.seq - a.seq).filter((e) => e.seq < below);
+    const items = all.slice(0, q.limit);
+    const last = items.at(-1);
+    return { items, nextCursor: items.length === q.limit && last ? String(last.seq) : null };
   }
   history: { at: string; finished: number; succeeded: number; queued: number }[] = [];
   async jobHistory() {

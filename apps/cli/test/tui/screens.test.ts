@@ -507,7 +507,7 @@ describe("the console's views", () => {
     await c.press(":jobs\r");
     await c.waitForText(/ Jobs \(0\)/);
     await c.press("M");
-    await c.waitForText("the job list is still loading; M pages older jobs once it is in");
+    await c.waitForText("the jobs are still loading; M pages older ones once they are in");
     release();
     await c.waitForText("deploy-docs");
   });
@@ -536,6 +536,24 @@ describe("the console's views", () => {
     // The controller's next count arrives as an event and is shown as it is.
     b.eventFeeds[0]?.emit("fleet.changed", { actual: 0, leaderEpoch: 4 }, 20);
     await c.waitForText(/desired 1\s+actual 0\s+↑ scaling up/);
+  });
+
+  it("Audit says when the log holds more than the newest 1000, and M pages through the rest", async () => {
+    const b = backendWithData();
+    b.audit = Array.from({ length: 2500 }, (_, i) => auditEntry(i + 1, "job.submit", "olivia", {}));
+    c = startConsole(b);
+    await c.press(":audit\r");
+    let text = await c.waitForText(/Audit \(1000\)\s+older entries on the server: M loads 1000 more/);
+    expect(text).toMatch(/^\s*2500\s/m);
+    await c.press("M");
+    await c.waitForText("loaded 1000 older audit entries");
+    await c.press("M");
+    text = await c.waitForText(/Audit \(2500\)/);
+    expect(text).not.toContain("older entries on the server");
+    await c.press("G");
+    text = await c.waitForText(/^\s+1\s+\S+ \S+\s+olivia/m);
+    await c.press("M");
+    await c.waitForText("every audit entry is loaded: there are no older ones");
   });
 
   it("Audit lists entries with their actor, and verifies the chain", async () => {

@@ -87,8 +87,8 @@ export class HttpBackend implements Backend {
     return expectShape(FleetView, await this.client.put("/v1/fleet", body), "fleet");
   }
 
-  async listAudit(limit: number) {
-    return expectPage(AuditEntry, await this.client.get("/v1/audit", { limit }), "audit entry").items;
+  async listAudit(query: { limit: number; cursor?: string }) {
+    return expectPage(AuditEntry, await this.client.get("/v1/audit", query), "audit entry");
   }
 
   async jobHistory(bucketSeconds: number, buckets: number) {

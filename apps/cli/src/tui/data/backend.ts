@@ -52,7 +52,11 @@ export interface Backend {
   submitJob(spec: unknown): Promise<Job>;
   getFleet(): Promise<FleetView>;
   setFleet(body: FleetUpdateBody): Promise<FleetView>;
-  listAudit(limit: number): Promise<AuditEntry[]>;
+  /** The newest entries first, a page at a time; `cursor` is the last page's `nextCursor`. */
+  listAudit(query: {
+    limit: number;
+    cursor?: string;
+  }): Promise<{ items: AuditEntry[]; nextCursor: string | null }>;
   /** Finished, succeeded and queued jobs per bucket, oldest first, for the Overview's charts. */
   jobHistory(bucketSeconds: number, buckets: number): Promise<JobHistory["buckets"]>;
   /** Jobs per state and queued jobs per queue over the whole table. */

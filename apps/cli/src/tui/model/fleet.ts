@@ -20,6 +20,9 @@ export class FleetStore extends Emitter {
   }
 }
 
+/** How many audit entries the console keeps as new ones arrive (older pages asked for come on top). */
+const AUDIT_CAP = 5000;
+
 /** The newest audit entries, new ones arriving by event, and the last chain verification. */
 export class AuditStore extends Emitter {
   private entries: AuditEntry[] = [];
@@ -28,15 +31,37 @@ export class AuditStore extends Emitter {
   /** The last check of the chain: its result, when, and the newest entry it covered. */
   verification: { result: AuditVerifyResult; at: number; upTo: number } | null = null;
 
-  load(entries: readonly AuditEntry[]): void {
+  /** Where the next older page starts on the server; null when the log has no more. */
+  olderCursor: string | null = null;
+  /** How many entries are kept: the newest AUDIT_CAP, plus every older page the operator asked for. */
+  private cap = AUDIT_CAP;
+
+  load(entries: readonly AuditEntry[], olderCursor: string | null = null): void {
     this.entries = [...entries].sort((a, b) => b.seq - a.seq);
+    this.olderCursor = olderCursor;
+    this.cap = AUDIT_CAP;
     this.forbidden = null;
     this.changed();
   }
 
+  /** An older page the operator asked for, kept below the newer entries; how many were new. */
+  addOlder(entries: readonly AuditEntry[], nextCursor: string | null): number {
+    const have = new Set(this.entries.map((e) => e.seq));
+    const fresh = entries.filter((e) => !have.has(e.seq));
+    this.entries = [...this.entries, ...fresh].sort((a, b) => b.seq - a.seq);
+    this.cap += fresh.length;
+    this.olderCursor = nextCursor;
+    this.changed();
+    return fresh.length;
+  }
+
   append(e: AuditEntry): void {
     if (this.entries.some((x) => x.seq === e.seq)) return;
-    this.entries = [e, ...this.entries].sort((a, b) => b.seq - a.seq).slice(0, 5000);
+    const kept = [e, ...this.entries].sort((a, b) => b.seq - a.seq);
+    // Entries dropped off the end are older than the rest: M fetches them again.
+    const last = kept.length > this.cap ? kept[this.cap - 1] : undefined;
+    this.entries = kept.slice(0, this.cap);
+    if (last) this.olderCursor = String(last.seq);
     this.changed();
   }
 

@@ -16,8 +16,8 @@ export interface Stores {
   metrics: MetricsStore;
 }
 
-const JOB_PAGE = 500;
-const AUDIT_PAGE = 1000;
+export const JOB_PAGE = 500;
+export const AUDIT_PAGE = 1000;
 /** Beyond this many unknown agents or jobs at once, one reload beats that many single fetches. */
 const BATCH = 50;
 /** A failed fetch is tried again after this, doubling up to FETCH_RETRY_MAX_MS while it keeps failing. */
@@ -120,6 +120,14 @@ export class Sync {
     return this.s.jobs.addOlder(page.items, page.nextCursor);
   }
 
+  /** The next page of older audit entries; how many came, or null when the log has no more. */
+  async loadOlderAudit(): Promise<number | null> {
+    const cursor = this.s.audit.olderCursor;
+    if (cursor === null) return null;
+    const page = await this.backend.listAudit({ limit: AUDIT_PAGE, cursor });
+    return this.s.audit.addOlder(page.items, page.nextCursor);
+  }
+
   refetchFleet(delayMs = 250): void {
     if (this.fleetTimer || this.stopped) return;
     this.fleetTimer = setTimeout(() => {
@@ -182,8 +190,9 @@ export class Sync {
         .catch(() => {}),
       who?.role === "viewer"
         ? Promise.resolve(audit.deny("the audit log needs the operator role; this token is a viewer"))
-        : b.listAudit(AUDIT_PAGE).then((list) => {
-            audit.load(list);
+        : b.listAudit({ limit: AUDIT_PAGE }).then((page) => {
+            const list = page.items;
+            audit.load(list, page.nextCursor);
             // The feed starts with the latest audited changes rather than empty.
             metrics.backfill(
               list.slice(0, 20).flatMap((entry) => {

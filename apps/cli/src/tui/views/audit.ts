@@ -2,10 +2,12 @@ import type { AuditEntry } from "@skiff/protocol";
 import type { Emitter } from "../model/emitter.ts";
 import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
+import { AUDIT_PAGE } from "../model/sync.ts";
 import { auditColumns, auditDetail, detailsText, verifyBadge } from "../render/audit.ts";
 import { formatDateTime } from "../render/format.ts";
 import type { Line } from "../render/style.ts";
 import type { Column } from "../render/table.ts";
+import { loadOlderKey } from "./listkeys.ts";
 import { TableView } from "./table-view.ts";
 import { Ticker, type ViewContext } from "./view.ts";
 
@@ -65,6 +67,8 @@ export class AuditView extends TableView<AuditEntry> {
   override title(): Line {
     const line = super.title();
     const audit = this.ctx.stores.audit;
+    if (audit.olderCursor !== null)
+      line.push({ text: `  older entries on the server: M loads ${AUDIT_PAGE} more`, color: "gray" });
     if (audit.verification) line.push(verifyBadge(audit.verification, audit.newest()));
     return line;
   }
@@ -127,6 +131,15 @@ export class AuditView extends TableView<AuditEntry> {
         hint: true,
         handler: () => void this.ctx.actions.verify(),
       },
+      loadOlderKey(
+        this.ctx,
+        { one: "audit entry", plural: "audit entries", page: AUDIT_PAGE },
+        {
+          ready: () => !this.ctx.sync.loadingLists,
+          more: () => this.ctx.stores.audit.olderCursor !== null,
+          load: () => this.ctx.sync.loadOlderAudit(),
+        },
+      ),
     ];
   }
 }

@@ -3,10 +3,12 @@ import type { Emitter } from "../model/emitter.ts";
 import { memo } from "../model/emitter.ts";
 import type { Fields } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
+import { JOB_PAGE } from "../model/sync.ts";
 import { jobColumns, unservedText } from "../render/jobs.ts";
 import type { Line } from "../render/style.ts";
 import type { Column } from "../render/table.ts";
 import { jobActionKeys } from "./actions.ts";
+import { loadOlderKey } from "./listkeys.ts";
 import { TableView } from "./table-view.ts";
 import type { ViewContext } from "./view.ts";
 
@@ -61,40 +63,13 @@ export class JobsView extends TableView<Job> {
     return agents.size > 0 ? jobs.unserved(agents.servedQueues()) : new Map<string, number>();
   });
 
-  private loadingOlder = false;
-
-  private loadOlder(): void {
-    const { sync, stores } = this.ctx;
-    if (this.loadingOlder) return;
-    if (!stores.jobs.loaded || sync.loadingLists) {
-      stores.session.say("the job list is still loading; M pages older jobs once it is in", "error");
-      return;
-    }
-    if (stores.jobs.olderCursor === null) {
-      stores.session.say("every job is loaded: there are no older ones");
-      return;
-    }
-    this.loadingOlder = true;
-    stores.session.say("loading older jobs…");
-    sync
-      .loadOlderJobs()
-      .then(
-        (n) => stores.session.say(n === null ? "there are no older jobs" : `loaded ${n} older jobs`),
-        (err) => stores.session.say(`could not load older jobs: ${(err as Error).message}`, "error"),
-      )
-      .finally(() => {
-        this.loadingOlder = false;
-        this.ctx.requestRender();
-      });
-  }
-
   override title(): Line {
     const line = super.title();
     const onServer = this.ctx.stores.jobs.serverTotal();
     if (onServer !== null && onServer > this.source().length)
       line.push({ text: ` of ${onServer} on the server`, color: "gray" });
     if (this.ctx.stores.jobs.olderCursor !== null)
-      line.push({ text: "  older jobs on the server: M loads 500 more", color: "gray" });
+      line.push({ text: `  older jobs on the server: M loads ${JOB_PAGE} more`, color: "gray" });
     const { jobs, agents } = this.ctx.stores;
     const text = unservedText(this.unserved(jobs.version, agents.version));
     if (text) line.push({ text: `  ⚠ ${text}`, color: "yellow" });
@@ -102,7 +77,7 @@ export class JobsView extends TableView<Job> {
   }
 
   protected viewKeys(): KeyBinding[] {
-    const { actions } = this.ctx;
+    const { actions, stores, sync } = this.ctx;
     const withJob = (fn: (j: Job) => void) => () => {
       const j = this.selected();
       if (j) fn(j);
@@ -122,11 +97,15 @@ export class JobsView extends TableView<Job> {
         handler: withJob((j) => this.ctx.openJobDetail(j.id)),
       },
       ...jobActionKeys(actions, withJob),
-      {
-        key: "M",
-        description: "load the next 500 older jobs from the server",
-        handler: () => this.loadOlder(),
-      },
+      loadOlderKey(
+        this.ctx,
+        { one: "job", plural: "jobs", page: JOB_PAGE },
+        {
+          ready: () => stores.jobs.loaded && !sync.loadingLists,
+          more: () => stores.jobs.olderCursor !== null,
+          load: () => sync.loadOlderJobs(),
+        },
+      ),
       {
         key: "n",
         description: "submit a job from a file",

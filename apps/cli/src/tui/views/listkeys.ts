@@ -1,5 +1,6 @@
 import type { Cursor } from "../model/cursor.ts";
 import type { KeyBinding } from "../model/keys.ts";
+import type { ViewContext } from "./view.ts";
 
 /** j/k/g/G, arrows and paging over a list, for every view that shows one. */
 export function listKeys(
@@ -30,4 +31,44 @@ export function listKeys(
       handler: go(() => cursor.move(-pageSize(), count())),
     },
   ];
+}
+
+/**
+ * `M`: the next page of older rows from the server, for a view that holds only the newest. Says
+ * what happened in the status line: still loading, nothing older, how many came, or why not.
+ */
+export function loadOlderKey(
+  ctx: ViewContext,
+  what: { one: string; plural: string; page: number },
+  source: { ready: () => boolean; more: () => boolean; load: () => Promise<number | null> },
+): KeyBinding {
+  let busy = false;
+  const say = (text: string, tone?: "error") => ctx.stores.session.say(text, tone);
+  return {
+    key: "M",
+    description: `load the next ${what.page} older ${what.plural} from the server`,
+    handler: () => {
+      if (busy) return;
+      if (!source.ready()) {
+        say(`the ${what.plural} are still loading; M pages older ones once they are in`, "error");
+        return;
+      }
+      if (!source.more()) {
+        say(`every ${what.one} is loaded: there are no older ones`);
+        return;
+      }
+      busy = true;
+      say(`loading older ${what.plural}…`);
+      source
+        .load()
+        .then(
+          (n) => say(n === null ? `there are no older ${what.plural}` : `loaded ${n} older ${what.plural}`),
+          (err) => say(`could not load older ${what.plural}: ${(err as Error).message}`, "error"),
+        )
+        .finally(() => {
+          busy = false;
+          ctx.requestRender();
+        });
+    },
+  };
 }
