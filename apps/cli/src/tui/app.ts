@@ -369,6 +369,7 @@ export class App {
       label: "/",
       initial: before,
       onChange: (v) => f.set(v),
+      validate: (v) => f.problem?.(v) ?? null,
       onSubmit: (v) => f.set(v.trim()),
       onCancel: () => f.set(before),
     });

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { completeCommand, runCommand } from "../../src/tui/commands.ts";
 import { AgentStore } from "../../src/tui/model/agents.ts";
 import { Cursor } from "../../src/tui/model/cursor.ts";
-import { applyFilter, isTimeRelative, parseTimeBound } from "../../src/tui/model/filter.ts";
+import { applyFilter, filterProblem, isTimeRelative, parseTimeBound } from "../../src/tui/model/filter.ts";
 import { AuditStore, FleetStore } from "../../src/tui/model/fleet.ts";
 import { JobLogStore } from "../../src/tui/model/joblog.ts";
 import { JobStore } from "../../src/tui/model/jobs.ts";
@@ -316,6 +316,34 @@ describe("key table", () => {
 });
 
 describe("prompt", () => {
+  it("a y/N question answers a key that is neither with which keys are, and takes no typed text", () => {
+    let answered = "";
+    const p = new Prompt({
+      kind: "confirm",
+      question: "Cancel job_1?",
+      onYes: () => {
+        answered = "yes";
+      },
+      onNo: () => {
+        answered = "no";
+      },
+    });
+    expect(p.key("x", "x")).toBe("open");
+    expect(p.error).toBe("y to go ahead; n, Enter or Esc to leave it");
+    expect(p.value).toBe("");
+    expect(answered).toBe("");
+    expect(p.key("y", "y")).toBe("done");
+    expect(answered).toBe("yes");
+  });
+
+  it("a since: or until: that is not a time is named before the filter is taken", () => {
+    expect(filterProblem("actor:alice since:1h", true)).toBeNull();
+    expect(filterProblem("until:2026-12-01T09:30", true)).toBeNull();
+    expect(filterProblem("since:yesterday", true)).toMatch(/^since:yesterday is not a time: use a duration/);
+    expect(filterProblem("since:1h", false)).toBe("since: does not apply here: these rows have no time");
+    expect(filterProblem("sincere text", true)).toBeNull();
+  });
+
   it("edits, completes with Tab, validates and submits", () => {
     let submitted = "";
     const p = new Prompt({

@@ -243,6 +243,21 @@ describe("the console's views", () => {
     await c.press("\x15");
     await c.press(`${join(dir, "missing", "x.log")}\r`);
     await c.waitForText("its directory does not exist");
+    // A directory takes the file under the job's own name; ~ is the operator's home.
+    await c.press("\x13");
+    await c.press("\x15");
+    await c.press(`${dir}\r`);
+    await c.waitForText(`saved 5 lines to ${join(dir, "job_run.log")}`);
+    const home = process.env.HOME;
+    process.env.HOME = dir;
+    try {
+      await c.press("\x13");
+      await c.press("\x15");
+      await c.press("~/from-home.log\r");
+      await c.waitForText(`saved 5 lines to ${join(dir, "from-home.log")}`);
+    } finally {
+      process.env.HOME = home;
+    }
   });
 
   it("goes from a job to its detail, its agent and its log, from an agent to its jobs, from an audit entry to its target, and Esc walks back", async () => {
@@ -554,6 +569,16 @@ describe("the console's views", () => {
     text = await c.waitForText(/^\s+1\s+\S+ \S+\s+olivia/m);
     await c.press("M");
     await c.waitForText("every audit entry is loaded: there are no older ones");
+  });
+
+  it("a filter with a since: that is not a time stays open and says why, instead of matching nothing", async () => {
+    c = startConsole(backendWithData());
+    await c.press(":audit\r");
+    await c.waitForText("fleet.update");
+    await c.press("/since:yesterday\r");
+    await c.waitForText("since:yesterday is not a time: use a duration back from now");
+    await c.press("\x15since:1h\r"); // Ctrl-U clears it
+    await c.waitForText("filter: since:1h");
   });
 
   it("Audit lists entries with their actor, and verifies the chain", async () => {

@@ -33,6 +33,22 @@ export function parseTimeBound(value: string, now: number): number | null {
   return Number.isNaN(at) ? null : at;
 }
 
+/**
+ * What is wrong with a query, or null: a `since:` or `until:` that is not a time (it would otherwise
+ * be taken as text and match nothing, silently), or one in a view whose rows have no time.
+ */
+export function filterProblem(query: string, timed: boolean): string | null {
+  for (const t of query.split(/\s+/)) {
+    const m = /^(since|until):(.*)$/i.exec(t);
+    if (!m) continue;
+    const [, bound, value] = m;
+    if (!timed) return `${bound}: does not apply here: these rows have no time`;
+    if (parseTimeBound(value ?? "", Date.now()) === null)
+      return `${t} is not a time: use a duration back from now (90s, 15m, 1h, 2d, 1w) or a date (2026-12-01, 2026-12-01T09:30)`;
+  }
+  return null;
+}
+
 function parse(query: string, timed: boolean, now: number): Term[] {
   return query
     .split(/\s+/)

@@ -71,6 +71,8 @@ export class Prompt {
       spec.onNo?.();
       return "done";
     }
+    // Any other key is neither answer: say which keys are, rather than seem to ignore it.
+    this.error = "y to go ahead; n, Enter or Esc to leave it";
     return "open";
   }
 

@@ -8,6 +8,7 @@ export function promptLine(p: Prompt, width: number): Line {
     return [
       { text: p.spec.question, color: "yellow", bold: true },
       { text: " [y/N]", bold: true },
+      ...(p.error ? [{ text: `  ${p.error}`, color: "red" as const }] : []),
     ];
   const line: Line = [{ text: p.spec.label, bold: true }, { text: p.value }, { text: " ", inverse: true }];
   if (p.error) line.push({ text: `  ${p.error}`, color: "red" });

@@ -80,7 +80,7 @@ export class Actions {
       this.say(`job ${job.name} is ${job.state}: only a finished job can be retried (c cancels it)`, "error");
       return;
     }
-    this.confirm(`Retry job ${job.name} (${job.id}) as a new attempt?`, async () => {
+    this.confirm(`Retry job ${job.name} (${job.id}): queue a new job with the same spec?`, async () => {
       const j = await this.host.backend.retryJob(job.id);
       return `retry queued as job ${j.id}`;
     });

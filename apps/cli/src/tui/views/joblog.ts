@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
 import { Cursor } from "../model/cursor.ts";
 import { memo } from "../model/emitter.ts";
 import { JobLogStore, type LogEntry } from "../model/joblog.ts";
@@ -20,7 +19,7 @@ import type { Line } from "../render/style.ts";
 import { TableWidget, TextWidget } from "../widgets/table.ts";
 import { jobActionKeys } from "./actions.ts";
 import { listKeys } from "./listkeys.ts";
-import { completePath } from "./paths.ts";
+import { completePath, fileTarget } from "./paths.ts";
 import { Ticker, type View, type ViewContext } from "./view.ts";
 
 function matches(e: LogEntry, query: string): boolean {
@@ -189,7 +188,7 @@ export class JobLogView implements View {
       complete: completePath,
       validate: (v) => (v.trim() === "" ? "a file name, please" : null),
       onSubmit: (value) => {
-        const path = resolve(value.trim());
+        const path = fileTarget(value, `${this.jobId}.log`);
         if (existsSync(path))
           this.ctx.prompt({
             kind: "confirm",

@@ -1,6 +1,6 @@
 import { Cursor } from "../model/cursor.ts";
 import { type Emitter, memo } from "../model/emitter.ts";
-import { applyFilter, type Fields, isTimeRelative } from "../model/filter.ts";
+import { applyFilter, type Fields, filterProblem, isTimeRelative } from "../model/filter.ts";
 import type { KeyBinding } from "../model/keys.ts";
 import type { Line } from "../render/style.ts";
 import { type Column, columnWidths, sortRows, tableHeader, tableRow } from "../render/table.ts";
@@ -67,6 +67,7 @@ export abstract class TableView<T> implements View {
       this.filterText = value;
       this.ctx.requestRender();
     },
+    problem: (value: string) => filterProblem(value, this.timeOf !== undefined),
   };
 
   rows(): readonly T[] {

@@ -47,7 +47,7 @@ export interface View {
   stop(): void;
   draw(now: number): void;
   /** The `/` filter, for views that have one. */
-  filter?: { get(): string; set(value: string): void };
+  filter?: { get(): string; set(value: string): void; problem?(value: string): string | null };
 }
 
 /** A repeating timer that asks for a frame; started and stopped with its view. */
