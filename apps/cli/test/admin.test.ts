@@ -224,14 +224,18 @@ describe("skiff doctor", { timeout: 120_000 }, () => {
     expect(res.code).toBe(report.ok ? 0 : 1);
 
     // Jobs on a queue no online agent serves are not backlog: doctor says so and what to do.
+    // Every such queue is named, each with the command that would serve it.
     await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("nobody-serves-this") });
+    for (let i = 0; i < 2; i++)
+      await t.call("POST", "/v1/jobs", { token: t.tokens.operator, body: hello("nor-this") });
     const stuck = JSON.parse((await runCli(["doctor", "--json"], admin)).stdout);
     const queues = stuck.checks.find((c: { name: string }) => c.name === "queues");
     expect(queues.ok).toBe(false);
     expect(queues.detail).toMatch(
-      /queued jobs wait on queues no online agent serves: .*nobody-serves-this \(1\)/,
+      /^3 queued jobs wait on queues no online agent serves: nor-this \(2\), nobody-serves-this \(1\)/,
     );
-    expect(queues.next).toContain("skiff worker --labels queue=");
+    expect(queues.next).toContain("skiff worker --labels queue=nobody-serves-this");
+    expect(queues.next).toContain("skiff worker --labels queue=nor-this");
 
     const down = await runCli(["doctor", "--base-url", `http://127.0.0.1:${await freePort()}`], {
       SKIFF_HOME: emptyHome(),
@@ -241,5 +245,7 @@ describe("skiff doctor", { timeout: 120_000 }, () => {
       /^FAIL\s+api\s+cannot reach the API at .*: connection refused\n\s+next: .*pnpm start/m,
     );
     expect(down.stdout).toMatch(/^FAIL\s+token\s+no API token: .*\n\s+next: /m);
+    // Not left out when the token fails: said that it could not be checked, and why.
+    expect(down.stdout).toMatch(/^FAIL\s+queues\s+not checked: .*needs a working token/m);
   });
 });

@@ -91,7 +91,16 @@ async function apiChecks(opts: ConnectionOptions): Promise<Check[]> {
   }
   const token = await tokenCheck(opts, base, api.ok);
   const checks = [api, token, dependency(ready, "database"), dependency(ready, "bus")];
-  if (token.ok) checks.push(await queueCheck(new ApiClient(base, resolveToken(opts))));
+  checks.push(
+    token.ok
+      ? await queueCheck(new ApiClient(base, resolveToken(opts)))
+      : {
+          name: "queues",
+          ok: false,
+          detail: "not checked: reading agents and queued jobs needs a working token (see token above)",
+          next: "fix the token, then run skiff doctor again",
+        },
+  );
   return checks;
 }
 
@@ -117,22 +126,8 @@ async function queueCheck(client: ApiClient): Promise<Check> {
     for (const a of agents)
       if (a.status === "online" && a.activity !== "draining" && !a.drainRequested)
         for (const q of a.queues) served.add(q);
-    const unserved = new Map<string, number>();
-    let queued = 0;
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const page = (await client.get(
-        `/v1/jobs?state=queued&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
-      )) as { items: { queue: string }[]; nextCursor: string | null };
-      for (const j of page.items) {
-        queued++;
-        if (!served.has(j.queue)) unserved.set(j.queue, (unserved.get(j.queue) ?? 0) + 1);
-      }
-      cursor = page.nextCursor;
-      pages++;
-    } while (cursor !== null && pages < QUEUED_PAGES);
-    const atLeast = cursor !== null ? "at least " : "";
+    const { unserved, queued, complete } = await queuedByQueue(client, served);
+    const atLeast = complete ? "" : "at least ";
     const servedText = served.size > 0 ? [...served].sort().join(", ") : "none";
     if (unserved.size === 0)
       return {
@@ -144,16 +139,56 @@ async function queueCheck(client: ApiClient): Promise<Check> {
       .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
       .map(([q, n]) => `${q} (${n})`)
       .join(", ");
-    const first = [...unserved.keys()].sort()[0] ?? "QUEUE";
+    const starts = [...unserved.keys()]
+      .sort()
+      .map((q) => `skiff worker --labels queue=${q}`)
+      .join("; ");
     return {
       name,
       ok: false,
       detail: `${atLeast}${[...unserved.values()].reduce((a, b) => a + b, 0)} queued jobs wait on queues no online agent serves: ${list} (served: ${servedText})`,
-      next: `start a worker for them (skiff worker --labels queue=${first}), or see why their workers are offline or draining (skiff agents)`,
+      next: `start a worker for each (${starts}), or see why their workers are offline or draining (skiff agents)`,
     };
   } catch (e) {
     return { name, ok: false, detail: `could not list agents and queued jobs: ${(e as Error).message}` };
   }
+}
+
+/**
+ * Queued jobs per queue, split into those on a served queue and those not: from the API's counts over
+ * the whole table, or, from an API without them, by paging the queued jobs (QUEUED_PAGES at most).
+ */
+async function queuedByQueue(
+  client: ApiClient,
+  served: ReadonlySet<string>,
+): Promise<{ unserved: Map<string, number>; queued: number; complete: boolean }> {
+  const unserved = new Map<string, number>();
+  let queued = 0;
+  const counts = (await client.get("/v1/stats/jobs").catch((e: { status?: number }) => {
+    if (e.status === 404) return null;
+    throw e;
+  })) as { queued: Record<string, number> } | null;
+  if (counts) {
+    for (const [q, n] of Object.entries(counts.queued)) {
+      queued += n;
+      if (n > 0 && !served.has(q)) unserved.set(q, n);
+    }
+    return { unserved, queued, complete: true };
+  }
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const page = (await client.get(
+      `/v1/jobs?state=queued&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+    )) as { items: { queue: string }[]; nextCursor: string | null };
+    for (const j of page.items) {
+      queued++;
+      if (!served.has(j.queue)) unserved.set(j.queue, (unserved.get(j.queue) ?? 0) + 1);
+    }
+    cursor = page.nextCursor;
+    pages++;
+  } while (cursor !== null && pages < QUEUED_PAGES);
+  return { unserved, queued, complete: cursor === null };
 }
 
 async function tokenCheck(opts: ConnectionOptions, base: string, reachable: boolean): Promise<Check> {
