@@ -581,6 +581,61 @@ describe("the console's views", () => {
     await c.waitForText("filter: since:1h");
   });
 
+  it("at 60×20: Overview's lines are whole (no gauge beside them) and Jobs leaves out the ID column until I", async () => {
+    const b = backendWithData();
+    b.jobs.push(job({ id: "job_gpu", name: "train-model", queue: "nobody" }, "queued"));
+    c = startConsole(b, { cols: 60, rows: 20 });
+    let text = await c.waitForText(/Jobs\s+2 queued, 1 running; 1 unserved \(nobody\)$/m);
+    expect(text).toMatch(/^Fleet\s+desired 3\s+actual 2\s+↑ scaling up$/m);
+    expect(text).toMatch(/^Success\s+0% succeeded \(0 of 1 recent\)$/m);
+    await c.press(":jobs\r");
+    text = await c.waitForText(/^NAME\s+STATE\s+QUEUE\s+AGENT/m);
+    expect(text).toMatch(/^build-site\s+▶ running\s+default\s+worker-alpha/m);
+    expect(text).not.toContain("job_run");
+    await c.press("I");
+    text = await c.waitForText(/^ID\s+NAME/m);
+    expect(text).toMatch(/^job_run\s+build-site/m);
+  });
+
+  it("where the locale is not UTF-8, wide names are drawn as that many ? and every column stays in place", async () => {
+    const saved = {
+      LANG: process.env.LANG,
+      LANGUAGE: process.env.LANGUAGE,
+      LC_ALL: process.env.LC_ALL,
+      LC_CTYPE: process.env.LC_CTYPE,
+    };
+    Object.assign(process.env, { LANG: "C", LC_ALL: "C" });
+    delete process.env.LANGUAGE;
+    delete process.env.LC_CTYPE;
+    try {
+      const b = backendWithData();
+      b.jobs.push(
+        job({ id: "job_cjk", name: "名前-build" }, "succeeded"),
+        job({ id: "job_emoji", name: "ship 🚀 it" }, "succeeded"),
+        job({ id: "job_accent", name: "café-deploy" }, "succeeded"),
+      );
+      c = startConsole(b);
+      await c.press(":jobs\r");
+      const text = await c.waitForText("????-build");
+      expect(text).toContain("ship ? it"); // astral characters are one U+FFFD before this
+      expect(text).toContain("caf?-deploy");
+      // Every row's state starts in the same column as in the header.
+      const lines = text.split("\n");
+      const at = (lines.find((l) => l.startsWith("ID")) ?? "").indexOf("STATE");
+      expect(at).toBeGreaterThan(0);
+      for (const id of ["job_cjk", "job_emoji", "job_accent", "job_run"]) {
+        const row = lines.find((l) => l.startsWith(id)) ?? "";
+        expect(row.slice(at), id).toMatch(/^[+>.x] \w/);
+      }
+      expect([...text].filter((ch) => ch.charCodeAt(0) > 0x7e && !"─│┌┐└┘├┤┬┴┼".includes(ch))).toEqual([]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it("Audit lists entries with their actor, and verifies the chain", async () => {
     const b = backendWithData();
     c = startConsole(b);

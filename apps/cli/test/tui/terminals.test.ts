@@ -1,4 +1,5 @@
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { describeWith, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProc, emptyHome, freePort, killLeftovers, runCli, startCli } from "../cli.ts";
@@ -47,6 +48,9 @@ function foregrounds(styled: string): string[] {
   return out;
 }
 
+/** Jobs parked on a queue no worker serves: more than the console's first page of 500. */
+const PARKED = 600;
+
 const label = (c: Case) => `TERM=${c.term} LANG=${c.lang} at ${c.cols}×${c.rows}`;
 
 describeWith(
@@ -67,6 +71,9 @@ describeWith(
         log: string;
         sorted: string;
         audit: string;
+        paged: string;
+        /** The job the mouse clicked on (the second row), and its Job view. */
+        clicked: { name: string; detail: string };
       }
     >();
 
@@ -78,6 +85,21 @@ describeWith(
       up = startCli(["up", "--no-tui", "--port", String(port)], env);
       await up.waitForOutput(/admin token\s+\S+/, 60_000);
       await waitFor("the API to be ready", async () => (await fetch(`${url}/readyz`)).ok, 60_000, 100);
+      // More jobs than the console loads at once, on a queue no worker serves: Overview and Jobs flag
+      // them, and M pages in the older ones.
+      const admin = readFileSync(join(home, "admin.token"), "utf8").trim();
+      for (let i = 0; i < PARKED; i++) {
+        const res = await fetch(`${url}/v1/jobs`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+          body: JSON.stringify({
+            name: `park-${String(i).padStart(3, "0")}`,
+            queue: "gpu",
+            steps: [{ name: "park", run: "true" }],
+          }),
+        });
+        expect(res.status).toBe(201);
+      }
       // A finished job, so Overview's event list has grey timestamps and a ✓ to draw.
       const submitted = await runCli(
         ["jobs", "submit", "--api-url", url, "-f", "-", "--follow"],
@@ -92,7 +114,7 @@ describeWith(
       const open = async () => {
         for (let c = pending.shift(); c; c = pending.shift()) {
           const t = new TmuxSession(
-            `env TERM=${c.term} LANG=${c.lang} LC_ALL=${c.lang} node --import tsx apps/cli/src/main.ts tui --base-url ${url}; sleep 600`,
+            `env TERM=${c.term} LANG=${c.lang} LC_ALL=${c.lang} node --import tsx apps/cli/src/main.ts tui --mouse --base-url ${url}; sleep 600`,
             { cwd: root, cols: c.cols, rows: c.rows, env },
           );
           sessions.push(t);
@@ -118,9 +140,18 @@ describeWith(
           await t.waitFor(/Steps \(1\)/, 30_000);
           t.keys("Escape");
           await t.waitFor(/ Jobs \(\d+\)/, 30_000);
-          t.type(">");
-          t.type(">");
-          const sorted = await t.waitFor(/NAME\S/, 30_000);
+          // `>` moves the sort one column right: as many times as it takes to reach NAME (the ID
+          // column comes first only on a terminal wide enough to show it).
+          let sorted = "";
+          let on: string | null = null;
+          for (let i = 0; i < 4 && on !== "NAME"; i++) {
+            const before = on;
+            t.type(">");
+            sorted = await t.waitFor((pane) => {
+              on = /\b(ID|NAME|STATE|QUEUE)[↑^]/.exec(pane)?.[1] ?? null;
+              return on !== null && on !== before;
+            }, 30_000);
+          }
           t.type(":audit");
           await t.waitFor(":audit");
           t.keys("Enter");
@@ -128,7 +159,36 @@ describeWith(
           t.type("/since:1h action:job");
           t.keys("Enter");
           const audit = await t.waitFor("filter: since:1h action:job", 30_000);
-          screens.set(label(c), { text, styled, overview, detail, log, sorted, audit });
+          // Back to Jobs (still sorted by name): M pages in the older jobs.
+          t.type(":jobs");
+          await t.waitFor(":jobs");
+          t.keys("Enter");
+          const unpaged = await t.waitFor(/NAME\S/, 30_000);
+          if (!unpaged.includes(`of ${PARKED + 1} on the server`))
+            throw new Error(`Jobs held every job before M:\n${unpaged}`);
+          t.type("M");
+          // Every job is held once M has paged in the older ones (the title then has no "of …").
+          const paged = await t.waitFor(new RegExp(`Jobs \\(${PARKED + 1}\\)  `), 30_000);
+          // A click on the table's second row (row 1 is the title, 2 the header) selects it.
+          const second = (paged.split("\n")[3] ?? "").match(/park-\d{3}|terminal-check/)?.[0];
+          if (!second) throw new Error(`no job on the second row:\n${paged}`);
+          // A terminal sends the press and the release as two reports, a moment apart.
+          t.type(`${ESC}[<0;5;4M`);
+          await new Promise((r) => setTimeout(r, 100));
+          t.type(`${ESC}[<0;5;4m`);
+          t.type("i");
+          const clickedDetail = await t.waitFor(new RegExp(`Job ${second}|${second} \\(job_`), 30_000);
+          screens.set(label(c), {
+            text,
+            styled,
+            overview,
+            detail,
+            log,
+            sorted,
+            audit,
+            paged,
+            clicked: { name: second, detail: clickedDetail },
+          });
         }
       };
       await Promise.all([open(), open(), open(), open()]);
@@ -202,6 +262,13 @@ describeWith(
       it(`${label(c)}: Overview's summary is whole beside the gauge`, () => {
         const { text } = screen(c).overview;
         expect(text).toMatch(/Agents\s+2 online \(2 idle\)/);
+        // Counted on the server, not in the 500 rows loaded; flagged as waiting for no one.
+        // The queue's name when there is room for it (Jobs names it at any width).
+        expect(text).toMatch(
+          new RegExp(
+            `Jobs\\s+${PARKED} queued, 0 running; ${PARKED} unserved${c.cols > 80 ? " \\(gpu\\)" : ""}\\s`,
+          ),
+        );
         expect(text).toMatch(/Success\s+100% succeeded \(1 of 1 recent\)/);
       });
     });
@@ -221,6 +288,18 @@ describeWith(
               [...shown].filter((ch) => ch.charCodeAt(0) > 0x7e),
               "non-ASCII characters",
             ).toEqual([]);
+      });
+    });
+
+    describe.each(CASES)("%#: paging, unserved queues and the mouse", (c) => {
+      it(`${label(c)}: Jobs flags the unserved queue and M pages in older jobs; a click selects a row`, () => {
+        const { sorted, paged, clicked } = screen(c);
+        expect(sorted).toMatch(new RegExp(`Jobs \\(\\d+\\) of ${PARKED + 1} on the server`));
+        expect(paged).toMatch(new RegExp(`Jobs \\(${PARKED + 1}\\)  `));
+        expect(paged).not.toContain("older jobs on the server");
+        expect(clicked.detail).toContain(clicked.name);
+        // Jobs names the unserved queue at any width.
+        expect(paged).toMatch(/queued on a queue no online agent serves \(gpu\)|unserved/);
       });
     });
 

@@ -31,14 +31,21 @@ export interface OverviewInput {
   fleet: FleetView | null;
   /** Queued jobs on queues no online agent serves, by queue. */
   unserved?: ReadonlyMap<string, number>;
+  /** Columns the summary has; the unserved queues' names are left to the Jobs view when short. */
+  width?: number;
 }
+
+/** Where the value starts: after the field's name, padded as `fieldLines` pads it. */
+const VALUE_COLUMN = 9;
 
 function jobsCell(o: OverviewInput): Seg {
   const base = `${o.queued} queued, ${o.running} running`;
   const unserved = o.unserved ? [...o.unserved.values()].reduce((a, b) => a + b, 0) : 0;
   if (unserved === 0) return { text: base };
   const queues = [...(o.unserved?.keys() ?? [])].sort().join(", ");
-  return { text: `${base}; ${unserved} unserved (${queues})`, color: "yellow" };
+  const full = `${base}; ${unserved} unserved (${queues})`;
+  const fits = o.width === undefined || VALUE_COLUMN + full.length <= o.width;
+  return { text: fits ? full : `${base}; ${unserved} unserved`, color: "yellow" };
 }
 
 export function overviewLines(o: OverviewInput): Line[] {

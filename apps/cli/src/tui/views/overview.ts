@@ -39,8 +39,15 @@ export class OverviewView implements View {
 
   start(): void {
     const { region, color, stores } = this.ctx;
-    this.summary = new TextWidget(region, { top: 0, left: 0, width: "60%", height: 6 }, color);
-    this.gauge = makeGauge(region, { top: 0, left: "60%", width: "40%", height: 6 }, color, "fleet");
+    // Under 80 columns the summary takes the whole width: its Fleet line says what the gauge would.
+    const narrow = Number(region.width) < 80;
+    this.summary = new TextWidget(
+      region,
+      { top: 0, left: 0, width: narrow ? "100%" : "60%", height: 6 },
+      color,
+    );
+    if (!narrow)
+      this.gauge = makeGauge(region, { top: 0, left: "60%", width: "40%", height: 6 }, color, "fleet");
     this.depth = new LineChartWidget(
       region,
       { top: 6, left: 0, width: "50%", height: "50%" },
@@ -84,6 +91,7 @@ export class OverviewView implements View {
         rate,
         fleet: f,
         unserved: this.unserved(jobs.version, agents.version),
+        width: this.summary.width,
       }),
     );
     const desired = f?.desired ?? 0;

@@ -12,6 +12,9 @@ import { Ticker, type View, type ViewContext, type ViewName } from "./view.ts";
  * A view that is one filterable table over a store: Agents, Jobs, Audit. The selection follows its row
  * (by id) when the rows are re-sorted or filtered.
  */
+/** Below this many columns the ID column is left out until `I` asks for it. */
+const ID_MIN_WIDTH = 100;
+
 export abstract class TableView<T> implements View {
   abstract readonly name: ViewName;
   protected readonly cursor = new Cursor();
@@ -30,8 +33,8 @@ export abstract class TableView<T> implements View {
   /** The column the rows are sorted on (by title; null: the view's own order), and which way. */
   private sortTitle: string | null = null;
   private descending = false;
-  /** Whether the ID column is shown (`I`). */
-  private showIds: boolean;
+  /** Whether the ID column is shown (`I`); null: when the table is wide enough for it. */
+  private showIds: boolean | null;
   private readonly sorted = memo(
     (rows: readonly T[], title: string | null, descending: boolean, _clock: number): readonly T[] => {
       const column = title === null ? undefined : this.allColumns(Date.now()).find((c) => c.title === title);
@@ -45,7 +48,7 @@ export abstract class TableView<T> implements View {
     opts: { showIds?: boolean } = {},
   ) {
     this.ticker = tickMs === null ? null : new Ticker(tickMs, () => ctx.requestRender());
-    this.showIds = opts.showIds ?? true;
+    this.showIds = opts.showIds ?? null;
   }
 
   protected abstract label(): string;
@@ -83,10 +86,17 @@ export abstract class TableView<T> implements View {
     );
   }
 
-  /** The columns shown: all of them, less the ID column unless it is toggled on. */
+  /**
+   * The columns shown: all of them, less the ID column when it is toggled off, or, until `I` is
+   * pressed, on a table narrower than ID_MIN_WIDTH (a 26-character id would crowd out the rest).
+   */
   private shownColumns(now: number): Column<T>[] {
     const all = this.allColumns(now);
-    return this.showIds ? all : all.filter((c) => c.title !== "ID");
+    return this.idsShown() ? all : all.filter((c) => c.title !== "ID");
+  }
+
+  private idsShown(): boolean {
+    return this.showIds ?? (this.table?.width ?? ID_MIN_WIDTH) >= ID_MIN_WIDTH;
   }
 
   private allColumns(now: number): Column<T>[] {
@@ -160,7 +170,7 @@ export abstract class TableView<T> implements View {
         key: "I",
         description: "show or hide the ID column",
         handler: () => {
-          this.showIds = !this.showIds;
+          this.showIds = !this.idsShown();
           this.ctx.requestRender();
         },
       },

@@ -1,5 +1,27 @@
 import type { Line, Palette } from "../render/style.ts";
-import { sanitize } from "../render/text.ts";
+import { charWidth, sanitize } from "../render/text.ts";
+
+/**
+ * Set where the locale is not UTF-8: the console's own symbols (which the terminal layer maps to
+ * ASCII) are kept, and any other non-ASCII character (a CJK name, an emoji, an accent) is drawn as as
+ * many `?` as the cells it was measured to take, so every column stays where the layout put it.
+ * Null on a UTF-8 terminal.
+ */
+let asciiKeeps: ReadonlySet<string> | null = null;
+
+export function drawAsciiOnly(keep: Iterable<string> | null): void {
+  asciiKeeps = keep === null ? null : new Set(keep);
+}
+
+function foldToAscii(text: string, keep: ReadonlySet<string>): string {
+  if (/^[\x00-\x7e]*$/.test(text)) return text;
+  let out = "";
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    out += cp < 0x7f || keep.has(ch) ? ch : "?".repeat(charWidth(cp));
+  }
+  return out;
+}
 
 function escapeTags(text: string): string {
   return text.replace(/[{}]/g, (c) => (c === "{" ? "{open}" : "{close}"));
@@ -28,7 +50,8 @@ export function toTags(line: Line, color: Palette): string {
       close = `{/${s.color}-fg}${close}`;
     }
     // The last guard: whatever a render function forgot to clean never reaches the terminal raw.
-    out += open + escapeTags(sanitize(s.text)) + close;
+    const text = sanitize(s.text);
+    out += open + escapeTags(asciiKeeps ? foldToAscii(text, asciiKeeps) : text) + close;
   }
   return out;
 }

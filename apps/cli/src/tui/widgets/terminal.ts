@@ -1,5 +1,6 @@
 import blessed from "blessed";
 import type { Palette } from "../render/style.ts";
+import { drawAsciiOnly } from "./markup.ts";
 
 export interface TerminalOptions {
   input?: NodeJS.ReadableStream;
@@ -130,6 +131,7 @@ export class Terminal {
       for (const [from, to] of Object.entries(ASCII_GLYPHS)) tput.utoa[from] = to;
       brailleToAscii(tput.utoa);
     }
+    drawAsciiOnly(tput.unicode ? null : Object.keys(ASCII_GLYPHS));
   }
 
   onKey(fn: (key: string, ch: string | undefined) => void): void {
