@@ -74,6 +74,9 @@ describeWith(
         paged: string;
         /** The job the mouse clicked on (the second row), and its Job view. */
         clicked: { name: string; detail: string };
+        agentJump: string;
+        savedLog: string;
+        verified: string;
       }
     >();
 
@@ -129,12 +132,30 @@ describeWith(
           // The same console's other screens on this terminal: the job in full, then its log searched.
           t.type("i");
           const detail = await t.waitFor(/Steps \(1\)/, 30_000);
+          // A jumps to the job's agent (Agents, filtered to it); Esc walks back to the job.
+          t.type("A");
+          const agentJump = await t.waitFor(/filter: id:agt_/, 30_000);
+          t.keys("Escape");
+          await t.waitFor(/Steps \(1\)/, 30_000);
           t.type("l");
           await t.waitFor(/step 1: hi/, 30_000);
           t.type("/");
           t.type("hi");
           t.keys("Enter");
           const log = await t.waitFor(/search: hi \(\d+ lines?; n\/N\)/, 30_000);
+          // The log's other tools: wrap, times, and Ctrl-S to a file.
+          t.type("w");
+          await t.waitFor("long lines wrap", 30_000);
+          t.type("t");
+          await t.waitFor("times hidden", 30_000);
+          const savePath = join(home, `log-${c.term}-${c.lang}-${c.cols}.log`);
+          t.keys("C-s");
+          await t.waitFor("Save the log to:", 30_000);
+          t.keys("C-u");
+          t.type(savePath);
+          t.keys("Enter");
+          await t.waitFor(/saved \d+ lines? to/, 30_000);
+          const savedLog = readFileSync(savePath, "utf8");
           // Back to Jobs (Esc twice), sorted by name; then Audit filtered by time.
           t.keys("Escape");
           await t.waitFor(/Steps \(1\)/, 30_000);
@@ -159,6 +180,11 @@ describeWith(
           t.type("/since:1h action:job");
           t.keys("Enter");
           const audit = await t.waitFor("filter: since:1h action:job", 30_000);
+          // Esc clears the filter; v verifies the chain and the title says how far.
+          t.keys("Escape");
+          await t.waitFor((pane) => !pane.includes("filter: since:1h"), 30_000);
+          t.type("v");
+          const verified = await t.waitFor(/chain intact to #\d+/, 60_000);
           // Back to Jobs (still sorted by name): M pages in the older jobs.
           t.type(":jobs");
           await t.waitFor(":jobs");
@@ -188,11 +214,14 @@ describeWith(
             audit,
             paged,
             clicked: { name: second, detail: clickedDetail },
+            agentJump,
+            savedLog,
+            verified,
           });
         }
       };
       await Promise.all([open(), open(), open(), open()]);
-    }, 240_000);
+    }, 480_000);
 
     afterAll(async () => {
       for (const t of sessions) t.kill();
@@ -300,6 +329,16 @@ describeWith(
         expect(clicked.detail).toContain(clicked.name);
         // Jobs names the unserved queue at any width.
         expect(paged).toMatch(/queued on a queue no online agent serves \(gpu\)|unserved/);
+      });
+    });
+
+    describe.each(CASES)("%#: jumps, log tools and the audit check", (c) => {
+      it(`${label(c)}: A goes to the job's agent, Ctrl-S saves the log, v verifies the audit chain`, () => {
+        const { agentJump, savedLog, verified } = screen(c);
+        expect(agentJump).toMatch(/Agents \(1\/2\)/);
+        expect(agentJump).toMatch(/vm-embedded-\d/);
+        expect(savedLog).toMatch(/^\S+Z stdout hi$/m);
+        expect(verified).toMatch(/chain intact to #\d+/);
       });
     });
 

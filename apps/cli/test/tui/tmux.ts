@@ -85,7 +85,9 @@ export class TmuxSession {
           return seen(last) ? last : false;
         },
         timeoutMs,
-        100,
+        // Each look is a tmux process: four consoles polled ten times a second kept a 2-core machine
+        // busy with captures alone.
+        250,
       );
     } catch (err) {
       throw new Error(`${(err as Error).message}\n--- pane ---\n${last}`);
