@@ -14,7 +14,8 @@ export function drawAsciiOnly(keep: Iterable<string> | null): void {
 }
 
 function foldToAscii(text: string, keep: ReadonlySet<string>): string {
-  if (/^[\x00-\x7e]*$/.test(text)) return text;
+  // Sanitised text has no control characters: printable ASCII is all there is to pass through.
+  if (/^[ -~]*$/.test(text)) return text;
   let out = "";
   for (const ch of text) {
     const cp = ch.codePointAt(0) ?? 0;
