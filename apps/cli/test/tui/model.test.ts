@@ -342,6 +342,11 @@ describe("prompt", () => {
     expect(filterProblem("since:yesterday", true)).toMatch(/^since:yesterday is not a time: use a duration/);
     expect(filterProblem("since:1h", false)).toBe("since: does not apply here: these rows have no time");
     expect(filterProblem("sincere text", true)).toBeNull();
+    // Dates that do not exist (Date.parse would roll them into the next month) and absurd windows.
+    expect(filterProblem("since:2026-02-30", true)).toMatch(/is not a time/);
+    expect(filterProblem("until:2026-12-01T24:10", true)).toMatch(/is not a time/);
+    expect(filterProblem("since:99999999999999d", true)).toMatch(/is not a time/);
+    expect(filterProblem("since:2028-02-29", true)).toBeNull();
   });
 
   it("edits, completes with Tab, validates and submits", () => {

@@ -143,6 +143,15 @@ describe("wide cells", () => {
   it("makes program output safe to draw", () => {
     expect(sanitize("\x1b[31mred\x1b[0m\tdone\r\nnext\x07")).toBe("red    done next\uFFFD");
   });
+
+  it("composes accents and drops zero-width characters, so a row is as wide as it was measured", () => {
+    expect(sanitize("e\u0301-combining")).toBe("\u00e9-combining");
+    expect(sanitize("a\u200bzero-width")).toBe("azero-width");
+    // A family emoji is three people joined by zero-width joiners: three replacement characters.
+    expect(sanitize("\u{1F469}\u200d\u{1F469}\u200d\u{1F467}-family")).toBe("\uFFFD\uFFFD\uFFFD-family");
+    for (const s of ["e\u0301-combining", "a\u200bzero-width", "ok \uFE0F"])
+      expect(displayWidth(sanitize(s))).toBe([...sanitize(s)].length);
+  });
 });
 
 describe("connection state", () => {

@@ -374,7 +374,7 @@ describe("the console's views", () => {
     b.jobs = [...b.jobs, ...many];
     c = startConsole(b);
     await c.press(":jobs\r");
-    let text = await c.waitForText("older jobs on the server: M loads 500 more");
+    let text = await c.waitForText("M loads 500 older");
     expect(text).toContain("Jobs (500)");
     await c.press("M");
     text = await c.waitForText("loaded 500 older jobs");
@@ -382,11 +382,26 @@ describe("the console's views", () => {
     await c.press("M");
     text = await c.waitForText("loaded 203 older jobs");
     expect(text).toContain("Jobs (1203)");
-    expect(text).not.toContain("M loads 500 more");
+    expect(text).not.toContain("M loads 500 older");
     await c.press("G");
     await c.waitForText("bulk-1199");
     await c.press("M");
     await c.waitForText("every job is loaded: there are no older ones");
+  });
+
+  it("the Jobs title puts what waits on unserved queues before the paging hint, so 80 columns keep it", async () => {
+    const b = backendWithData();
+    for (let i = 0; i < 600; i++)
+      b.jobs.push(
+        job({ id: `job_p${String(i).padStart(3, "0")}`, name: `park-${i}`, queue: "gpu" }, "queued"),
+      );
+    b.agents = b.agents.filter((a) => a.id !== "agt_2"); // nobody serves gpu
+    c = startConsole(b, { cols: 80, rows: 24 });
+    await c.press(":jobs\r");
+    const text = await c.waitForText(
+      /Jobs \(\d+\) of 603 on the server {2}⚠ 600 queued on unserved queue gpu/,
+    );
+    expect(text.split("\n")[0]).toContain("⚠ 600 queued on unserved queue gpu");
   });
 
   it("with --mouse, a click selects a row and the wheel moves the selection; without, the mouse does nothing", async () => {
@@ -464,7 +479,7 @@ describe("the console's views", () => {
     await c.waitForText(/Jobs\s+2 queued, 1 running; 1 unserved \(gpu\)/);
     await c.press(":jobs\r");
     const text = await c.waitForText("train-model");
-    expect(text).toContain("⚠ 1 queued on a queue no online agent serves (gpu)");
+    expect(text).toContain("⚠ 1 queued on unserved queue gpu");
     expect(text).toMatch(/job_gpu\s+train-model\s+· queued\s+⚠ gpu/);
     // The ordinary backlog is not flagged.
     expect(text).toMatch(/job_q\s+deploy-docs\s+· queued\s+default/);
@@ -481,7 +496,7 @@ describe("the console's views", () => {
     await c.waitForText(/Jobs\s+1201 queued, 1 running; 1200 unserved \(gpu\)/);
     expect(b.countsAsked).toBeGreaterThan(0);
     await c.press(":jobs\r");
-    const text = await c.waitForText("1200 queued on a queue no online agent serves (gpu)");
+    const text = await c.waitForText("1200 queued on unserved queue gpu");
     // The table holds the page it loaded and says how many more the server has.
     expect(text).toMatch(new RegExp(`Jobs \\(\\d+\\) of ${onServer} on the server`));
     // A job the console never loaded is canceled: the event has it ask the server's counts again.
@@ -495,7 +510,7 @@ describe("the console's views", () => {
       { jobId: "job_gpu1199", state: "canceled", queue: "gpu", agentId: null, epoch: 2 },
       9,
     );
-    await c.waitForText("1199 queued on a queue no online agent serves (gpu)");
+    await c.waitForText("1199 queued on unserved queue gpu");
     expect(b.countsAsked).toBeGreaterThan(asked);
     // A job it holds moves in the counts at once, before the server is asked again.
     b.eventFeeds[0]?.emit(
@@ -889,6 +904,17 @@ describe("terminal manners", () => {
     expect(lines[19]).toMatch(/^ skiff ● live/);
     expect(lines[19]?.length).toBe(90);
     expect(lines.find((l) => l.includes("worker-alpha"))?.length).toBeLessThanOrEqual(90);
+  });
+
+  it("Overview lays out again across 80 columns: the gauge goes when narrowed and comes back when widened", async () => {
+    c = startConsole(backendWithData(), { cols: 100, rows: 30 });
+    let text = await c.waitForText("fleet 2 of 3 workers");
+    c.screen.resize(60, 20);
+    text = await c.waitForText(/^Fleet\s+desired 3\s+actual 2\s+↑ scaling up\s*$/m);
+    expect(text).not.toContain("fleet 2 of 3");
+    expect(text).toMatch(/^Success\s+0% succeeded \(0 of 1 recent\)\s*$/m);
+    c.screen.resize(100, 30);
+    await c.waitForText("fleet 2 of 3 workers");
   });
 
   it("shows the connection state: reconnecting with a countdown, then live", async () => {

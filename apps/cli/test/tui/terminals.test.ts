@@ -325,10 +325,10 @@ describeWith(
         const { sorted, paged, clicked } = screen(c);
         expect(sorted).toMatch(new RegExp(`Jobs \\(\\d+\\) of ${PARKED + 1} on the server`));
         expect(paged).toMatch(new RegExp(`Jobs \\(${PARKED + 1}\\)  `));
-        expect(paged).not.toContain("older jobs on the server");
+        expect(paged).not.toContain("M loads 500 older");
         expect(clicked.detail).toContain(clicked.name);
         // Jobs names the unserved queue at any width.
-        expect(paged).toMatch(/queued on a queue no online agent serves \(gpu\)|unserved/);
+        expect(paged).toMatch(new RegExp(`[⚠!] ${PARKED} queued on unserved queue gpu`));
       });
     });
 

@@ -27,10 +27,21 @@ const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 
 /** `90s`, `15m`, `1h`, `2d`, `1w` back from `now`, or a date: milliseconds, or null when it is neither. */
 export function parseTimeBound(value: string, now: number): number | null {
   const ago = /^(\d+(?:\.\d+)?)([smhdw])$/i.exec(value);
-  if (ago) return now - Number(ago[1]) * (UNIT_MS[(ago[2] ?? "s").toLowerCase()] ?? 1_000);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return null;
+  if (ago) {
+    const at = now - Number(ago[1]) * (UNIT_MS[(ago[2] ?? "s").toLowerCase()] ?? 1_000);
+    // Before 1970 is not a window anyone means (and far enough back is not a date at all).
+    return Number.isFinite(at) && at >= 0 ? at : null;
+  }
+  const date = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?/.exec(value);
+  if (!date) return null;
   const at = Date.parse(value.length === 10 ? `${value}T00:00` : value.toUpperCase());
-  return Number.isNaN(at) ? null : at;
+  if (Number.isNaN(at)) return null;
+  // Date.parse rolls 2026-02-30 over into March: a day or time that does not exist is refused.
+  const [, , mo, d, h, mi, s] = date.map(Number);
+  if ((mo ?? 0) < 1 || (mo ?? 0) > 12 || (d ?? 0) < 1 || (d ?? 0) > daysIn(Number(date[1]), mo ?? 1))
+    return null;
+  if (date[4] !== undefined && ((h ?? 0) > 23 || (mi ?? 0) > 59 || (s ?? 0) > 59)) return null;
+  return at;
 }
 
 /**
@@ -47,6 +58,10 @@ export function filterProblem(query: string, timed: boolean): string | null {
       return `${t} is not a time: use a duration back from now (90s, 15m, 1h, 2d, 1w) or a date (2026-12-01, 2026-12-01T09:30)`;
   }
   return null;
+}
+
+function daysIn(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 function parse(query: string, timed: boolean, now: number): Term[] {

@@ -15,8 +15,8 @@ export function unservedText(unserved: ReadonlyMap<string, number>): string | nu
   if (unserved.size === 0) return null;
   const total = [...unserved.values()].reduce((a, b) => a + b, 0);
   const queues = [...unserved].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  if (queues.length === 1) return `${total} queued on a queue no online agent serves (${queues[0]?.[0]})`;
-  return `${total} queued on queues no online agent serves: ${queues.map(([q, n]) => `${q} (${n})`).join(", ")}`;
+  if (queues.length === 1) return `${total} queued on unserved queue ${queues[0]?.[0]}`;
+  return `${total} queued on unserved queues: ${queues.map(([q, n]) => `${q} (${n})`).join(", ")}`;
 }
 
 /** The queue; for a queued job that no online agent would take, marked so it is not read as backlog. */

@@ -99,11 +99,16 @@ export function sanitize(text: string): string {
   const noAnsi = text.includes("\x1b") ? text.replace(ANSI, "") : text;
   const tabs = noAnsi.includes("\t") ? noAnsi.replace(/\t/g, "    ") : noAnsi;
   const oneLine = /[\r\n]/.test(tabs) ? tabs.replace(/[\r\n]+/g, " ") : tabs;
-  const clean = oneLine.replace(CONTROL, "\uFFFD");
+  // Composed where a precomposed character exists (e + U+0301 is é); the zero-width characters left
+  // (joiners, variation selectors, combining marks) are dropped: terminals and blessed disagree on
+  // them as on emoji, and a row drawn one cell short leaves the last frame's text behind.
+  const composed = /[^\p{ASCII}]/u.test(oneLine) ? oneLine.normalize("NFC").replace(ZERO_WIDTH, "") : oneLine;
+  const clean = composed.replace(CONTROL, "\uFFFD");
   // Characters beyond the basic plane (emoji) are drawn at a width terminals and blessed disagree on,
   // which shifts everything after them on the row: shown as one replacement character instead.
   return ASTRAL.test(clean) ? clean.replace(ASTRAL_ALL, "\uFFFD") : clean;
 }
 
+const ZERO_WIDTH = /[\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff\u200b-\u200f\ufe00-\ufe0f\ufe20-\ufe2f]/g;
 const ASTRAL = /[\u{10000}-\u{10FFFF}]/u;
 const ASTRAL_ALL = /[\u{10000}-\u{10FFFF}]/gu;

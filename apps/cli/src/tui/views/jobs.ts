@@ -63,16 +63,21 @@ export class JobsView extends TableView<Job> {
     return agents.size > 0 ? jobs.unserved(agents.servedQueues()) : new Map<string, number>();
   });
 
+  /**
+   * Most telling first, since at 80 columns the end is cut: how many are held and on the server, what
+   * waits on a queue nobody serves, then the paging hint.
+   */
   override title(): Line {
     const line = super.title();
-    const onServer = this.ctx.stores.jobs.serverTotal();
-    if (onServer !== null && onServer > this.source().length)
-      line.push({ text: ` of ${onServer} on the server`, color: "gray" });
-    if (this.ctx.stores.jobs.olderCursor !== null)
-      line.push({ text: `  older jobs on the server: M loads ${JOB_PAGE} more`, color: "gray" });
     const { jobs, agents } = this.ctx.stores;
+    const onServer = jobs.serverTotal();
+    const held = this.source().length;
+    if (onServer !== null && onServer > held)
+      line.push({ text: ` of ${onServer} on the server`, color: "gray" });
     const text = unservedText(this.unserved(jobs.version, agents.version));
     if (text) line.push({ text: `  ⚠ ${text}`, color: "yellow" });
+    if (jobs.olderCursor !== null && (onServer === null || onServer > held))
+      line.push({ text: `  M loads ${JOB_PAGE} older`, color: "gray" });
     return line;
   }
 

@@ -62,7 +62,12 @@ export function loadOlderKey(
       source
         .load()
         .then(
-          (n) => say(n === null ? `there are no older ${what.plural}` : `loaded ${n} older ${what.plural}`),
+          (n) =>
+            say(
+              n === null || n === 0
+                ? `every ${what.one} is loaded: there are no older ones`
+                : `loaded ${n} older ${what.plural}`,
+            ),
           (err) => say(`could not load older ${what.plural}: ${(err as Error).message}`, "error"),
         )
         .finally(() => {

@@ -10,10 +10,15 @@ import { TextWidget } from "../widgets/table.ts";
 import { Ticker, type View, type ViewContext } from "./view.ts";
 
 /** Counts, queue depth and throughput charts, fleet use, and the latest events. */
+/** Under this many columns Overview leaves out the gauge and gives its summary the width. */
+const NARROW = 80;
+
 export class OverviewView implements View {
   readonly name = "overview";
   private summary: TextWidget | null = null;
   private gauge: Gauge | null = null;
+  /** Whether the widgets were laid out for a terminal under NARROW columns. */
+  private laidOutNarrow = false;
   private depth: LineChartWidget | null = null;
   private throughput: LineChartWidget | null = null;
   private events: TextWidget | null = null;
@@ -40,7 +45,8 @@ export class OverviewView implements View {
   start(): void {
     const { region, color, stores } = this.ctx;
     // Under 80 columns the summary takes the whole width: its Fleet line says what the gauge would.
-    const narrow = Number(region.width) < 80;
+    const narrow = Number(region.width) < NARROW;
+    this.laidOutNarrow = narrow;
     this.summary = new TextWidget(
       region,
       { top: 0, left: 0, width: narrow ? "100%" : "60%", height: 6 },
@@ -79,6 +85,11 @@ export class OverviewView implements View {
   }
 
   draw(now: number): void {
+    // Resized across the narrow line: lay the widgets out again (with or without the gauge).
+    if (this.summary && Number(this.ctx.region.width) < NARROW !== this.laidOutNarrow) {
+      this.stop();
+      this.start();
+    }
     const { agents, jobs, fleet, metrics } = this.ctx.stores;
     const counts = agents.counts();
     const rate = this.rate(jobs.version, jobs.list());
