@@ -109,6 +109,7 @@ export function sanitize(text: string): string {
   return ASTRAL.test(clean) ? clean.replace(ASTRAL_ALL, "\uFFFD") : clean;
 }
 
-const ZERO_WIDTH = /[\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff\u200b-\u200f\ufe00-\ufe0f\ufe20-\ufe2f]/g;
+// Combining marks and variation selectors (Mn, Me), and the zero-width spaces, joiners and marks.
+const ZERO_WIDTH = /\p{Mn}|\p{Me}|[\u200b\u200c\u200e\u200f]|\u200d/gu;
 const ASTRAL = /[\u{10000}-\u{10FFFF}]/u;
 const ASTRAL_ALL = /[\u{10000}-\u{10FFFF}]/gu;
