@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -123,6 +123,8 @@ describeWith(
           sessions.push(t);
           await t.waitFor(c.lang === "C" ? "* live" : "● live", 60_000);
           await t.waitFor(/Success\s+100% succeeded/, 30_000);
+          // The server's counts and the fleet come in their own answers, a moment after the lists.
+          await t.waitFor(new RegExp(`${PARKED} queued[\\s\\S]*Fleet\\s+desired`), 30_000);
           const overview = { text: t.capture(), styled: t.captureStyled() };
           t.type(":jobs");
           await t.waitFor(":jobs");
@@ -144,17 +146,27 @@ describeWith(
           t.keys("Enter");
           const log = await t.waitFor(/search: hi \(\d+ lines?; n\/N\)/, 30_000);
           // The log's other tools: wrap, times, and Ctrl-S to a file.
+          // (What is waited for is the state the screen keeps, not the message that says so: a message
+          // lasts seconds, which a loaded machine's polling can miss.)
           t.type("w");
-          await t.waitFor("long lines wrap", 30_000);
+          // Wrapped: the sandbox line (longer than any of these terminals) goes on in a row marked ↪.
+          await t.waitFor(/^[│|][↪>]/m, 30_000);
           t.type("t");
-          await t.waitFor("times hidden", 30_000);
+          await t.waitFor(/^[│|]sys --- step/m, 30_000);
           const savePath = join(home, `log-${c.term}-${c.lang}-${c.cols}.log`);
           t.keys("C-s");
           await t.waitFor("Save the log to:", 30_000);
           t.keys("C-u");
           t.type(savePath);
           t.keys("Enter");
-          await t.waitFor(/saved \d+ lines? to/, 30_000);
+          await waitFor(
+            "the log in its file",
+            () => existsSync(savePath) && statSync(savePath).size > 0,
+            30_000,
+            250,
+          ).catch((err) => {
+            throw new Error(`${(err as Error).message}\n--- pane ---\n${t.capture()}`);
+          });
           const savedLog = readFileSync(savePath, "utf8");
           // Back to Jobs (Esc twice), sorted by name; then Audit filtered by time.
           t.keys("Escape");

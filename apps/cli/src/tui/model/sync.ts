@@ -170,24 +170,20 @@ export class Sync {
     if (who) session.setWho(who);
     await Promise.all([
       b.listAgents().then((list) => agents.load(list), fail),
+      // The server's counts with the rows, so the first frame never counts a page as the whole.
+      // An older API has no such route: the counts are then the console's own rows, as before.
       Promise.all([
         b.listJobPage({ limit: JOB_PAGE }),
         b.listJobs({ state: "queued", limit: JOB_PAGE }),
-      ]).then(([page, queued]) => {
+        b.jobCounts().catch(() => null),
+      ]).then(([page, queued, counts]) => {
         const recent = page.items;
         const ids = new Set(recent.map((r) => r.id));
         jobs.load([...recent, ...queued.filter((q) => !ids.has(q.id))], page.nextCursor);
+        if (counts) jobs.setTotals(counts);
         metrics.queueDepth(jobs.total("queued"));
       }, fail),
       b.getFleet().then((f) => fleet.set(f), fail),
-      // An older API has no such route: the counts are then the console's own rows, as before.
-      b
-        .jobCounts()
-        .then((c) => {
-          jobs.setTotals(c);
-          metrics.queueDepth(jobs.total("queued"));
-        })
-        .catch(() => {}),
       who?.role === "viewer"
         ? Promise.resolve(audit.deny("the audit log needs the operator role; this token is a viewer"))
         : b.listAudit({ limit: AUDIT_PAGE }).then((page) => {
