@@ -45,8 +45,8 @@ export class Sync {
   /** The pause before the next fetch of what is missing; grows while fetches keep failing. */
   private fetchDelay = FETCH_RETRY_MS;
   private fetchTimer: NodeJS.Timeout | undefined;
-  private fleetTimer: NodeJS.Timeout | undefined;
-  private countsTimer: NodeJS.Timeout | undefined;
+  /** The pending refetches (`later`), by what they fetch. */
+  private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly jobListeners = new Set<(jobId: string) => void>();
   private stopped = false;
 
@@ -76,8 +76,8 @@ export class Sync {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.fetchTimer);
-    clearTimeout(this.fleetTimer);
-    clearTimeout(this.countsTimer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
     this.feed?.close();
     this.feed = null;
   }
@@ -129,31 +129,46 @@ export class Sync {
   }
 
   refetchFleet(delayMs = 250): void {
-    if (this.fleetTimer || this.stopped) return;
-    this.fleetTimer = setTimeout(() => {
-      this.fleetTimer = undefined;
-      this.backend.getFleet().then(
-        (f) => this.s.fleet.set(f),
-        () => {},
-      );
-    }, delayMs);
+    this.later(
+      "fleet",
+      delayMs,
+      () => this.backend.getFleet(),
+      (f) => this.s.fleet.set(f),
+    );
   }
 
   /** The server's job counts again, at most once per `delayMs` however many job events arrive. */
   refetchCounts(delayMs = 1000): void {
-    if (this.countsTimer || this.stopped) return;
-    this.countsTimer = setTimeout(() => {
-      this.countsTimer = undefined;
-      this.backend.jobCounts().then(
-        (c) => {
-          if (this.stopped) return;
-          this.s.jobs.setTotals(c);
-          this.s.metrics.queueDepth(this.s.jobs.total("queued"));
-        },
-        // Not answered (the API restarting): the next job event, or the reload after it, asks again.
-        () => {},
-      );
-    }, delayMs);
+    this.later(
+      "counts",
+      delayMs,
+      () => this.backend.jobCounts(),
+      (c) => {
+        this.s.jobs.setTotals(c);
+        this.s.metrics.queueDepth(this.s.jobs.total("queued"));
+      },
+    );
+  }
+
+  /**
+   * Fetches after `delayMs`, once however many calls come meanwhile (a burst of events is one
+   * request), and applies the answer unless the sync has stopped since. What could not be fetched (the
+   * API restarting) is left: the next event, or the reload after a reconnect, asks again.
+   */
+  private later<T>(slot: string, delayMs: number, fetch: () => Promise<T>, apply: (value: T) => void): void {
+    if (this.timers.has(slot) || this.stopped) return;
+    this.timers.set(
+      slot,
+      setTimeout(() => {
+        this.timers.delete(slot);
+        fetch().then(
+          (value) => {
+            if (!this.stopped) apply(value);
+          },
+          () => {},
+        );
+      }, delayMs),
+    );
   }
 
   private async loadAll(): Promise<void> {

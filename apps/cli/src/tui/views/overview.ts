@@ -9,10 +9,10 @@ import { type Gauge, LineChartWidget, makeGauge } from "../widgets/charts.ts";
 import { TextWidget } from "../widgets/table.ts";
 import { Ticker, type View, type ViewContext } from "./view.ts";
 
-/** Counts, queue depth and throughput charts, fleet use, and the latest events. */
 /** Under this many columns Overview leaves out the gauge and gives its summary the width. */
 const NARROW = 80;
 
+/** Counts, queue depth and throughput charts, fleet use, and the latest events. */
 export class OverviewView implements View {
   readonly name = "overview";
   private summary: TextWidget | null = null;

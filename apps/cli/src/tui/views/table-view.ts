@@ -8,13 +8,13 @@ import { type TableMouse, TableWidget } from "../widgets/table.ts";
 import { listKeys } from "./listkeys.ts";
 import { Ticker, type View, type ViewContext, type ViewName } from "./view.ts";
 
+/** Below this many columns the ID column is left out until `I` asks for it. */
+const ID_MIN_WIDTH = 100;
+
 /**
  * A view that is one filterable table over a store: Agents, Jobs, Audit. The selection follows its row
  * (by id) when the rows are re-sorted or filtered.
  */
-/** Below this many columns the ID column is left out until `I` asks for it. */
-const ID_MIN_WIDTH = 100;
-
 export abstract class TableView<T> implements View {
   abstract readonly name: ViewName;
   protected readonly cursor = new Cursor();
