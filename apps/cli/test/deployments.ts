@@ -39,14 +39,14 @@ export function parseManifests(text: string): K8sObject[] {
     .filter((o): o is K8sObject => o !== null);
 }
 
-function find(objects: K8sObject[], kind: string, name: string): K8sObject {
+export function find(objects: K8sObject[], kind: string, name: string): K8sObject {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
   if (!found) throw new Error(`no ${kind}/${name} in deploy/kubernetes`);
   return found;
 }
 
 /** Kubernetes' `$(VAR)` expansion in command and args. */
-function expand(arg: string, env: Record<string, string | undefined>): string {
+export function expand(arg: string, env: Record<string, string | undefined>): string {
   return arg.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
 }
 

@@ -1,94 +1,16 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { describeWith, type ServiceGate, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { startTestApi, type TestApi } from "../../api/test/harness.ts";
+import { docker, dockerCliGate, ensureImage } from "./image.ts";
 
 const exec = promisify(execFile);
 const root = new URL("../../../", import.meta.url).pathname;
-const BASE_IMAGE = "skiff-test-node:latest";
 const LABEL = "skiff.test=packaging";
-
-/** The Docker engine answers `docker info`; says how to start it when not. */
-async function dockerCliGate(): Promise<ServiceGate> {
-  try {
-    await exec("docker", ["info", "--format", "{{.ServerVersion}}"], { timeout: 10_000 });
-    return { available: true, missing: null };
-  } catch {
-    return {
-      available: false,
-      missing:
-        "the Docker engine does not answer `docker info`; start it with " +
-        "`nohup dockerd --bridge=none --iptables=false >/tmp/dockerd.log 2>&1 &`",
-    };
-  }
-}
-
-/** Everything the image is made from, so an unchanged checkout reuses the image it built before. */
-function inputsHash(): string {
-  const hash = createHash("sha256");
-  const add = (path: string) => {
-    if (statSync(path).isDirectory()) {
-      for (const name of readdirSync(path).sort()) {
-        if (name !== "node_modules" && name !== "test" && !name.startsWith(".")) add(join(path, name));
-      }
-      return;
-    }
-    hash.update(relative(root, path)).update("\0").update(readFileSync(path)).update("\0");
-  };
-  for (const file of ["Dockerfile", ".dockerignore", "package.json", "pnpm-lock.yaml", "deploy/image"]) {
-    add(join(root, file));
-  }
-  for (const group of ["apps", "packages"]) {
-    for (const name of readdirSync(join(root, group)).sort()) {
-      add(join(root, group, name, "package.json"));
-      add(join(root, group, name, "src"));
-    }
-  }
-  add(join(root, "packages/store/migrations"));
-  return hash.digest("hex").slice(0, 16);
-}
-
-async function docker(args: string[], timeout = 60_000): Promise<string> {
-  const { stdout } = await exec("docker", args, { timeout, maxBuffer: 16 * 1024 * 1024 });
-  return stdout.trim();
-}
-
-/** Builds the image from the locally imported Node base the way the Dockerfile documents, unless built already. */
-async function ensureImage(): Promise<string> {
-  const image = `skiff-image-test:${inputsHash()}`;
-  const exists = await docker(["image", "ls", "-q", image]);
-  if (exists !== "") return image;
-  await exec("sh", [join(root, "scripts/build-node-image.sh")], { timeout: 170_000 });
-  await exec(process.execPath, [join(root, "deploy/image/prepare.mjs"), "--offline"], {
-    cwd: root,
-    timeout: 170_000,
-  });
-  await exec(
-    "docker",
-    [
-      "build",
-      "-q",
-      "--build-arg",
-      `BASE_IMAGE=${BASE_IMAGE}`,
-      "--build-arg",
-      "SKIFF_DEPS=context",
-      "--build-arg",
-      "SYSTEM_PACKAGES=",
-      "--label",
-      LABEL,
-      "-t",
-      image,
-      root,
-    ],
-    { cwd: root, timeout: 400_000, maxBuffer: 16 * 1024 * 1024 },
-  );
-  return image;
-}
 
 async function toolGate(bin: string, args: string[], install: string): Promise<ServiceGate> {
   try {
@@ -107,7 +29,7 @@ describeWith(gate, "the skiff image, built from a locally imported Node base", (
   const containers: string[] = [];
 
   beforeAll(async () => {
-    image = await ensureImage();
+    image = await ensureImage("node");
   }, 600_000);
 
   afterAll(async () => {
@@ -302,12 +224,25 @@ describeWith(
       expect(() => new Deployment(broken as any).validate()).toThrow();
     });
 
-    it("runs every pod non-root, read-only, with no capabilities and the runtime's seccomp profile", () => {
+    it("runs every pod non-root, read-only, with no capabilities and a seccomp profile (the worker's shipped in deploy/)", () => {
       for (const name of ["skiff-api", "skiff-controller", "skiff-worker"]) {
         const pod = find("Deployment", name).spec.template.spec;
         expect(pod.securityContext.runAsNonRoot, name).toBe(true);
         expect(pod.securityContext.runAsUser, name).toBe(10001);
-        expect(pod.securityContext.seccompProfile.type, name).toBe("RuntimeDefault");
+        if (name === "skiff-worker") {
+          // The profile bwrap needs, named for the kubelet's seccomp root, and shipped under that name.
+          for (const profile of [
+            pod.securityContext.seccompProfile,
+            pod.containers[0].securityContext.seccompProfile,
+          ]) {
+            expect(profile).toEqual({ type: "Localhost", localhostProfile: "profiles/skiff-worker.json" });
+          }
+          expect(statSync(join(root, "deploy/seccomp/skiff-worker.json")).isFile()).toBe(true);
+          expect(pod.hostUsers).toBe(false); // required by procMount: Unmasked
+          expect(pod.containers[0].securityContext.procMount).toBe("Unmasked");
+        } else {
+          expect(pod.securityContext.seccompProfile.type, name).toBe("RuntimeDefault");
+        }
         for (const c of pod.containers) {
           expect(c.securityContext.allowPrivilegeEscalation, name).toBe(false);
           expect(c.securityContext.readOnlyRootFilesystem, name).toBe(true);

@@ -8,7 +8,8 @@ import { databaseUnreachable, portInUse } from "../startup-errors.ts";
 
 interface ControllerCliOptions {
   scaler: string;
-  composeFile?: string;
+  /** The base compose file and its overrides, in order. */
+  composeFile?: string[];
   composeProject?: string;
   composeService?: string;
   namespace?: string;
@@ -87,7 +88,11 @@ export function registerController(program: Command): void {
     .command("controller")
     .description("run the fleet controller: leader-elected, reconciles the worker count through a scaler")
     .option("--scaler <kind>", "process, embedded, compose or kubernetes", "process")
-    .option("--compose-file <file>", "compose scaler: the compose file", "docker-compose.local.yml")
+    .option(
+      "--compose-file <file>",
+      "compose scaler: the compose file; repeat for override files, applied in order (default docker-compose.local.yml)",
+      (file: string, files: string[] = []) => [...files, file],
+    )
     .option("--compose-project <name>", "compose scaler: the project (-p)", "skiff-local")
     .option("--compose-service <name>", "compose scaler: the worker service", "worker")
     .option("--namespace <ns>", "kubernetes scaler: the namespace", "skiff")
@@ -180,7 +185,7 @@ export function registerController(program: Command): void {
           ),
         compose: () =>
           createComposeScaler({
-            file: opts.composeFile ?? "docker-compose.local.yml",
+            file: opts.composeFile?.length ? opts.composeFile : "docker-compose.local.yml",
             project: opts.composeProject ?? "skiff-local",
             service: opts.composeService ?? "worker",
             onEvent,

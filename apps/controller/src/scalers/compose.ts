@@ -6,8 +6,8 @@ import type { Scaler } from "./types.ts";
 export interface ComposeScalerOptions {
   /** The compose project (`-p`): lowercase letters, digits, `-` and `_`, as compose normalises it. */
   project: string;
-  /** The compose file (`-f`). */
-  file: string;
+  /** The compose file (`-f`), or the base file and its overrides, in order (a `-f` each). */
+  file: string | string[];
   /** The worker service in it. */
   service: string;
   /** The Docker Engine's Unix socket (default /var/run/docker.sock); compose is pointed at it too. */
@@ -106,6 +106,7 @@ export function createComposeScaler(opts: ComposeScalerOptions): Scaler {
   const env = opts.dockerSocket ? { ...process.env, DOCKER_HOST: `unix://${socketPath}` } : process.env;
   let compose: Promise<string[]> | null = opts.composeCommand ? Promise.resolve(opts.composeCommand) : null;
   let running: string[] = [];
+  const files = typeof opts.file === "string" ? [opts.file] : opts.file;
 
   const call = async (method: "GET" | "POST" | "DELETE", path: string) => {
     const res = await engine.request({ method, path: `${API}${path}`, headersTimeout: 30_000 });
@@ -158,8 +159,7 @@ export function createComposeScaler(opts: ComposeScalerOptions): Scaler {
     const args = [
       "-p",
       opts.project,
-      "-f",
-      opts.file,
+      ...files.flatMap((f) => ["-f", f]),
       "up",
       "-d",
       "--no-deps",

@@ -185,6 +185,9 @@ export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
           "bubblewrap is not installed: `apt-get install bubblewrap` (or use --sandbox docker)",
         );
       }
+      // What every step needs: the namespaces, a fresh /proc and /dev, the sandbox's hostname. A
+      // container that allows the namespaces but masks /proc would pass a lesser probe and then
+      // fail every job.
       try {
         await run(bwrap, [
           "--unshare-all",
@@ -193,13 +196,17 @@ export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
           "--ro-bind",
           "/",
           "/",
+          "--proc",
+          "/proc",
+          "--dev",
+          "/dev",
+          "--hostname",
+          "skiff-probe",
           "--",
           "/bin/true",
         ]);
       } catch (err) {
-        throw new Error(
-          `bubblewrap cannot create namespaces here (${(err as Error).message.split("\n")[0]}): enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run the worker as root`,
-        );
+        throw new Error(bwrapProbeFailure((err as Error).message));
       }
     },
     run: (step) => runStep(bwrap, step, stepOpts, shared),
@@ -226,6 +233,22 @@ export function createBwrapDriver(opts: BwrapOptions = {}): SandboxDriver {
       return removed;
     },
   };
+}
+
+/** What to do when the driver's probe fails, by what bubblewrap said. */
+export function bwrapProbeFailure(message: string): string {
+  const lines = message.split("\n");
+  const said = lines.find((l) => l.startsWith("bwrap:")) ?? lines[0] ?? message;
+  const container =
+    "in a container, use the seccomp profile deploy/seccomp/skiff-worker.json, an unmasked /proc " +
+    "(docker: --security-opt systempaths=unconfined; Kubernetes: procMount: Unmasked) and no AppArmor " +
+    "mount rule (apparmor=unconfined); see docs/operations.md";
+  if (/mount proc|proc on/i.test(said))
+    return `bubblewrap cannot mount a fresh /proc here (${said}): parts of this /proc are masked; ${container}`;
+  return (
+    `bubblewrap cannot create namespaces here (${said}): on a host, enable unprivileged user namespaces ` +
+    `(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone=1) or run the worker as root; ${container}`
+  );
 }
 
 /** Whether this bubblewrap knows an option (older ones lack --disable-userns). */
