@@ -143,13 +143,39 @@ describeWith(
   await toolGate("docker-compose", ["version"], "apt-get install docker-compose (see .ci/run)"),
   "the local compose stack",
   () => {
+    const config = async (network: "bridge" | "host") => {
+      const { stdout } = await exec(
+        "docker-compose",
+        ["-f", "docker-compose.local.yml", "-f", `docker-compose.local.${network}.yml`, "config"],
+        { cwd: root, env: { ...process.env, SKIFF_AGENT_TOKEN: "t0ken", SKIFF_LOCAL_NETWORK: network } },
+      );
+      return (parseAllDocuments(stdout)[0]?.toJS() as any).services;
+    };
+
+    it("publishes only on 127.0.0.1 on the bridge, and binds only 127.0.0.1 on the host's network", async () => {
+      const bridge = await config("bridge");
+      for (const [name, service] of Object.entries<any>(bridge)) {
+        expect(service.network_mode, name).toBeUndefined();
+        for (const p of service.ports ?? []) expect(p.host_ip ?? String(p), name).toMatch(/^127\.0\.0\.1/);
+      }
+      const host = await config("host");
+      for (const [name, service] of Object.entries<any>(host)) {
+        expect(service.network_mode, name).toBe("host");
+        expect(service.ports, name).toBeUndefined();
+      }
+      expect(host.api.command).toEqual(expect.arrayContaining(["--host", "127.0.0.1"]));
+      expect(host.controller.command).toEqual(expect.arrayContaining(["--host", "127.0.0.1"]));
+      expect(host.postgres.command).toContain("listen_addresses=127.0.0.1");
+      expect(host.redis.command).toEqual(expect.arrayContaining(["--bind", "127.0.0.1"]));
+      // The controller's own compose sees the same two files.
+      expect(host.controller.command.filter((a: string) => a.startsWith("/etc/skiff/"))).toEqual([
+        "/etc/skiff/docker-compose.local.yml",
+        "/etc/skiff/docker-compose.local.host.yml",
+      ]);
+    });
+
     it("validates, and wires the services as docs/security.md says", async () => {
-      const { stdout } = await exec("docker-compose", ["-f", "docker-compose.local.yml", "config"], {
-        cwd: root,
-        env: { ...process.env, SKIFF_AGENT_TOKEN: "t0ken" },
-      });
-      const doc = parseAllDocuments(stdout)[0]?.toJS() as any;
-      const services = doc.services;
+      const services = await config("bridge");
       expect(Object.keys(services).sort()).toEqual(["api", "controller", "postgres", "redis", "worker"]);
       expect(services.api.depends_on.postgres.condition).toBe("service_healthy");
       expect(services.worker.depends_on.api.condition).toBe("service_healthy");
@@ -163,6 +189,12 @@ describeWith(
       expect(worker.cap_drop).toEqual(["ALL"]);
       expect(worker.read_only).toBe(true);
       expect(worker.security_opt).toContain("no-new-privileges:true");
+      // bwrap's calls through the shipped profile, never an unconfined seccomp.
+      expect(worker.security_opt).toContain("seccomp:./deploy/seccomp/skiff-worker.json");
+      expect(worker.security_opt.join()).not.toContain("seccomp:unconfined");
+      expect(services.controller.volumes.map((v: any) => v.target ?? String(v).split(":")[1])).toContain(
+        "/etc/skiff/deploy/seccomp/skiff-worker.json",
+      );
       expect(worker.restart).toBe("on-failure");
       expect(worker.hostname).toBeUndefined();
       expect(worker.environment.SKIFF_TOKEN).toBe("t0ken");

@@ -30,6 +30,26 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
     rmSync(home, { recursive: true, force: true });
   });
 
+  /**
+   * A step that is still running when the node is told to stop, and ends well inside the embedded
+   * workers' drain budget (10 s). The stop comes only once the step has printed its first line: a
+   * job is `running` from its claim on, while the sandbox may still be starting, and on a loaded
+   * machine that start-up ate the budget (the job failed so once, in a full run on a busy machine).
+   */
+  const STEP = "echo started; sleep 2; echo done";
+  async function stepStarted(url: string, headers: Record<string, string>, id: string): Promise<void> {
+    await waitFor(
+      "the step to start",
+      async () => {
+        const res = await fetch(`${url}/v1/jobs/${id}/logs?limit=100`, { headers });
+        const body = (await res.json()) as { lines?: { text: string }[] };
+        return (body.lines ?? []).some((l) => l.text === "started");
+      },
+      60_000,
+      100,
+    );
+  }
+
   it("q offers detaching; D closes the console and the node keeps serving until Ctrl-C, which stops it", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
@@ -60,18 +80,11 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
         headers,
         body: JSON.stringify({
           name: "through-ctrl-c",
-          steps: [{ name: "wait", run: "sleep 4; echo done" }],
+          steps: [{ name: "wait", run: STEP }],
         }),
       })
     ).json()) as { id: string };
-    await waitFor(
-      "the job to run",
-      async () =>
-        ((await (await fetch(`${url}/v1/jobs/${created.id}`, { headers })).json()) as { state: string })
-          .state === "running",
-      30_000,
-      100,
-    );
+    await stepStarted(url, headers, created.id);
     t.keys("C-c");
     await t.waitFor(/up exited 0/, 60_000);
     firstJob = created.id;
@@ -100,16 +113,8 @@ describeWith(tmuxGate(), "skiff up with its console attached (tmux)", () => {
       const res = await fetch(`${url}${path}`, { method, headers, body: body ? JSON.stringify(body) : null });
       return (await res.json()) as { id: string; state: string };
     };
-    const job = await api("POST", "/v1/jobs", {
-      name: "slow",
-      steps: [{ name: "wait", run: "sleep 4; echo done" }],
-    });
-    await waitFor(
-      "the job to run",
-      async () => (await api("GET", `/v1/jobs/${job.id}`)).state === "running",
-      30_000,
-      100,
-    );
+    const job = await api("POST", "/v1/jobs", { name: "slow", steps: [{ name: "wait", run: STEP }] });
+    await stepStarted(url, headers, job.id);
 
     t.type("q");
     await t.waitFor("(D detaches instead)");

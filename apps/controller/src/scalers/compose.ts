@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
+import { dirname } from "node:path";
 import { Client } from "undici";
 import { z } from "zod";
+import { type SystemPathsProxy, startSystemPathsProxy } from "./systempaths.ts";
 import type { Scaler } from "./types.ts";
 
 export interface ComposeScalerOptions {
@@ -55,12 +57,13 @@ function run(
   bin: string,
   args: string[],
   env: NodeJS.ProcessEnv,
+  cwd?: string,
 ): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(
       bin,
       args,
-      { env, timeout: COMPOSE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+      { env, cwd, timeout: COMPOSE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         if (!err) return resolve({ stdout, stderr });
         const why = stderr.trim() || err.message;
@@ -152,6 +155,21 @@ export function createComposeScaler(opts: ComposeScalerOptions): Scaler {
     return all.filter((x) => !GONE.has(x.state));
   };
 
+  // Compose v1 sends `systempaths=unconfined` to the engine as written, which refuses it; v2 and
+  // the Docker CLI translate it. Under v1, compose talks to the engine through a proxy that does.
+  let proxy: Promise<SystemPathsProxy | null> | null = null;
+  const composeEnv = async (bin: string, base: string[]): Promise<NodeJS.ProcessEnv> => {
+    proxy ??= (async () => {
+      const { stdout } = await run(bin, [...base, "version", "--short"], env);
+      if (!/^v?1\./.test(stdout.trim())) return null;
+      const started = await startSystemPathsProxy(socketPath);
+      opts.onEvent?.("compose v1: translating systempaths=unconfined for it", { proxy: started.socketPath });
+      return started;
+    })();
+    const p = await proxy;
+    return p ? { ...env, DOCKER_HOST: `unix://${p.socketPath}` } : env;
+  };
+
   const scaleTo = async (n: number) => {
     compose ??= detectComposeCommand(env);
     const [bin, ...base] = await compose;
@@ -166,7 +184,9 @@ export function createComposeScaler(opts: ComposeScalerOptions): Scaler {
       "--scale",
       `${opts.service}=${n}`,
     ];
-    await run(bin, [...base, ...args, opts.service], env);
+    // From the first file's directory: compose v1 reads relative paths in it (a seccomp profile)
+    // from the working directory, v2 from the project's; this makes them the same.
+    await run(bin, [...base, ...args, opts.service], await composeEnv(bin, base), dirname(files[0] ?? "."));
     opts.onEvent?.("compose scaled", { service: opts.service, replicas: n });
   };
 
@@ -193,6 +213,7 @@ export function createComposeScaler(opts: ComposeScalerOptions): Scaler {
     },
     async close() {
       await engine.close();
+      await (await proxy?.catch(() => null))?.close();
     },
   };
 }
