@@ -120,13 +120,23 @@ export function composeProcess(
   interpolation: Record<string, string>,
 ): ProcessRun {
   const doc = parse(readFileSync(join(root, "docker-compose.local.yml"), "utf8"), { merge: true }) as {
-    services: Record<string, { command: string[]; environment?: Record<string, string> }>;
+    services: Record<
+      string,
+      { command: string[]; entrypoint?: string[]; environment?: Record<string, string> }
+    >;
   };
   const s = doc.services[service];
   if (!s) throw new Error(`no service ${service} in docker-compose.local.yml`);
   const env: Record<string, string | undefined> = { SKIFF_HOME: home };
   for (const [k, v] of Object.entries(s.environment ?? {})) env[k] = interpolate(String(v), interpolation);
-  return { args: s.command.map((a) => interpolate(a, interpolation)), env };
+  const args = s.command.map((a) => interpolate(a, interpolation));
+  if (!s.entrypoint) return { args, env };
+  // The worker's shell entrypoint: `exec skiff worker --name "<its container id>" "$@"`.
+  const script = s.entrypoint[2] ?? "";
+  const m = /^exec skiff (\w+) --name "\$\$\(.+\)" "\$\$@"$/.exec(script);
+  if (s.entrypoint[0] !== "/bin/sh" || s.entrypoint[1] !== "-c" || !m?.[1])
+    throw new Error(`${service}: an entrypoint this check cannot follow: ${s.entrypoint.join(" ")}`);
+  return { args: [m[1], "--name", "0123456789ab", ...args], env };
 }
 
 /** Replaces the value after `flag` in `args` (which must have it). */
