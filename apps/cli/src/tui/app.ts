@@ -238,12 +238,14 @@ export class App {
         key: "D",
         description: "detach: close the console, the node keeps running (skiff tui attaches again)",
         hint: true,
-        handler: () => {
-          this.detached = true;
-          this.stop();
-        },
+        handler: () => this.detach(),
       });
     return keys;
+  }
+
+  private detach(): void {
+    this.detached = true;
+    this.stop();
   }
 
   private quit(): void {
@@ -253,6 +255,8 @@ export class App {
       question,
       onYes: () => this.stop(),
       onNo: () => this.stores.session.say("still running"),
+      // What the question offers works in it too, not only once it has been answered.
+      ...(this.opts.detachable ? { other: { key: "D", run: () => this.detach(), says: "to detach" } } : {}),
     });
   }
 

@@ -336,6 +336,24 @@ describe("prompt", () => {
     expect(answered).toBe("yes");
   });
 
+  it("a third answer the question offers (D detaches instead) works in the prompt itself", () => {
+    const answered: string[] = [];
+    const spec = {
+      kind: "confirm" as const,
+      question: "Quit and stop skiff up? (D detaches instead)",
+      onYes: () => answered.push("yes"),
+      onNo: () => answered.push("no"),
+      other: { key: "D", run: () => answered.push("detach"), says: "to detach" },
+    };
+    const p = new Prompt(spec);
+    expect(p.key("x", "x")).toBe("open");
+    expect(p.error).toBe("y to go ahead; D to detach; n, Enter or Esc to leave it");
+    expect(p.key("D", "D")).toBe("done");
+    expect(answered).toEqual(["detach"]);
+    // Only its own key: a lower-case d is no answer.
+    expect(new Prompt(spec).key("d", "d")).toBe("open");
+  });
+
   it("a since: or until: that is not a time is named before the filter is taken", () => {
     expect(filterProblem("actor:alice since:1h", true)).toBeNull();
     expect(filterProblem("until:2026-12-01T09:30", true)).toBeNull();

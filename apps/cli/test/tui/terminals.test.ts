@@ -3,17 +3,11 @@ import { join } from "node:path";
 import { describeWith, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliProc, emptyHome, freePort, killLeftovers, runCli, startCli } from "../cli.ts";
-import { TmuxSession, tmuxGate } from "./tmux.ts";
+import { type TerminalCase, TmuxSession, terminalLabel, tmuxGate } from "./tmux.ts";
 
 const root = new URL("../../../../", import.meta.url).pathname;
 
-/** One terminal the console is tried on: what TERM and the locale say, and its size. */
-interface Case {
-  term: string;
-  lang: string;
-  cols: number;
-  rows: number;
-}
+type Case = TerminalCase;
 
 const SIZES = [
   { cols: 80, rows: 24 },
@@ -51,7 +45,7 @@ function foregrounds(styled: string): string[] {
 /** Jobs parked on a queue no worker serves: more than the console's first page of 500. */
 const PARKED = 600;
 
-const label = (c: Case) => `TERM=${c.term} LANG=${c.lang} at ${c.cols}×${c.rows}`;
+const label = terminalLabel;
 
 describeWith(
   tmuxGate(),
@@ -77,8 +71,11 @@ describeWith(
         agentJump: string;
         savedLog: string;
         verified: string;
+        /** Agents with the unsafe, older agent and the offline one; then with `o` (online only). */
+        agents: { text: string; styled: string; online: string };
       }
     >();
+    let heartbeat: NodeJS.Timeout | undefined;
 
     beforeAll(async () => {
       home = emptyHome();
@@ -111,6 +108,37 @@ describeWith(
         60_000,
       );
       expect(submitted.code, submitted.stderr).toBe(0);
+
+      // Beside the node's two workers: an older one that runs steps with no sandbox, kept online by
+      // its heartbeats, and one that has gone offline (it deregistered).
+      const agentToken = (
+        (await (
+          await fetch(`${url}/v1/tokens`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+            body: JSON.stringify({ name: "terminal-agents", role: "agent" }),
+          })
+        ).json()) as { token: string }
+      ).token;
+      const agentCall = async (path: string, body: unknown, token = agentToken) => {
+        const res = await fetch(`${url}/v1/agent/${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        expect(res.status, `${path}: ${await res.clone().text()}`).toBeLessThan(300);
+        return (await res.json()) as { agentId: string; agentToken?: string };
+      };
+      const register = (name: string, sandbox: "none" | "bwrap") =>
+        agentCall("register", { name, version: "0.0.9", slots: 1, labels: { queue: "nightly" }, sandbox });
+      const older = await register("old-unsafe", "none");
+      heartbeat = setInterval(() => {
+        void agentCall("heartbeat", { agentId: older.agentId, status: "idle" }, older.agentToken).catch(
+          () => {},
+        );
+      }, 3_000);
+      const gone = await register("gone-worker", "bwrap");
+      await agentCall("deregister", { agentId: gone.agentId }, gone.agentToken);
 
       // Every terminal at once (four at a time), each in its own tmux server.
       const pending = [...CASES];
@@ -216,6 +244,20 @@ describeWith(
           t.type(`${ESC}[<0;5;4m`);
           t.type("i");
           const clickedDetail = await t.waitFor(new RegExp(`Job ${second}|${second} \\(job_`), 30_000);
+          // Agents: the unsafe and the older worker stand out; `o` keeps the online ones only.
+          t.type(":agents");
+          await t.waitFor(":agents");
+          t.keys("Enter");
+          const agentsText = await t.waitFor(
+            /old-unsafe[\s\S]*gone-worker|gone-worker[\s\S]*old-unsafe/,
+            30_000,
+          );
+          const agents = { text: agentsText, styled: t.captureStyled(), online: "" };
+          t.type("o");
+          agents.online = await t.waitFor(
+            (pane) => pane.includes("filter: status:online") && !pane.includes("gone-worker"),
+            30_000,
+          );
           screens.set(label(c), {
             text,
             styled,
@@ -229,6 +271,7 @@ describeWith(
             agentJump,
             savedLog,
             verified,
+            agents,
           });
         }
       };
@@ -236,6 +279,7 @@ describeWith(
     }, 480_000);
 
     afterAll(async () => {
+      clearInterval(heartbeat);
       for (const t of sessions) t.kill();
       if (up) {
         up.child.kill("SIGTERM");
@@ -280,7 +324,9 @@ describeWith(
         const { text, styled, jobs } = both(c);
         expect(text).toMatch(/\+- fleet/);
         expect(text).toMatch(/\| {2}\.{20,}/);
-        expect(text).not.toMatch(/lqq|qqk|mqq|qqj/);
+        // A border drawn in the VT100 set shows as runs of q between l/m and k/j (random ids in the
+        // event list may hold a short "lqq" of their own).
+        expect(text).not.toMatch(/^\s*[lm]q{4,}|q{4,}[kj]\s*$/m);
         expect(jobs).toMatch(/\+ succeeded/);
         expect(
           [...text].filter((ch) => ch.charCodeAt(0) > 0x7e),
@@ -302,7 +348,7 @@ describeWith(
     describe.each(CASES)("%#: Overview", (c) => {
       it(`${label(c)}: Overview's summary is whole beside the gauge`, () => {
         const { text } = screen(c).overview;
-        expect(text).toMatch(/Agents\s+2 online \(2 idle\)/);
+        expect(text).toMatch(/Agents\s+3 online \(3 idle\)/);
         // Counted on the server, not in the 500 rows loaded; flagged as waiting for no one.
         // The queue's name when there is room for it (Jobs names it at any width).
         expect(text).toMatch(
@@ -347,7 +393,7 @@ describeWith(
     describe.each(CASES)("%#: jumps, log tools and the audit check", (c) => {
       it(`${label(c)}: A goes to the job's agent, Ctrl-S saves the log, v verifies the audit chain`, () => {
         const { agentJump, savedLog, verified } = screen(c);
-        expect(agentJump).toMatch(/Agents \(1\/2\)/);
+        expect(agentJump).toMatch(/Agents \(1\/4\)/);
         expect(agentJump).toMatch(/vm-embedded-\d/);
         expect(savedLog).toMatch(/^\S+Z stdout hi$/m);
         expect(verified).toMatch(/chain intact to #\d+/);
@@ -360,6 +406,28 @@ describeWith(
         expect(sorted).toMatch(c.lang === "C" ? /NAME\^/ : /NAME↑/);
         expect(audit).toMatch(/job\.submit/);
         expect(audit).not.toMatch(/agent\.register/);
+      });
+    });
+
+    describe.each(CASES)("%#: Agents", (c) => {
+      it(`${label(c)}: an unsafe worker and an older version stand out; o hides the offline agent`, () => {
+        const { text, styled, online } = screen(c).agents;
+        const ascii = c.lang === "C";
+        expect(text).toMatch(ascii ? /! 1 UNSAFE: no sandbox/ : /⚠ 1 UNSAFE: no sandbox/);
+        expect(text).toMatch(/versions differ: \S+ \(\d\), 0\.0\.9 \(\d\)|versions differ: 0\.0\.9/);
+        expect(text).toMatch(ascii ? /! old-unsafe/ : /⚠ old-unsafe/);
+        expect(text).toMatch(/UNSAFE/);
+        // The older version is marked in its row where the VERSION column fits (the title says it at
+        // any width); the offline agent's is not marked: it runs nothing.
+        if (c.cols > 80) expect(text).toMatch(ascii ? /!0\.0\.9/ : /≠0\.0\.9/);
+        expect(text).toMatch(/gone-worker\s+\S* ?offline/);
+        if (c.term.endsWith("256color")) {
+          const fg = foregrounds(styled);
+          expect(fg, "red (UNSAFE)").toContain("31");
+          expect(fg, "yellow (versions differ)").toContain("33");
+        }
+        expect(online).toContain("old-unsafe");
+        expect(online).not.toContain("gone-worker");
       });
     });
 

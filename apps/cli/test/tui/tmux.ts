@@ -113,3 +113,14 @@ export class TmuxSession {
     spawnSync("tmux", ["-L", this.socket, "kill-server"], { stdio: "ignore" });
   }
 }
+
+/** One terminal a console test is tried on: what TERM and the locale say, and its size. */
+export interface TerminalCase {
+  term: string;
+  lang: string;
+  cols: number;
+  rows: number;
+}
+
+export const terminalLabel = (c: TerminalCase): string =>
+  `TERM=${c.term} LANG=${c.lang} at ${c.cols}×${c.rows}`;

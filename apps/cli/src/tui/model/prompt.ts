@@ -21,6 +21,8 @@ export interface ConfirmSpec {
   question: string;
   onYes: () => void;
   onNo?: () => void;
+  /** A third answer the question offers (`D detaches instead`): its key, what it does, its words. */
+  other?: { key: string; run: () => void; says: string };
 }
 
 export type PromptSpec = InputSpec | ConfirmSpec;
@@ -71,8 +73,12 @@ export class Prompt {
       spec.onNo?.();
       return "done";
     }
+    if (spec.other && key === spec.other.key) {
+      spec.other.run();
+      return "done";
+    }
     // Any other key is neither answer: say which keys are, rather than seem to ignore it.
-    this.error = "y to go ahead; n, Enter or Esc to leave it";
+    this.error = `y to go ahead; ${spec.other ? `${spec.other.key} ${spec.other.says}; ` : ""}n, Enter or Esc to leave it`;
     return "open";
   }
 
