@@ -69,6 +69,9 @@ describeWith(
         /** The job the mouse clicked on (the second row), and its Job view. */
         clicked: { name: string; detail: string };
         agentJump: string;
+        /** Jobs filtered to the jumped-to agent (J), and the job an audit entry's `t` opened. */
+        agentJobs: string;
+        auditTarget: string;
         savedLog: string;
         verified: string;
         /** Agents with the unsafe, older agent and the offline one; then with `o` (online only). */
@@ -165,6 +168,11 @@ describeWith(
           // A jumps to the job's agent (Agents, filtered to it); Esc walks back to the job.
           t.type("A");
           const agentJump = await t.waitFor(/filter: id:agt_/, 30_000);
+          // J goes on to that agent's jobs; Esc walks back to the agent, then to the job.
+          t.type("J");
+          const agentJobs = await t.waitFor(/filter: agentid:agt_[\s\S]*terminal-check/, 30_000);
+          t.keys("Escape");
+          await t.waitFor(/filter: id:agt_/, 30_000);
           t.keys("Escape");
           await t.waitFor(/Steps \(1\)/, 30_000);
           t.type("l");
@@ -220,6 +228,11 @@ describeWith(
           t.type("/since:1h action:job");
           t.keys("Enter");
           const audit = await t.waitFor("filter: since:1h action:job", 30_000);
+          // t goes to the selected entry's target (a job here); Esc comes back to the same filter.
+          t.type("t");
+          const auditTarget = await t.waitFor(/Steps \(1\)/, 30_000);
+          t.keys("Escape");
+          await t.waitFor("filter: since:1h action:job", 30_000);
           // Esc clears the filter; v verifies the chain and the title says how far.
           t.keys("Escape");
           await t.waitFor((pane) => !pane.includes("filter: since:1h"), 30_000);
@@ -269,6 +282,8 @@ describeWith(
             paged,
             clicked: { name: second, detail: clickedDetail },
             agentJump,
+            agentJobs,
+            auditTarget,
             savedLog,
             verified,
             agents,
@@ -391,10 +406,14 @@ describeWith(
     });
 
     describe.each(CASES)("%#: jumps, log tools and the audit check", (c) => {
-      it(`${label(c)}: A goes to the job's agent, Ctrl-S saves the log, v verifies the audit chain`, () => {
-        const { agentJump, savedLog, verified } = screen(c);
+      it(`${label(c)}: A goes to the job's agent and J to its jobs, t from audit to a job, Ctrl-S saves the log, v verifies the audit chain`, () => {
+        const { agentJump, agentJobs, auditTarget, savedLog, verified } = screen(c);
         expect(agentJump).toMatch(/Agents \(1\/4\)/);
         expect(agentJump).toMatch(/vm-embedded-\d/);
+        // Job → agent → the agent's jobs, and audit entry → its job.
+        expect(agentJobs).toMatch(/Jobs \(1[)/]/);
+        expect(agentJobs).toContain("terminal-check");
+        expect(auditTarget).toMatch(/Job \S+|\(job_/);
         expect(savedLog).toMatch(/^\S+Z stdout hi$/m);
         expect(verified).toMatch(/chain intact to #\d+/);
       });
