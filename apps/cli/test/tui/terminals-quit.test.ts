@@ -29,7 +29,8 @@ describeWith(tmuxGate(), "q and D in the console skiff up attached, on each term
     for (const h of homes) rmSync(h, { recursive: true, force: true });
   });
 
-  describe.each(CASES)("%#", (c) => {
+  // Concurrently: each case has its own node and tmux server, and mostly waits.
+  describe.concurrent.each(CASES)("%#", (c) => {
     it(`${label(c)}: q asks and offers D; n keeps the node; D detaches and it keeps serving until Ctrl-C`, {
       timeout: 180_000,
     }, async () => {
