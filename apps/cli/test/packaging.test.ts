@@ -149,7 +149,9 @@ describeWith(
         ["-f", "docker-compose.local.yml", "-f", `docker-compose.local.${network}.yml`, "config"],
         { cwd: root, env: { ...process.env, SKIFF_AGENT_TOKEN: "t0ken", SKIFF_LOCAL_NETWORK: network } },
       );
-      return (parseAllDocuments(stdout)[0]?.toJS() as any).services;
+      const doc = parseAllDocuments(stdout)[0];
+      if (!doc) throw new Error(`docker-compose config printed nothing:\n${stdout}`);
+      return (doc.toJS() as any).services;
     };
 
     it("publishes only on 127.0.0.1 on the bridge, and binds only 127.0.0.1 on the host's network", async () => {
