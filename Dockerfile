@@ -17,6 +17,8 @@ ARG BASE_IMAGE=node:20-bookworm-slim
 FROM ${BASE_IMAGE} AS build
 # install: pnpm installs from the registry here. context: deploy/image/.build, made on the host, is used.
 ARG SKIFF_DEPS=install
+# context: where in the build context prepare.mjs put the contents (one directory per concurrent build).
+ARG SKIFF_BUILD_DIR=deploy/image/.build
 ARG PNPM_VERSION=10.34.9
 WORKDIR /src
 # Manifests first: the install layer stays cached until a manifest or the lockfile changes.
@@ -35,9 +37,9 @@ RUN if [ "$SKIFF_DEPS" = install ]; then \
 COPY . .
 RUN case "$SKIFF_DEPS" in \
       install) node deploy/image/prepare.mjs /out ;; \
-      context) test -f deploy/image/.build/dist/skiff.mjs \
-                 || { echo "SKIFF_DEPS=context: run 'node deploy/image/prepare.mjs --offline' first" >&2; exit 1; }; \
-               cp -a deploy/image/.build /out ;; \
+      context) test -f "$SKIFF_BUILD_DIR/dist/skiff.mjs" \
+                 || { echo "SKIFF_DEPS=context: run 'node deploy/image/prepare.mjs --offline $SKIFF_BUILD_DIR' first" >&2; exit 1; }; \
+               cp -a "$SKIFF_BUILD_DIR" /out ;; \
       *) echo "SKIFF_DEPS must be install or context, got '$SKIFF_DEPS'" >&2; exit 1 ;; \
     esac
 

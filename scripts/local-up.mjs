@@ -93,9 +93,11 @@ if (deps !== "install" && deps !== "context") {
   console.error(`local: SKIFF_IMAGE_DEPS must be install or context, got "${deps}"`);
   process.exit(2);
 }
+// One directory of contents per project: two projects' builds never share (and clobber) one.
+const buildDir = s.project === "skiff-local" ? "deploy/image/.build" : `deploy/image/.build-${s.project}`;
 if (deps === "context") {
-  say("assembling the image's contents on this host (node deploy/image/prepare.mjs --offline)");
-  const r = spawnSync("node", ["deploy/image/prepare.mjs", "--offline"], { stdio: "inherit" });
+  say(`assembling the image's contents on this host (node deploy/image/prepare.mjs --offline ${buildDir})`);
+  const r = spawnSync("node", ["deploy/image/prepare.mjs", "--offline", buildDir], { stdio: "inherit" });
   if (r.status !== 0) {
     console.error("local: deploy/image/prepare.mjs --offline failed; run `pnpm install` first");
     process.exit(r.status ?? 1);
@@ -108,7 +110,7 @@ try {
 } catch {
   // Docker Desktop and rootless engines: compose reports the real problem below
 }
-const env = { ...s.env, DOCKER_GID: dockerGid, SKIFF_IMAGE_DEPS: deps };
+const env = { ...s.env, DOCKER_GID: dockerGid, SKIFF_IMAGE_DEPS: deps, SKIFF_BUILD_DIR: buildDir };
 
 say(`building the skiff images (project ${s.project}, ${s.network} network)`);
 compose(cmd, s, ["build", "api", "controller"], {
@@ -142,7 +144,9 @@ const adminFile = await saveSecret("admin.token", admin);
 let agent = (await readFile(join(s.dir, "agent.token"), "utf8").catch(() => "")).trim();
 if (agent) {
   const res = await fetch(`${API}/v1/whoami`, { headers: { authorization: `Bearer ${agent}` } });
-  if (!res.ok) agent = ""; // a fresh database (after `local:down --volumes`): mint again
+  // 401: unknown to this database (after `local:down --volumes`): mint again. An agent token that
+  // is known gets 403 here (whoami is not an agent's route), and is kept.
+  if (res.status === 401) agent = "";
 }
 if (!agent) {
   const res = await fetch(`${API}/v1/tokens`, {
@@ -167,6 +171,12 @@ await until(
 );
 
 const token = `SKIFF_URL=${API} SKIFF_TOKEN=$(cat ${adminFile})`;
+// local:down must be given the same settings, or it stops the default project instead.
+const settingsPrefix = Object.keys(s.env)
+  .filter((k) => k.startsWith("SKIFF_LOCAL_") && process.env[k] !== undefined && process.env[k] !== "")
+  .map((k) => `${k}=${s.env[k]}`)
+  .join(" ");
+const withSettings = (command) => (settingsPrefix ? `${settingsPrefix} ${command}` : command);
 process.stdout.write(
   [
     "",
@@ -177,8 +187,8 @@ process.stdout.write(
     `  console      ${token} pnpm tui`,
     `  a job        ${token} pnpm skiff jobs submit -f template/deploy-root/jobs/hello.yaml --follow`,
     `  workers      ${token} pnpm skiff fleet scale 2`,
-    `  compose      ${composeLine(cmd, s)} ps   (with the same SKIFF_LOCAL_* settings)`,
-    "  stop         pnpm local:down   (add -- --volumes to drop the database and the tokens)",
+    `  compose      ${withSettings(`${composeLine(cmd, s)} ps`)}`,
+    `  stop         ${withSettings("pnpm local:down")}   (add -- --volumes to drop the database and the tokens)`,
     "",
   ].join("\n"),
 );

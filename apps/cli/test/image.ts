@@ -76,7 +76,9 @@ export async function ensureImage(base: keyof typeof BASES): Promise<string> {
   );
   const image = `skiff-image-test:${base}-${inputsHash(await docker(["image", "inspect", "-f", "{{.Id}}", baseImage]))}`;
   if ((await docker(["image", "ls", "-q", image])) !== "") return image;
-  await exec(process.execPath, [join(root, "deploy/image/prepare.mjs"), "--offline"], {
+  // A directory of its own: other test files prepare and build at the same time.
+  const buildDir = `deploy/image/.build-test-${base}`;
+  await exec(process.execPath, [join(root, "deploy/image/prepare.mjs"), "--offline", buildDir], {
     cwd: root,
     timeout: 170_000,
   });
@@ -89,6 +91,8 @@ export async function ensureImage(base: keyof typeof BASES): Promise<string> {
       `BASE_IMAGE=${baseImage}`,
       "--build-arg",
       "SKIFF_DEPS=context",
+      "--build-arg",
+      `SKIFF_BUILD_DIR=${buildDir}`,
       "--build-arg",
       "SYSTEM_PACKAGES=",
       "--label",

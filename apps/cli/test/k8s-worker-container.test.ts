@@ -105,6 +105,8 @@ describeWith(
       const [container] = spec.containers;
       const opts = ["run", "-d", "--label", LABEL, "--network", "host", "--hostname", podName];
       opts.push(...override(securityOptions(spec, container)));
+      // One PID namespace for the pod: the pause process is PID 1 and reaps, as Docker's init does.
+      if (spec.shareProcessNamespace) opts.push("--init");
       for (const m of container.volumeMounts) {
         const volume = spec.volumes.find((v: { name: string }) => v.name === m.name);
         if (volume.configMap) {
@@ -231,6 +233,10 @@ describeWith(
       expect(steps).toMatch(/Seccomp:\s+2/);
       // No network: loopback at most.
       expect(steps).not.toMatch(/eth0|ens\d|veth/);
+
+      // Nothing the steps left behind stays a zombie: PID 1 reaps.
+      const states = await docker(["exec", id, "ps", "-o", "stat"]);
+      expect(states.split("\n").filter((l) => l.trim().startsWith("Z"))).toEqual([]);
 
       // SIGTERM, as the kubelet sends it: the worker drains, deregisters and exits 0.
       await docker(["stop", "-t", "60", id], 90_000);

@@ -145,6 +145,10 @@ describeWith(allOf(await dockerCliGate(), await composeGate(), tmuxGate()), "pnp
     const api = `http://127.0.0.1:${ports.api}`;
     expect(up.out).toContain(`skiff local stack is up (compose project ${PROJECT}, host network)`);
     expect(up.out).toContain(`API          ${api}`);
+    // The stop line carries the settings, or a fresh shell's local:down would stop another project.
+    expect(up.out).toMatch(
+      new RegExp(`stop +(\\S+ )*SKIFF_LOCAL_PROJECT=${PROJECT} (\\S+ )*pnpm local:down`),
+    );
     const admin = readFileSync(join(stateDir, "admin.token"), "utf8").trim();
     const cli = { ...process.env, SKIFF_URL: api, SKIFF_TOKEN: admin, SKIFF_HOME: join(stateDir, "home") };
 
@@ -182,6 +186,14 @@ describeWith(allOf(await dockerCliGate(), await composeGate(), tmuxGate()), "pnp
     const online = agents.filter((a) => a.status === "online");
     expect(online.map((a) => a.name).sort()).toEqual(workers.sort());
     expect(online.every((a) => a.sandbox === "bwrap")).toBe(true);
+    // Each step's bwrap leaves its inner process to PID 1, which reaps it: no zombie per step.
+    for (const w of workers) {
+      const states = await docker(["exec", w, "ps", "-o", "stat"]);
+      expect(
+        states.split("\n").filter((l) => l.trim().startsWith("Z")),
+        w,
+      ).toEqual([]);
+    }
 
     // The console, attached as local:up says, shows that worker and the job.
     const tmux = new TmuxSession(

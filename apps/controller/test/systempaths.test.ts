@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { describeWith } from "@skiff/testkit";
 import { Client } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -9,6 +11,8 @@ import { composeGate, DOCKER_SOCKET, ensureNodeImage } from "./support/docker-co
  * container asked for with `systempaths=unconfined` is refused when sent as written (what v1 does)
  * and created with no masked /proc paths through the proxy (what v2 and the Docker CLI send).
  */
+const run = promisify(execFile);
+
 describeWith(await composeGate(), "compose v1's systempaths=unconfined, through the engine proxy", () => {
   let proxy: SystemPathsProxy;
   let image = "";
@@ -82,6 +86,21 @@ describeWith(await composeGate(), "compose v1's systempaths=unconfined, through 
     } finally {
       await client.close();
     }
+    // The Docker CLI through it: `run` waits for the headers of a long answer before it starts the
+    // container; `exec` upgrades the connection with a body; a missing container's attach is a 404.
+    const cli = (args: string[]) =>
+      run("docker", args, {
+        env: { ...process.env, DOCKER_HOST: `unix://${proxy.socketPath}` },
+        timeout: 60_000,
+      });
+    const ran = await cli(["run", "--rm", "--network", "none", image, "/bin/sh", "-c", "sleep 1; echo ran"]);
+    expect(ran.stdout.trim()).toBe("ran");
+    const started = (await cli(["run", "-d", "--network", "none", image, "sleep", "30"])).stdout.trim();
+    created.push(started);
+    expect((await cli(["exec", started, "echo", "inside"])).stdout.trim()).toBe("inside");
+    await expect(cli(["attach", "--no-stdin", "skiff-no-such-container"])).rejects.toThrow(
+      /No such container/,
+    );
     // A body that is not JSON goes to the engine as it came, for the engine to refuse.
     expect(translateCreate(Buffer.from("{not json")).toString()).toBe("{not json");
   });

@@ -69,6 +69,9 @@ describeWith(
         /** The job the mouse clicked on (the second row), and its Job view. */
         clicked: { name: string; detail: string };
         agentJump: string;
+        /** The log after n (next match), and after → (scrolled right). */
+        nextMatch: string;
+        scrolled: string;
         /** Jobs filtered to the jumped-to agent (J), and the job an audit entry's `t` opened. */
         agentJobs: string;
         auditTarget: string;
@@ -181,6 +184,13 @@ describeWith(
           t.type("hi");
           t.keys("Enter");
           const log = await t.waitFor(/search: hi \(\d+ lines?; n\/N\)/, 30_000);
+          // n moves to the next match (and stops following); → scrolls long lines, 0 comes back.
+          t.type("n");
+          const nextMatch = await t.waitFor(/paused/, 30_000);
+          t.keys("Right");
+          const scrolled = await t.waitFor(/from column \d+/, 30_000);
+          t.type("0");
+          await t.waitFor((pane) => !/from column \d+/.test(pane), 30_000);
           // The log's other tools: wrap, times, and Ctrl-S to a file.
           // (What is waited for is the state the screen keeps, not the message that says so: a message
           // lasts seconds, which a loaded machine's polling can miss.)
@@ -284,6 +294,8 @@ describeWith(
             agentJump,
             agentJobs,
             auditTarget,
+            nextMatch,
+            scrolled,
             savedLog,
             verified,
             agents,
@@ -376,8 +388,11 @@ describeWith(
     });
 
     describe.each(CASES)("%#: Job and Job log", (c) => {
-      it(`${label(c)}: the Job view shows the job whole, and the log's search works`, () => {
-        const { detail, log } = screen(c);
+      it(`${label(c)}: the Job view shows the job whole; the log's search, n and → work`, () => {
+        const { detail, log, nextMatch, scrolled } = screen(c);
+        expect(nextMatch).toMatch(/paused/);
+        // The sandbox line is longer than any of these terminals: → shows it from a later column.
+        expect(scrolled).toMatch(/from column 17\b/);
         expect(detail).toMatch(/State\s+\S succeeded\s+exit 0/);
         expect(detail).toMatch(/Agent\s+vm-embedded-\d/);
         expect(detail).toMatch(/1\s+hi\s+\S ok\s+exit 0/);

@@ -61,6 +61,8 @@ export async function startSystemPathsProxy(engineSocket: string): Promise<Syste
         { socketPath: engineSocket, method: req.method, path: req.url, headers },
         (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
+          // At once: a client may wait for the headers of a long answer (wait, events) to go on.
+          res.flushHeaders();
           answer.pipe(res);
         },
       );
@@ -89,13 +91,21 @@ export async function startSystemPathsProxy(engineSocket: string): Promise<Syste
         lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
       client.write(`${lines.join("\r\n")}\r\n\r\n`);
       if (engineHead.length) client.write(engineHead);
-      if (head.length) engine.write(head);
       engine.pipe(client).pipe(engine);
       engine.on("error", () => client.destroy());
       client.on("error", () => engine.destroy());
     });
+    // Not upgraded after all (a 404, a refusal): relay the answer as it is.
+    upstream.on("response", (answer) => {
+      const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
+      for (let i = 0; i < answer.rawHeaders.length; i += 2)
+        lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+      client.write(`${lines.join("\r\n")}\r\n\r\n`);
+      answer.pipe(client);
+    });
     upstream.on("error", () => client.destroy());
-    upstream.end();
+    // A body that came with the upgrade request (exec start's options) goes before the answer.
+    upstream.end(head.length ? head : undefined);
   });
   server.on("connection", (s) => {
     sockets.add(s);

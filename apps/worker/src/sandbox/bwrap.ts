@@ -367,21 +367,38 @@ async function runStep(bwrap: string, step: StepRun, opts: BwrapOptions, shared:
 
   let egress: Egress | null = null;
   let egressError: string | null = null;
+  // The sandbox's first process, once bwrap has said it (online steps). Without a cgroup (a worker
+  // that is not root), killing bwrap alone does not end it: it outlives bwrap, holding the step's
+  // output open, and the step would never end. It is PID 1 of the step's PID namespace, so killing
+  // it ends every process in there.
+  let sandbox: number | null = null;
+  const killSandbox = () => {
+    if (cgroup || sandbox === null) return;
+    try {
+      process.kill(sandbox, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  };
   if (online) {
     try {
       const pipes = child.stdio as unknown as (Readable | Writable | null)[];
       // The sandbox may exit at any moment; its end of these sockets then resets.
       for (const p of pipes.slice(5)) p?.on("error", () => {});
-      const pid = await sandboxPid(pipes[5] as Readable);
-      egress = await startEgress(pid, opts.egressAllow ?? [], opts.slirp4netnsPath);
+      sandbox = await sandboxPid(pipes[5] as Readable);
+      egress = await startEgress(sandbox, opts.egressAllow ?? [], opts.slirp4netnsPath);
       (pipes[6] as Writable).end("go");
     } catch (err) {
       egressError = (err as Error).message;
+      killSandbox();
       signalAll(child, cgroup, "SIGKILL");
     }
   }
 
-  const exit = await superviseChild(child, step, (sig) => signalAll(child, cgroup, sig));
+  const exit = await superviseChild(child, step, (sig) => {
+    if (sig === "SIGKILL") killSandbox();
+    signalAll(child, cgroup, sig);
+  });
   egress?.stop();
   const ending = exit.ending;
   const oom = cgroup?.oomKilled() ?? false;
