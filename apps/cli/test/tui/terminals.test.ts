@@ -255,6 +255,9 @@ describeWith(
           const unpaged = await t.waitFor(/NAME\S/, 30_000);
           if (!unpaged.includes(`of ${PARKED + 1} on the server`))
             throw new Error(`Jobs held every job before M:\n${unpaged}`);
+          // From the top, as a fresh Jobs view is (J above left the selection on terminal-check, at
+          // the end of the name order).
+          t.type("g");
           t.type("M");
           // Every job is held once M has paged in the older ones (the title then has no "of …").
           const paged = await t.waitFor(new RegExp(`Jobs \\(${PARKED + 1}\\)  `), 30_000);
