@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { type Bus, createBus } from "@skiff/bus";
-import type { Role } from "@skiff/protocol";
+import { isFinal, type JobState, type Role } from "@skiff/protocol";
 import { openStore, type Store } from "@skiff/store";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "@skiff/testkit";
+import { createTestDatabase, TEST_REDIS_URL, type TestDatabase, waitFor } from "@skiff/testkit";
 import pino from "pino";
 import { type Api, type ApiConfigInput, buildApi, hashToken, newTokenSecret } from "../src/index.ts";
 
@@ -147,6 +147,26 @@ export async function startReplicaPair(
       await database.drop();
     },
   };
+}
+
+/** Waits for a job to reach a final state; returns it with its log lines (a viewer reads both). */
+export async function finishedJob(
+  t: TestApi,
+  jobId: string,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<{ job: any; lines: { text: string; stream: string }[] }> {
+  const job = await waitFor(
+    "the job to finish",
+    async () => {
+      const res = await t.call("GET", `/v1/jobs/${jobId}`, { token: t.tokens.viewer });
+      return isFinal(res.body.state as JobState) ? res.body : undefined;
+    },
+    timeoutMs,
+    intervalMs,
+  );
+  const logs = await t.call("GET", `/v1/jobs/${jobId}/logs?limit=1000`, { token: t.tokens.viewer });
+  return { job, lines: logs.body.lines };
 }
 
 /** Registers an agent with the pool's agent token and returns its id. */

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { allOf, describeWith, type ServiceGate, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestApi, type TestApi } from "../../api/test/harness.ts";
+import { finishedJob, startTestApi, type TestApi } from "../../api/test/harness.ts";
 import { freePort } from "./cli.ts";
 import { expand, find, type K8sObject, parseManifests, root } from "./deployments.ts";
 import { docker, dockerCliGate, ensureImage } from "./image.ts";
@@ -199,21 +199,10 @@ describeWith(
       });
       expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
       const jobId: string = submitted.body.id;
-      const job = await waitFor(
-        "the job to finish",
-        async () => {
-          const res = await api?.call("GET", `/v1/jobs/${jobId}`, { token: api.tokens.viewer });
-          return ["succeeded", "failed", "canceled", "timed_out"].includes(res?.body.state)
-            ? res?.body
-            : undefined;
-        },
-        90_000,
-        200,
-      );
-      const logs = await api.call("GET", `/v1/jobs/${jobId}/logs?limit=1000`, { token: api.tokens.viewer });
-      const text = (logs.body.lines as { text: string }[]).map((l) => l.text).join("\n");
+      const { job, lines } = await finishedJob(api, jobId, 90_000, 200);
+      const text = lines.map((l) => l.text).join("\n");
       // What the steps printed, without the worker's own lines about each step.
-      const steps = (logs.body.lines as { text: string; stream: string }[])
+      const steps = lines
         .filter((l) => l.stream !== "system")
         .map((l) => l.text)
         .join("\n");

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { describeWith, type ServiceGate, waitFor } from "@skiff/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { startTestApi, type TestApi } from "../../api/test/harness.ts";
+import { finishedJob, startTestApi, type TestApi } from "../../api/test/harness.ts";
 import { docker, dockerCliGate, ensureImage } from "./image.ts";
 
 const exec = promisify(execFile);
@@ -116,19 +116,8 @@ describeWith(gate, "the skiff image, built from a locally imported Node base", (
     });
     expect(submitted.status).toBe(201);
     const jobId: string = submitted.body.id;
-    const job = await waitFor(
-      "the job to finish",
-      async () => {
-        const res = await api?.call("GET", `/v1/jobs/${jobId}`, { token: api.tokens.viewer });
-        return ["succeeded", "failed", "canceled", "timed_out"].includes(res?.body.state)
-          ? res?.body
-          : undefined;
-      },
-      60_000,
-      100,
-    );
-    const logs = await api.call("GET", `/v1/jobs/${jobId}/logs?limit=1000`, { token: api.tokens.viewer });
-    const text = (logs.body.lines as { text: string }[]).map((l) => l.text).join("\n");
+    const { job, lines } = await finishedJob(api, jobId, 60_000, 100);
+    const text = lines.map((l) => l.text).join("\n");
     expect(job.state, text).toBe("succeeded");
     expect(text).toMatch(/ran as 10001 in \/var\/lib\/skiff\/work\//);
     expect(text).toContain("built");
