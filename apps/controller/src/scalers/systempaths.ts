@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, request } from "node:http";
+import { createServer, type IncomingMessage, request } from "node:http";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +39,14 @@ export function translateCreate(body: Buffer): Buffer {
   host.MaskedPaths = [];
   host.ReadonlyPaths = [];
   return Buffer.from(JSON.stringify(spec));
+}
+
+/** An answer's status line and headers as the engine sent them, for a connection relayed raw. */
+function statusAndHeaders(answer: IncomingMessage): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
+  for (let i = 0; i < answer.rawHeaders.length; i += 2)
+    lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+  return `${lines.join("\r\n")}\r\n\r\n`;
 }
 
 const CREATE = /^\/(v[0-9.]+\/)?containers\/create(\?|$)/;
@@ -86,10 +94,7 @@ export async function startSystemPathsProxy(engineSocket: string): Promise<Syste
       headers: req.headers,
     });
     upstream.on("upgrade", (answer, engine, engineHead) => {
-      const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2)
-        lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      client.write(`${lines.join("\r\n")}\r\n\r\n`);
+      client.write(statusAndHeaders(answer));
       if (engineHead.length) client.write(engineHead);
       engine.pipe(client).pipe(engine);
       engine.on("error", () => client.destroy());
@@ -97,10 +102,7 @@ export async function startSystemPathsProxy(engineSocket: string): Promise<Syste
     });
     // Not upgraded after all (a 404, a refusal): relay the answer as it is.
     upstream.on("response", (answer) => {
-      const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
-      for (let i = 0; i < answer.rawHeaders.length; i += 2)
-        lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-      client.write(`${lines.join("\r\n")}\r\n\r\n`);
+      client.write(statusAndHeaders(answer));
       answer.pipe(client);
     });
     upstream.on("error", () => client.destroy());
